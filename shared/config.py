@@ -1,0 +1,98 @@
+"""The one settings class: every URL, port and secret, read from the environment (HOTLINE_*).
+
+Construct it where it is needed (`Settings()` in a lifespan or a CLI command), never at import
+time, so tests and `hotline up` can point each process at its own engines.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path.home() / ".local" / "share" / "hotline"
+DEV_PLACEHOLDER = "dev-only-change-me"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HOTLINE_", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    data: Path = Field(default=DEFAULT_DATA_DIR, description="data directory ($HOTLINE_DATA)")
+    host: str = "127.0.0.1"
+
+    # Service ports (DESIGN.md "Default ports").
+    intake_port: int = 8000
+    triage_port: int = 8001
+    notify_port: int = 8002
+    audit_port: int = 8003
+
+    # Engine ports, used by the local engines; the URLs below default to them.
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    keycloak_port: int = 8080
+    mongo_port: int = 27017
+
+    kafka_bootstrap: str = ""
+    mongo_url: str = ""
+    mongo_db: str = "hotline"
+    keycloak_url: str = ""
+    keycloak_realm: str = "hotline"
+    # Issuer as it appears in tokens; differs from keycloak_url behind a proxy or in compose.
+    keycloak_issuer: str = ""
+
+    # Where the CLI finds the services; default to the local ports.
+    intake_url: str = ""
+    triage_url: str = ""
+    notify_url: str = ""
+    audit_url: str = ""
+
+    # Secrets. Placeholders are refused outside development.
+    receipt_pepper: str = DEV_PLACEHOLDER
+    # Ed25519 seed (hex, 32 bytes) of the platform signing key; empty = generated once and kept
+    # in the data directory (development only).
+    signing_key: str = ""
+    audit_origin: str = "hotline.local/audit-log"
+
+    @model_validator(mode="after")
+    def _derive_urls(self) -> Settings:
+        h = self.host
+        self.kafka_bootstrap = self.kafka_bootstrap or f"{h}:{self.kafka_port}"
+        self.mongo_url = self.mongo_url or f"mongodb://{h}:{self.mongo_port}"
+        self.keycloak_url = (self.keycloak_url or f"http://{h}:{self.keycloak_port}").rstrip("/")
+        self.keycloak_issuer = (
+            self.keycloak_issuer or f"{self.keycloak_url}/realms/{self.keycloak_realm}"
+        )
+        self.intake_url = self.intake_url or f"http://{h}:{self.intake_port}"
+        self.triage_url = self.triage_url or f"http://{h}:{self.triage_port}"
+        self.notify_url = self.notify_url or f"http://{h}:{self.notify_port}"
+        self.audit_url = self.audit_url or f"http://{h}:{self.audit_port}"
+        if self.environment == "production":
+            if self.receipt_pepper == DEV_PLACEHOLDER or len(self.receipt_pepper) < 32:
+                raise ValueError("HOTLINE_RECEIPT_PEPPER must be set to a 32+ character secret")
+            if not self.signing_key:
+                raise ValueError("HOTLINE_SIGNING_KEY must be set in production")
+        return self
+
+    @property
+    def jwks_url(self) -> str:
+        return f"{self.keycloak_url}/realms/{self.keycloak_realm}/protocol/openid-connect/certs"
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.keycloak_url}/realms/{self.keycloak_realm}/protocol/openid-connect/token"
+
+    @property
+    def device_auth_url(self) -> str:
+        base = f"{self.keycloak_url}/realms/{self.keycloak_realm}/protocol/openid-connect"
+        return f"{base}/auth/device"
+
+    @property
+    def engines_dir(self) -> Path:
+        return self.data / "engines"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data / "logs"

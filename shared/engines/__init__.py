@@ -1,0 +1,1 @@
+"""Local engines (Kafka, Keycloak, the MongoDB wire) run as child processes, no Docker."""
