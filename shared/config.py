@@ -89,9 +89,12 @@ class Settings(BaseSettings):
         base = f"{self.keycloak_url}/realms/{self.keycloak_realm}/protocol/openid-connect"
         return f"{base}/auth/device"
 
+    # Downloaded engine distributions (Kafka jars, Keycloak); shareable between data dirs.
+    engines: Path | None = None
+
     @property
     def engines_dir(self) -> Path:
-        return self.data / "engines"
+        return self.engines or self.data / "engines"
 
     @property
     def logs_dir(self) -> Path:
