@@ -1,0 +1,372 @@
+"""The versioned report envelope (DESIGN.md "Data classes" and "Cryptography").
+
+One envelope carries one data class (``content`` or ``identity``) of one case, for a fixed set
+of recipients. Its JSON shape, version 1 (all binary values standard padded base64)::
+
+    {
+      "version": 1,
+      "kind": "content",                      # or "identity"
+      "case_id": "<case id>",
+      "recipients": {"<key id>": "<base64 sealed box of the data key, 80 bytes>", ...},
+      "nonce": "<base64, 24 bytes>",
+      "ciphertext": "<base64, padded plaintext + 16-byte tag>"
+    }
+
+Construction:
+
+1. The plaintext is padded with ISO/IEC 7816-4 padding (libsodium ``sodium_pad``: one 0x80
+   byte, then zeros) up to the smallest size bucket that holds it plus that one byte. Buckets
+   are the powers of two from 1 KiB to 64 KiB (:data:`PADDED_SIZES`), so a ciphertext reveals
+   only which of seven buckets the report fell into; plaintexts of at most
+   :data:`MAX_PLAINTEXT_BYTES` (64 KiB - 1) are accepted. Powers of two (rather than Padme)
+   because reports are short text where the waste is a few KiB, and seven buckets leak less
+   than Padme's finer steps; 7816-4 because libsodium.js has the same ``pad``/``unpad``.
+2. A random 32-byte data key encrypts it with XChaCha20-Poly1305 (IETF) under a random
+   24-byte nonce. The associated data is :func:`associated_data`: the RFC 8785 canonical JSON
+   of ``{"version", "kind", "case_id", "routing", "recipients": sorted key ids}``. Routing
+   metadata is not inside the envelope; it is stored in plaintext beside it and bound here,
+   so opening needs the case id and routing the caller believes in, and moving an envelope to
+   another case, editing its routing, or adding or removing a recipient makes it fail.
+3. The data key is wrapped for each recipient with a libsodium sealed box to its X25519
+   public key, listed under the key id derived from that key (a mismatch is refused).
+
+Limits of what this proves (inherent to anonymous submission, where the sender has no key):
+whoever can rewrite stored data can replace a whole envelope by a fresh one with the same
+associated data, and any recipient knows the data key and could forge a ciphertext other
+recipients would accept. The audit log records :func:`envelope_hash` at submission so either
+is detectable.
+
+:func:`open_envelope` fails closed: every failure raises a typed :class:`EnvelopeError`,
+and it never returns unauthenticated bytes. The no-JavaScript path calls
+:func:`seal_envelope` on the server, in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any, Final, Literal, get_args
+
+import nacl.bindings
+import nacl.exceptions
+import nacl.public
+import nacl.utils
+import rfc8785
+
+from .keys import (
+    KEY_BYTES,
+    CryptoError,
+    KeyFormatError,
+    b64decode_strict,
+    b64encode,
+    check_key_id,
+    key_id,
+    public_key_of,
+)
+
+__all__ = [
+    "ENVELOPE_VERSION",
+    "MAX_CASE_ID_CHARS",
+    "MAX_PLAINTEXT_BYTES",
+    "MAX_RECIPIENTS",
+    "PADDED_SIZES",
+    "EnvelopeError",
+    "EnvelopeFormatError",
+    "EnvelopeIntegrityError",
+    "EnvelopeKind",
+    "KeyIdMismatch",
+    "NotARecipient",
+    "PlaintextTooLarge",
+    "associated_data",
+    "envelope_hash",
+    "envelope_recipients",
+    "open_envelope",
+    "padded_size",
+    "seal_envelope",
+    "validate_envelope_shape",
+]
+
+EnvelopeKind = Literal["content", "identity"]
+
+ENVELOPE_VERSION: Final = 1
+PADDED_SIZES: Final[tuple[int, ...]] = tuple(1024 << i for i in range(7))  # 1 KiB .. 64 KiB
+MAX_PLAINTEXT_BYTES: Final = PADDED_SIZES[-1] - 1  # padding always adds at least one byte
+MAX_RECIPIENTS: Final = 64
+MAX_CASE_ID_CHARS: Final = 128
+
+_KINDS: Final[frozenset[str]] = frozenset(get_args(EnvelopeKind))
+_FIELDS: Final = frozenset({"version", "kind", "case_id", "recipients", "nonce", "ciphertext"})
+_NONCE_BYTES: Final = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
+_TAG_BYTES: Final = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_ABYTES
+_DATA_KEY_BYTES: Final = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_KEYBYTES
+_WRAPPED_KEY_BYTES: Final = _DATA_KEY_BYTES + nacl.bindings.crypto_box_SEALBYTES
+_CIPHERTEXT_SIZES: Final = frozenset(size + _TAG_BYTES for size in PADDED_SIZES)
+
+
+class EnvelopeError(CryptoError):
+    """Base of envelope failures: bad input to seal, or an envelope that cannot be opened."""
+
+
+class EnvelopeFormatError(EnvelopeError):
+    """The envelope (or an argument) does not have the version-1 shape."""
+
+
+class EnvelopeIntegrityError(EnvelopeError):
+    """Authentication failed: tampered, or opened with another case id, routing or key list."""
+
+
+class NotARecipient(EnvelopeError):
+    """The given private key is not among the envelope's recipients."""
+
+
+class KeyIdMismatch(EnvelopeError):
+    """A recipient key id is not the id derived from the public key given with it."""
+
+
+class PlaintextTooLarge(EnvelopeError):
+    """The plaintext exceeds :data:`MAX_PLAINTEXT_BYTES`."""
+
+
+def padded_size(length: int) -> int:
+    """Return the bucket a plaintext of ``length`` bytes is padded to.
+
+    Requires ``0 <= length <= MAX_PLAINTEXT_BYTES``; raises PlaintextTooLarge above it.
+    """
+    if length < 0:
+        raise ValueError("length must be >= 0")
+    for size in PADDED_SIZES:
+        if length < size:  # strictly: the 0x80 marker needs one byte
+            return size
+    raise PlaintextTooLarge(f"plaintext is {length} bytes; at most {MAX_PLAINTEXT_BYTES}")
+
+
+def _check_kind(kind: object) -> EnvelopeKind:
+    if kind == "content":
+        return "content"
+    if kind == "identity":
+        return "identity"
+    raise EnvelopeFormatError(f"kind must be one of {sorted(_KINDS)}")
+
+
+def _check_case_id(case_id: object) -> str:
+    if not isinstance(case_id, str) or not 0 < len(case_id) <= MAX_CASE_ID_CHARS:
+        raise EnvelopeFormatError(f"case id must be a string of 1 to {MAX_CASE_ID_CHARS} chars")
+    if not case_id.isprintable():
+        raise EnvelopeFormatError("case id must not contain control characters")
+    return case_id
+
+
+def _check_recipient_ids(recipient_ids: list[str]) -> None:
+    if not recipient_ids:
+        raise EnvelopeFormatError("an envelope needs at least one recipient")
+    if len(recipient_ids) > MAX_RECIPIENTS:
+        raise EnvelopeFormatError(f"an envelope has at most {MAX_RECIPIENTS} recipients")
+    for rid in recipient_ids:
+        try:
+            check_key_id(rid)
+        except KeyFormatError as exc:
+            raise EnvelopeFormatError(f"bad recipient key id: {exc}") from exc
+
+
+def _decode(value: object, field: str) -> bytes:
+    if not isinstance(value, str):
+        raise EnvelopeFormatError(f"{field} must be a base64 string")
+    try:
+        return b64decode_strict(value)
+    except KeyFormatError as exc:
+        raise EnvelopeFormatError(f"{field}: {exc}") from exc
+
+
+def associated_data(
+    *, kind: EnvelopeKind, case_id: str, routing: Mapping[str, Any], recipient_ids: list[str]
+) -> bytes:
+    """Return the AEAD associated data binding an envelope to its case, routing and recipients.
+
+    It is the RFC 8785 canonical JSON (UTF-8) of::
+
+        {"case_id": case_id, "kind": kind, "recipients": sorted(recipient_ids),
+         "routing": routing, "version": 1}
+
+    ``routing`` must be JSON data (str keys; str, bool, None, int within +-(2^53-1), finite
+    float, lists, objects); raises EnvelopeFormatError otherwise or on a bad kind, case id or
+    key id list. The browser computes the same bytes, so keep routing to strings, integers,
+    booleans and lists of those.
+    """
+    _check_recipient_ids(recipient_ids)
+    if len(set(recipient_ids)) != len(recipient_ids):
+        raise EnvelopeFormatError("recipient key ids must be distinct")
+    if not isinstance(routing, Mapping):
+        raise EnvelopeFormatError("routing must be a mapping")
+    document = {
+        "version": ENVELOPE_VERSION,
+        "kind": _check_kind(kind),
+        "case_id": _check_case_id(case_id),
+        "routing": dict(routing),
+        "recipients": sorted(recipient_ids),
+    }
+    try:
+        return rfc8785.dumps(document)
+    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+        raise EnvelopeFormatError(f"routing is not canonicalisable JSON: {exc}") from exc
+
+
+def seal_envelope(
+    plaintext: bytes,
+    *,
+    case_id: str,
+    kind: EnvelopeKind,
+    routing: Mapping[str, Any],
+    recipients: Mapping[str, bytes],
+) -> dict[str, Any]:
+    """Encrypt ``plaintext`` for ``recipients`` (key id -> X25519 public key); return the
+    version-1 envelope as a JSON-ready dict (see the module docstring).
+
+    Requires: ``plaintext`` bytes of at most MAX_PLAINTEXT_BYTES (else PlaintextTooLarge);
+    1 to MAX_RECIPIENTS recipients, each key id equal to ``key_id`` of its public key (else
+    KeyIdMismatch; a malformed or low-order key gives EnvelopeFormatError); a valid kind, case
+    id and canonicalisable routing (else EnvelopeFormatError).
+    """
+    if not isinstance(plaintext, bytes):
+        raise EnvelopeFormatError("plaintext must be bytes")
+    size = padded_size(len(plaintext))
+    if not isinstance(recipients, Mapping):
+        raise EnvelopeFormatError("recipients must map key ids to public keys")
+    recipient_ids = list(recipients)
+    _check_recipient_ids(recipient_ids)  # before sorting: key ids must be str
+    recipient_ids.sort()
+    aad = associated_data(kind=kind, case_id=case_id, routing=routing, recipient_ids=recipient_ids)
+    for rid in recipient_ids:
+        try:
+            derived = key_id(recipients[rid])
+        except KeyFormatError as exc:
+            raise EnvelopeFormatError(f"public key of recipient {rid}: {exc}") from exc
+        if derived != rid:
+            raise KeyIdMismatch(f"key id {rid} is not the id of the public key given with it")
+
+    data_key = nacl.utils.random(_DATA_KEY_BYTES)
+    nonce = nacl.utils.random(_NONCE_BYTES)
+    padded = nacl.bindings.sodium_pad(plaintext, size)
+    ciphertext = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_encrypt(
+        padded, aad, nonce, data_key
+    )
+    wrapped = {
+        rid: b64encode(
+            nacl.public.SealedBox(nacl.public.PublicKey(recipients[rid])).encrypt(data_key)
+        )
+        for rid in recipient_ids
+    }
+    return {
+        "version": ENVELOPE_VERSION,
+        "kind": kind,
+        "case_id": case_id,
+        "recipients": wrapped,
+        "nonce": b64encode(nonce),
+        "ciphertext": b64encode(ciphertext),
+    }
+
+
+def validate_envelope_shape(
+    envelope: object,
+    *,
+    kind: EnvelopeKind | None = None,
+    case_id: str | None = None,
+) -> None:
+    """Check that ``envelope`` is a well-formed version-1 envelope; raise EnvelopeFormatError.
+
+    Checks, without any key: exactly the six fields; ``version`` is the integer 1; a known
+    kind; a case id of 1 to MAX_CASE_ID_CHARS printable characters; 1 to MAX_RECIPIENTS
+    recipients with well-formed key ids, each wrapping exactly a sealed 32-byte key; a 24-byte
+    nonce; a ciphertext whose length is a padding bucket plus the tag (so an unpadded
+    ciphertext from a faulty client is refused). When ``kind`` or ``case_id`` is given, the
+    envelope must carry exactly that value (EnvelopeFormatError, resp. EnvelopeIntegrityError
+    for a case id belonging to another case). It cannot tell whether decryption would succeed.
+    """
+    if not isinstance(envelope, Mapping):
+        raise EnvelopeFormatError("an envelope is a JSON object")
+    fields = set(envelope)
+    if fields != _FIELDS:
+        missing, extra = sorted(_FIELDS - fields), sorted(map(str, fields - _FIELDS))
+        raise EnvelopeFormatError(f"envelope fields: missing {missing}, unexpected {extra}")
+    version = envelope["version"]
+    if type(version) is not int or version != ENVELOPE_VERSION:
+        raise EnvelopeFormatError(f"unsupported envelope version; expected {ENVELOPE_VERSION}")
+    found_kind = _check_kind(envelope["kind"])
+    if kind is not None and found_kind != kind:
+        raise EnvelopeFormatError(f"expected a {kind} envelope, got {found_kind}")
+    found_case = _check_case_id(envelope["case_id"])
+    if case_id is not None and found_case != case_id:
+        raise EnvelopeIntegrityError("the envelope belongs to another case")
+    recipients = envelope["recipients"]
+    if not isinstance(recipients, Mapping):
+        raise EnvelopeFormatError("recipients must be an object of key id -> wrapped key")
+    _check_recipient_ids(list(recipients))
+    for rid, wrapped in recipients.items():
+        if len(_decode(wrapped, f"wrapped key of {rid}")) != _WRAPPED_KEY_BYTES:
+            raise EnvelopeFormatError(f"wrapped key of {rid} must be {_WRAPPED_KEY_BYTES} bytes")
+    if len(_decode(envelope["nonce"], "nonce")) != _NONCE_BYTES:
+        raise EnvelopeFormatError(f"nonce must be {_NONCE_BYTES} bytes")
+    if len(_decode(envelope["ciphertext"], "ciphertext")) not in _CIPHERTEXT_SIZES:
+        raise EnvelopeFormatError("ciphertext length is not a padding bucket plus the tag")
+
+
+def open_envelope(
+    envelope: Mapping[str, Any],
+    *,
+    private_key: bytes,
+    case_id: str,
+    routing: Mapping[str, Any],
+) -> bytes:
+    """Decrypt ``envelope`` with an X25519 ``private_key``; return the unpadded plaintext.
+
+    The associated data is recomputed from the GIVEN ``case_id`` and ``routing`` (what the
+    caller stores and believes), with the envelope's kind and recipient key ids. Raises:
+    EnvelopeFormatError (malformed envelope or arguments), NotARecipient (this key's id is not
+    listed), EnvelopeIntegrityError (another case, wrong routing, changed recipient list, or
+    any tampered byte). Never returns unauthenticated data.
+    """
+    validate_envelope_shape(envelope, case_id=case_id)
+    if not isinstance(private_key, bytes) or len(private_key) != KEY_BYTES:
+        raise EnvelopeFormatError(f"an X25519 private key is {KEY_BYTES} bytes")
+    recipients: Mapping[str, str] = envelope["recipients"]
+    own_id = key_id(public_key_of(private_key))
+    if own_id not in recipients:
+        raise NotARecipient(f"key {own_id} is not a recipient of this envelope")
+    aad = associated_data(
+        kind=envelope["kind"], case_id=case_id, routing=routing, recipient_ids=list(recipients)
+    )
+    box = nacl.public.SealedBox(nacl.public.PrivateKey(private_key))
+    try:
+        data_key = box.decrypt(b64decode_strict(recipients[own_id]))
+        padded = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_decrypt(
+            b64decode_strict(envelope["ciphertext"]),
+            aad,
+            b64decode_strict(envelope["nonce"]),
+            data_key,
+        )
+    except nacl.exceptions.CryptoError as exc:
+        raise EnvelopeIntegrityError(
+            "envelope does not authenticate (tampered, or wrong case id, routing or recipients)"
+        ) from exc
+    try:
+        return nacl.bindings.sodium_unpad(padded, len(padded))
+    except nacl.exceptions.CryptoError as exc:
+        # Authenticated yet badly padded: the sealing client is faulty. Still refuse.
+        raise EnvelopeIntegrityError("authenticated plaintext has invalid padding") from exc
+
+
+def envelope_recipients(envelope: Mapping[str, Any]) -> set[str]:
+    """Return the key ids an envelope is wrapped for; validates its shape first."""
+    validate_envelope_shape(envelope)
+    return set(envelope["recipients"])
+
+
+def envelope_hash(envelope: Mapping[str, Any]) -> str:
+    """Return the SHA-256 (hex) of the envelope's RFC 8785 canonical JSON; validates first.
+
+    This is what the audit log records for an envelope; equal envelopes hash equally whatever
+    their key order or whitespace in transit.
+    """
+    validate_envelope_shape(envelope)
+    canonical = {field: envelope[field] for field in _FIELDS}
+    canonical["recipients"] = dict(envelope["recipients"])
+    return hashlib.sha256(rfc8785.dumps(canonical)).hexdigest()

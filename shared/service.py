@@ -1,0 +1,94 @@
+"""What every service process has: its clients (created in the lifespan, never at import),
+the outbox relay, its consumers, `/healthz`, and uvicorn run under the logging policy."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import uvicorn
+from aiokafka import AIOKafkaProducer
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from .auth import TokenVerifier
+from .bus import ConsumerRunner, Handler, make_producer
+from .config import Settings
+from .logpolicy import configure_logging
+from .store import OutboxRelay, Store
+
+log = logging.getLogger("hotline.service")
+
+
+@dataclass
+class Runtime:
+    """The live clients of one service process (kept in `app.state.runtime`)."""
+
+    settings: Settings
+    store: Store
+    producer: AIOKafkaProducer
+    relay: OutboxRelay
+    consumers: list[ConsumerRunner] = field(default_factory=list)
+
+    def consume(self, group: str, topics: Sequence[str], handler: Handler) -> ConsumerRunner:
+        runner = ConsumerRunner(self.settings, self.store, self.producer, group, topics, handler)
+        self.consumers.append(runner)
+        return runner
+
+
+Setup = Callable[[Runtime], None]
+
+
+def service_lifespan(
+    settings: Settings, audience: str, outbox_collections: Sequence[str], setup: Setup
+) -> Callable[[FastAPI], AsyncIterator[None]]:
+    """Lifespan: connect, create indexes, start producer, relay and the consumers `setup`
+    declares; on shutdown stop them in reverse, consumers first (no work is half done)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = Store(settings)
+        await store.ensure_indexes()
+        producer = make_producer(settings)
+        await producer.start()
+        relay = OutboxRelay(store, producer, outbox_collections)
+        runtime = Runtime(settings, store, producer, relay)
+        setup(runtime)
+        verifier = TokenVerifier(settings, audience)
+        app.state.runtime = runtime
+        app.state.token_verifier = verifier
+        await relay.start()
+        for consumer in runtime.consumers:
+            await consumer.start()
+        try:
+            yield
+        finally:
+            for consumer in runtime.consumers:
+                await consumer.stop()
+            await relay.stop()
+            await producer.stop()
+            await verifier.close()
+            await store.close()
+
+    return lifespan  # type: ignore[return-value]
+
+
+def add_health(app: FastAPI) -> None:
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz(request: Request) -> JSONResponse:
+        runtime: Runtime = request.app.state.runtime
+        await runtime.store.db.command("ping")
+        return JSONResponse({"status": "ok"})
+
+
+def runtime_of(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def serve(app: FastAPI, service: str, port: int, host: str) -> None:
+    """Run uvicorn with no access log and our logging policy for every logger."""
+    configure_logging(service)
+    uvicorn.run(app, host=host, port=port, access_log=False, log_config=None, server_header=False)
