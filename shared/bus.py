@@ -128,8 +128,12 @@ class ConsumerRunner:
             except Exception as exc:  # noqa: BLE001 - any handler failure counts as an attempt
                 log.warning(
                     "handler failed",
-                    extra={"event_id": event.id, "attempt": attempt, "group": self.group,
-                           "error_type": type(exc).__name__},
+                    extra={
+                        "event_id": event.id,
+                        "attempt": attempt,
+                        "group": self.group,
+                        "error_type": type(exc).__name__,
+                    },
                 )
                 if attempt == HANDLER_ATTEMPTS:
                     await self._dead_letter(message, f"{type(exc).__name__}: {exc}")
@@ -171,8 +175,12 @@ class ConsumerRunner:
         await self._with_transient_retry(lambda: self._send_dead_letter(message, headers))
         log.warning(
             "message dead-lettered",
-            extra={"topic": message.topic, "partition": message.partition,
-                   "offset": message.offset, "group": self.group},
+            extra={
+                "topic": message.topic,
+                "partition": message.partition,
+                "offset": message.offset,
+                "group": self.group,
+            },
         )
 
     async def _send_dead_letter(
@@ -181,4 +189,3 @@ class ConsumerRunner:
         await self.producer.send_and_wait(
             DEAD_LETTER_TOPIC, value=message.value, key=message.key, headers=headers
         )
-

@@ -41,4 +41,6 @@ async def disclose(
     try:
         await publish_outbox(collection, document, runtime.producer)
     except Exception:  # noqa: BLE001 - whatever failed, the envelope must not leave
-        raise HTTPException(503, "the audit log cannot record this disclosure now; try again") from None
+        raise HTTPException(
+            503, "the audit log cannot record this disclosure now; try again"
+        ) from None

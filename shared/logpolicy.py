@@ -103,4 +103,3 @@ def configure_logging(service: str, level: int = logging.INFO) -> None:
     logging.getLogger("uvicorn.access").disabled = True  # no access log, ever
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     logging.getLogger("pymongo").setLevel(logging.WARNING)
-

@@ -152,6 +152,8 @@ async def publish_outbox(
     outbox: dict[str, Any] = document.get("outbox") or {}
     for event_id, raw in outbox.items():  # insertion order = the order they were written
         await publish(producer, Event.model_validate(raw))
-        await collection.update_one({"_id": document["_id"]}, {"$unset": {f"outbox.{event_id}": ""}})
+        await collection.update_one(
+            {"_id": document["_id"]}, {"$unset": {f"outbox.{event_id}": ""}}
+        )
         count += 1
     return count

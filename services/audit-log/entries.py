@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import rfc8785
-
 from hotline.shared.envelope import envelope_hash, envelope_recipients
 from hotline.shared.events import Event
 
@@ -59,7 +58,10 @@ def audit_entry(event: Event) -> dict[str, Any]:
             "recipients": data["recipient_key_ids"],
         }
     elif event.type == "message.posted":
-        entry |= {"author_role": data["author_role"], "envelopes": [_envelope_summary(data["envelope"], "message")]}
+        entry |= {
+            "author_role": data["author_role"],
+            "envelopes": [_envelope_summary(data["envelope"], "message")],
+        }
     elif event.type in ("key.registered", "key.revoked"):
         entry |= {k: data[k] for k in ("key_id", "org", "org_kind")}
         if "public_key" in data:

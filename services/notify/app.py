@@ -7,9 +7,6 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException
-from pydantic import BaseModel
-from pymongo.errors import DuplicateKeyError
-
 from hotline.shared import registry
 from hotline.shared.auth import Principal, require_role
 from hotline.shared.config import Settings
@@ -19,6 +16,8 @@ from hotline.shared.events import DigestIssued, Event, ReportSubmitted, event_da
 from hotline.shared.events import Principal as EventPrincipal
 from hotline.shared.service import Runtime, add_health, runtime_of, service_lifespan
 from hotline.shared.store import with_outbox
+from pydantic import BaseModel
+from pymongo.errors import DuplicateKeyError
 
 AUDIENCE = "hotline-notify"
 BUYER = "buyer"
@@ -85,7 +84,9 @@ async def my_digest(runtime: RuntimeDep, buyer: BuyerDep) -> list[DigestItem]:
     """The calling buyer's cases (its `org` claim), content envelopes only."""
     if not buyer.org:
         raise HTTPException(403, "this account has no buyer organisation (`org` claim)")
-    items = [doc async for doc in runtime.store.db.notify_items.find({"buyer": buyer.org}).sort("_id", 1)]
+    items = [
+        doc async for doc in runtime.store.db.notify_items.find({"buyer": buyer.org}).sort("_id", 1)
+    ]
     who = EventPrincipal(role=BUYER, org=buyer.org, subject=buyer.subject)
     for doc in items:
         await disclose(runtime, doc["case_id"], doc["content"], "content", who)

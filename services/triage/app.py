@@ -7,9 +7,6 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, status
-from pydantic import BaseModel, ConfigDict
-from pymongo.errors import DuplicateKeyError
-
 from hotline.shared import registry
 from hotline.shared.auth import Principal, require_role
 from hotline.shared.config import Settings
@@ -25,6 +22,8 @@ from hotline.shared.events import (
 from hotline.shared.events import Principal as EventPrincipal
 from hotline.shared.service import Runtime, add_health, runtime_of, service_lifespan
 from hotline.shared.store import with_outbox
+from pydantic import BaseModel, ConfigDict
+from pymongo.errors import DuplicateKeyError
 
 from .rules import rate
 
@@ -49,12 +48,21 @@ async def triage_report(runtime: Runtime, event: Event) -> None:
         new_event(
             "case.triaged",
             event.subject,
-            CaseTriaged(severity=rating.severity, due=due, categories=report.categories, factory=report.factory),
+            CaseTriaged(
+                severity=rating.severity,
+                due=due,
+                categories=report.categories,
+                factory=report.factory,
+            ),
         )
     ]
     if rating.escalate:
         events.append(
-            new_event("case.escalated", event.subject, CaseEscalated(severity=rating.severity, reason=rating.reason, due=due))
+            new_event(
+                "case.escalated",
+                event.subject,
+                CaseEscalated(severity=rating.severity, reason=rating.reason, due=due),
+            )
         )
     document = with_outbox(
         {
@@ -86,7 +94,16 @@ async def triage_report(runtime: Runtime, event: Event) -> None:
 # --- the operator's case API -------------------------------------------------------------
 
 cases = APIRouter(prefix="/api/cases", tags=["cases"])
-SUMMARY_FIELDS = ("factory", "categories", "urgent", "language", "severity", "escalated", "due", "status")
+SUMMARY_FIELDS = (
+    "factory",
+    "categories",
+    "urgent",
+    "language",
+    "severity",
+    "escalated",
+    "due",
+    "status",
+)
 
 
 class CaseSummary(BaseModel):

@@ -72,6 +72,8 @@ COMPLETE_MARKER = ".complete"
 # The request and state-change loggers are off: they are per-request noise here.
 LOG4J2_PROPERTIES = """\
 status = warn
+# Kafka logs its own shutdown from a JVM shutdown hook; log4j must still be there for it.
+shutdownHook = disable
 appender.out.type = Console
 appender.out.name = OUT
 appender.out.target = SYSTEM_OUT
@@ -89,6 +91,8 @@ logger.network.name = kafka.network.RequestChannel$
 logger.network.level = WARN
 logger.clients.name = org.apache.kafka.clients
 logger.clients.level = WARN
+logger.config.name = org.apache.kafka.common.config.AbstractConfig
+logger.config.level = WARN
 """
 
 T = TypeVar("T")
@@ -297,35 +301,47 @@ def declared_topics() -> list[dict[str, Any]]:
 
 
 TOPIC_ALREADY_EXISTS = 36
+TOPICS_TIMEOUT = 30.0
+
+
+def _partition_counts(described: list[dict[str, Any]]) -> dict[str, int]:
+    """Topics whose every partition has a leader, with their partition counts."""
+    return {
+        topic["topic"]: len(topic["partitions"])
+        for topic in described
+        if topic["error_code"] == 0
+        and topic["partitions"]
+        and all(p["error_code"] == 0 and p["leader"] >= 0 for p in topic["partitions"])
+    }
 
 
 async def _create_topics(settings: Settings) -> None:
+    declared = {spec["name"]: spec for spec in declared_topics()}
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap, client_id="hotline-engines"
     )
     await admin.start()
     try:
-        existing = {t["topic"]: t for t in await admin.describe_topics()}
-        missing = []
-        for spec in declared_topics():
-            found = existing.get(spec["name"])
-            if found is None:
-                missing.append(
-                    NewTopic(
-                        spec["name"],
-                        num_partitions=spec["partitions"],
-                        replication_factor=1,
-                        topic_configs={"retention.ms": str(spec["retention_ms"])},
-                    )
-                )
-            elif len(found["partitions"]) != spec["partitions"]:
+        existing = {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics()}
+        for name, spec in declared.items():
+            if name in existing and existing[name] != spec["partitions"]:
                 say(
-                    f"Topic {spec['name']} has {len(found['partitions'])} partitions, "
-                    f"topics.json declares {spec['partitions']}; left as it is."
+                    f"Topic {name} has {existing[name]} partitions, topics.json declares "
+                    f"{spec['partitions']}; left as it is (more partitions would move keys)."
                 )
+        missing = [
+            NewTopic(
+                name,
+                num_partitions=spec["partitions"],
+                replication_factor=1,
+                topic_configs={"retention.ms": str(spec["retention_ms"])},
+            )
+            for name, spec in declared.items()
+            if name not in existing
+        ]
         if not missing:
             return
-        response = await admin.create_topics(missing, timeout_ms=30000)
+        response = await admin.create_topics(missing, timeout_ms=int(TOPICS_TIMEOUT * 1000))
         failed = [
             f"{error[0]}: error {error[1]} {error[2] if len(error) > 2 else ''}".strip()
             for error in response.topic_errors
@@ -333,6 +349,18 @@ async def _create_topics(settings: Settings) -> None:
         ]
         if failed:
             raise EngineError("Creating Kafka topics failed: " + "; ".join(failed))
+        # The controller has committed them; wait until the broker serves them too, so
+        # that a producer started right after this does not meet "unknown topic".
+        wanted = [topic.name for topic in missing]
+        deadline = time.monotonic() + TOPICS_TIMEOUT
+        while True:
+            ready = _partition_counts(await admin.describe_topics(wanted))
+            if all(name in ready for name in wanted):
+                return
+            if time.monotonic() > deadline:
+                late = sorted(set(wanted) - set(ready))
+                raise EngineError(f"Kafka topics created but not served: {', '.join(late)}")
+            await asyncio.sleep(0.1)
     finally:
         await admin.close()
 

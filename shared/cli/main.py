@@ -1,0 +1,523 @@
+"""The `hotline` command: run the local system, administer it, submit and read reports."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+
+from ..config import Settings
+from ..envelope import EnvelopeError, open_envelope, seal_envelope
+from ..keys import CryptoError, b64decode_strict, load_private_key, load_public_key, write_keypair
+from ..receipt import new_receipt
+from ..reports import routing_metadata
+from ..taxonomy import categories as taxonomy_categories
+from ..taxonomy import category_codes
+from .session import CLI_CLIENT_ID, bearer_token, call, save_token
+
+DEMO_USERS = {
+    "admin": "platform-admin",
+    "operator": "triage-analyst",
+    "auditor": "compliance-officer",
+    "buyer1": "buyer (org buyer-1)",
+    "buyer2": "buyer (org buyer-2)",
+    "manager1": "factory-manager (org F-001)",
+}
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="hotline")
+def cli() -> None:
+    """Hotline: a secure, anonymous grievance channel for factory workers."""
+
+
+# --- running the system ------------------------------------------------------------------
+
+
+@cli.command()
+def up() -> None:
+    """Install (first run) and start the whole system locally; Ctrl-C stops it all.
+
+    Starts Kafka, Keycloak and the MongoDB wire server from $HOTLINE_DATA (default
+    ~/.local/share/hotline), then the intake, triage, notify and audit-log services.
+    """
+    from ..engines.local import SERVICES, LocalSystem
+    from ..engines.process import EngineError
+
+    settings = Settings()
+    system = LocalSystem(settings)
+    stopping = False
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    started = time.monotonic()
+    try:
+        system.start()
+    except EngineError as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        click.echo("Stopping...", err=True)
+        system.stop()
+        return
+    s = settings
+    click.echo(f"\nHotline is up ({time.monotonic() - started:.0f}s). Data: {s.data}")
+    for name, (_, port_attr) in SERVICES.items():
+        click.echo(f"  {name:<10} http://{s.host}:{getattr(s, port_attr)}")
+    click.echo(f"  Keycloak   {s.keycloak_url}  (realm {s.keycloak_realm})")
+    click.echo(f"  Kafka      {s.kafka_bootstrap}")
+    click.echo(f"  MongoDB    {s.mongo_url}")
+    click.echo("Demo users (password = user name), local only:")
+    for user, role in DEMO_USERS.items():
+        click.echo(f"  {user:<9} {role}")
+    click.echo(f"Logs: {s.logs_dir}. Press Ctrl-C to stop.")
+    try:
+        while all(p.running() for p in [*system.engines.values(), *system.services.values()]):
+            time.sleep(1)
+        dead = [n for n, p in {**system.engines, **system.services}.items() if not p.running()]
+        click.echo(
+            f"Stopped unexpectedly: {', '.join(dead)}; see {s.logs_dir}. Stopping the rest.",
+            err=True,
+        )
+    except KeyboardInterrupt:
+        click.echo("\nStopping...", err=True)
+    finally:
+        system.stop()
+        click.echo("Stopped.", err=True)
+
+
+# --- identity ----------------------------------------------------------------------------
+
+
+@cli.command()
+def login() -> None:
+    """Log in with your browser (OAuth device authorization grant); caches the token."""
+    settings = Settings()
+    try:
+        start = httpx.post(settings.device_auth_url, data={"client_id": CLI_CLIENT_ID}, timeout=10)
+    except httpx.HTTPError as exc:
+        raise click.ClickException(
+            f"cannot reach Keycloak at {settings.keycloak_url}: {exc}"
+        ) from None
+    if start.status_code != 200:
+        raise click.ClickException(
+            f"device login refused ({start.status_code}): {start.text[:200]}"
+        )
+    grant = start.json()
+    click.echo(f"Open {grant.get('verification_uri_complete') or grant['verification_uri']}")
+    click.echo(f"and confirm the code {grant['user_code']}. Waiting...")
+    interval = float(grant.get("interval", 5))
+    deadline = time.monotonic() + float(grant.get("expires_in", 600))
+    while time.monotonic() < deadline:
+        time.sleep(interval)  # RFC 8628 §3.5: the client must wait `interval` between polls
+        reply = httpx.post(
+            settings.token_url,
+            data={
+                "grant_type": "urn:ietf:params:oauth:grant-type:device_code",
+                "device_code": grant["device_code"],
+                "client_id": CLI_CLIENT_ID,
+            },
+            timeout=10,
+        )
+        body = reply.json()
+        if reply.status_code == 200:
+            path = save_token(body)
+            click.echo(f"Logged in; token cached in {path}")
+            return
+        error = body.get("error")
+        if error == "slow_down":
+            interval += 5
+        elif error != "authorization_pending":
+            raise click.ClickException(
+                f"login failed: {error}: {body.get('error_description', '')}"
+            )
+    raise click.ClickException("the login code expired; run `hotline login` again")
+
+
+@cli.command("dev-token")
+@click.option(
+    "--user", required=True, type=click.Choice(sorted(DEMO_USERS)), help="A local demo user."
+)
+def dev_token(user: str) -> None:
+    """Print an access token of a LOCAL demo user (password grant; refused in production)."""
+    from ..engines.keycloak import password_token
+
+    settings = Settings()
+    if settings.environment == "production":
+        raise click.ClickException(
+            "dev-token is for the local demo realm only; use `hotline login`"
+        )
+    try:
+        click.echo(password_token(settings, user, user))
+    except Exception as exc:  # noqa: BLE001 - any failure is reported as one clear line
+        raise click.ClickException(f"cannot get a token for {user}: {exc}") from None
+
+
+# --- keys --------------------------------------------------------------------------------
+
+
+@cli.group()
+def keys() -> None:
+    """Recipient key pairs (X25519)."""
+
+
+@keys.command("generate")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Private key file to create (mode 0600); the public key goes to FILE.pub.",
+)
+def keys_generate(out: Path) -> None:
+    """Create a key pair; print its key id. Never overwrites an existing file."""
+    try:
+        kid = write_keypair(out)
+    except CryptoError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(kid)
+
+
+# --- admin -------------------------------------------------------------------------------
+
+
+@cli.group()
+def admin() -> None:
+    """Platform administration (role platform-admin)."""
+
+
+@admin.group("factory")
+def admin_factory() -> None:
+    """Factories."""
+
+
+@admin_factory.command("add")
+@click.argument("code")
+@click.option("--name", required=True, help="The factory's name.")
+@click.option("--country", required=True, help="ISO 3166 alpha-2 country code, e.g. CN.")
+def admin_factory_add(code: str, name: str, country: str) -> None:
+    """Register factory CODE (e.g. F-001)."""
+    s = Settings()
+    call(
+        "POST",
+        f"{s.triage_url}/api/admin/factories",
+        token=bearer_token(s),
+        json_body={"code": code, "name": name, "country": country},
+    )
+    click.echo(f"factory {code} added")
+
+
+@admin.group("buyer")
+def admin_buyer() -> None:
+    """Buyers (brands) and their public keys."""
+
+
+@admin_buyer.command("add")
+@click.argument("buyer_id")
+@click.option("--name", required=True, help="The buyer's name.")
+@click.option(
+    "--public-key-file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+def admin_buyer_add(buyer_id: str, name: str, public_key_file: Path) -> None:
+    """Register buyer BUYER_ID (its Keycloak `org`) with its public key."""
+    s = Settings()
+    result = call(
+        "POST",
+        f"{s.triage_url}/api/admin/buyers",
+        token=bearer_token(s),
+        json_body={
+            "buyer_id": buyer_id,
+            "name": name,
+            "public_key": _public_key_text(public_key_file),
+        },
+    )
+    click.echo(f"buyer {buyer_id} added, key {result['key_id']}")
+
+
+@admin.command("link")
+@click.argument("buyer_id")
+@click.argument("factory_code")
+def admin_link(buyer_id: str, factory_code: str) -> None:
+    """Link a buyer to a factory it buys from: its reports reach that buyer."""
+    s = Settings()
+    call(
+        "POST",
+        f"{s.triage_url}/api/admin/links",
+        token=bearer_token(s),
+        json_body={"buyer_id": buyer_id, "factory": factory_code},
+    )
+    click.echo(f"{buyer_id} linked to {factory_code}")
+
+
+@admin.group("operator-key")
+def admin_operator_key() -> None:
+    """The hotline operator's public keys."""
+
+
+@admin_operator_key.command("add")
+@click.option(
+    "--public-key-file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+def admin_operator_key_add(public_key_file: Path) -> None:
+    """Register an operator public key: every report is sealed to it."""
+    s = Settings()
+    result = call(
+        "POST",
+        f"{s.triage_url}/api/admin/operator-keys",
+        token=bearer_token(s),
+        json_body={"public_key": _public_key_text(public_key_file)},
+    )
+    click.echo(f"operator key {result['key_id']} added")
+
+
+def _public_key_text(path: Path) -> str:
+    try:
+        return path.read_text().strip() if load_public_key(path) else ""
+    except CryptoError as exc:
+        raise click.ClickException(f"{path}: {exc}") from None
+
+
+# --- reports -----------------------------------------------------------------------------
+
+
+@cli.command("categories")
+@click.option("--language", default="en", show_default=True, help="Label language.")
+def categories_command(language: str) -> None:
+    """List the category codes and what each covers."""
+    for category in taxonomy_categories(language):
+        click.echo(f"{category.code:<15} {category.label} — {category.hint}")
+
+
+@cli.command()
+@click.option("--factory", required=True, help="Factory code, e.g. F-001.")
+@click.option(
+    "--category",
+    "categories",
+    required=True,
+    multiple=True,
+    help="Category code (repeatable); see `hotline categories`.",
+)
+@click.option("--urgent", is_flag=True, help="Safety, withheld wages, strike: escalate now.")
+@click.option("--text", required=True, help="What happened (encrypted before it leaves).")
+@click.option("--identity", help="Name / how to reach the worker (operator keys only).")
+@click.option("--language", default="en", show_default=True, help="Language of the report.")
+@click.option("--json", "as_json", is_flag=True, help="Print {case_id, receipt} as JSON.")
+def submit(
+    factory: str,
+    categories: tuple[str, ...],
+    urgent: bool,
+    text: str,
+    identity: str | None,
+    language: str,
+    as_json: bool,
+) -> None:
+    """Seal a report on this machine and submit it (the operator's path for phone reports)."""
+    unknown = sorted(set(categories) - category_codes())
+    if unknown:
+        raise click.BadParameter(
+            f"unknown {unknown}; see `hotline categories`", param_hint="--category"
+        )
+    if not text.strip():
+        raise click.BadParameter("the report text is empty", param_hint="--text")
+    s = Settings()
+    keys_for = call("GET", f"{s.intake_url}/api/recipients/{factory}")
+    content_keys = {kid: b64decode_strict(pub) for kid, pub in keys_for["content"].items()}
+    identity_keys = {kid: b64decode_strict(pub) for kid, pub in keys_for["identity"].items()}
+    case_id = str(uuid.uuid4())
+    routing = routing_metadata(factory, list(categories), urgent, language)
+    try:
+        content = seal_envelope(
+            text.encode(), case_id=case_id, kind="content", routing=routing, recipients=content_keys
+        )
+        sealed_identity = (
+            seal_envelope(
+                identity.encode(),
+                case_id=case_id,
+                kind="identity",
+                routing=routing,
+                recipients=identity_keys,
+            )
+            if identity
+            else None
+        )
+    except CryptoError as exc:
+        raise click.ClickException(f"cannot seal the report: {exc}") from None
+    receipt = new_receipt()
+    call(
+        "POST",
+        f"{s.intake_url}/api/reports",
+        json_body={
+            "case_id": case_id,
+            "factory": factory,
+            "categories": list(categories),
+            "urgent": urgent,
+            "language": language,
+            "channel": "phone",
+            "receipt": receipt,
+            "content": content,
+            "identity": sealed_identity,
+        },
+    )
+    if as_json:
+        click.echo(json.dumps({"case_id": case_id, "receipt": receipt}))
+    else:
+        click.echo(f"case id: {case_id}")
+        click.echo(f"receipt: {receipt}   (give it to the worker; it is shown only once)")
+
+
+def _open(envelope: dict[str, Any], key: bytes, case_id: str, routing: dict[str, Any]) -> str:
+    try:
+        return open_envelope(envelope, private_key=key, case_id=case_id, routing=routing).decode()
+    except EnvelopeError as exc:
+        raise click.ClickException(f"case {case_id}: cannot open the envelope: {exc}") from None
+
+
+def _private_key(path: Path) -> bytes:
+    try:
+        return load_private_key(path)
+    except CryptoError as exc:
+        raise click.ClickException(f"{path}: {exc}") from None
+
+
+KEY_OPTION = click.option(
+    "--key",
+    "key_file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Your private key file (from `hotline keys generate`).",
+)
+
+
+@cli.group()
+def digests() -> None:
+    """A buyer's case digests (role buyer)."""
+
+
+@digests.command("pull")
+@KEY_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+def digests_pull(key_file: Path, as_json: bool) -> None:
+    """Fetch your organisation's cases and decrypt them on this machine."""
+    s = Settings()
+    key = _private_key(key_file)
+    items = call("GET", f"{s.notify_url}/api/digest", token=bearer_token(s))
+    cases = []
+    for item in items:
+        routing = routing_metadata(
+            item["factory"], item["categories"], item["urgent"], item["language"]
+        )
+        cases.append(
+            {
+                "case_id": item["case_id"],
+                "factory": item["factory"],
+                "categories": item["categories"],
+                "urgent": item["urgent"],
+                "language": item["language"],
+                "received": item["received"],
+                "content": _open(item["content"], key, item["case_id"], routing),
+            }
+        )
+    if as_json:
+        click.echo(json.dumps(cases, ensure_ascii=False, indent=2))
+        return
+    if not cases:
+        click.echo("no cases")
+    for case in cases:
+        flag = " URGENT" if case["urgent"] else ""
+        click.echo(f"— {case['case_id']}  {case['factory']}  {','.join(case['categories'])}{flag}")
+        click.echo(f"  {case['content']}")
+
+
+@cli.group()
+def cases() -> None:
+    """The operator's cases (role triage-analyst)."""
+
+
+@cases.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def cases_list(as_json: bool) -> None:
+    """Cases by deadline: routing metadata, severity, status (no content)."""
+    s = Settings()
+    found = call("GET", f"{s.triage_url}/api/cases", token=bearer_token(s))
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    for case in found:
+        click.echo(
+            f"{case['case_id']}  {case['severity']:<8} due {case['due']}  "
+            f"{case['factory']}  {','.join(case['categories'])}  {case['status']}"
+        )
+
+
+@cases.command("show")
+@click.argument("case_id")
+@KEY_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def cases_show(case_id: str, key_file: Path, as_json: bool) -> None:
+    """Decrypt one case's content and identity on this machine (operator key)."""
+    s = Settings()
+    key = _private_key(key_file)
+    case = call("GET", f"{s.triage_url}/api/cases/{case_id}", token=bearer_token(s))
+    routing = routing_metadata(
+        case["factory"], case["categories"], case["urgent"], case["language"]
+    )
+    shown = {
+        k: case[k]
+        for k in (
+            "case_id",
+            "factory",
+            "categories",
+            "urgent",
+            "language",
+            "severity",
+            "escalated",
+            "due",
+            "status",
+        )
+    }
+    shown["content"] = _open(case["content"], key, case_id, routing)
+    shown["identity"] = (
+        _open(case["identity"], key, case_id, routing) if case.get("identity") else None
+    )
+    if as_json:
+        click.echo(json.dumps(shown, ensure_ascii=False, indent=2))
+        return
+    for name, value in shown.items():
+        click.echo(f"{name:>10}: {value}")
+
+
+@cli.group()
+def audit() -> None:
+    """The public audit log."""
+
+
+@audit.command("entries")
+@click.option("--case", "case_id", help="Only the entries of this case.")
+@click.option("--start", default=0, show_default=True, help="First index.")
+@click.option("--limit", default=100, show_default=True, help="At most this many.")
+def audit_entries(case_id: str | None, start: int, limit: int) -> None:
+    """Print log entries (hashes and metadata only) as JSON lines."""
+    s = Settings()
+    params: dict[str, Any] = {"start": start, "limit": limit}
+    if case_id:
+        params["case"] = case_id
+    for entry in call("GET", f"{s.audit_url}/api/entries", params=params):
+        click.echo(json.dumps(entry, ensure_ascii=False))
+
+
+def main() -> None:
+    cli(prog_name="hotline")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
