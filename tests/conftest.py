@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from hotline.shared.config import DEFAULT_DATA_DIR, Settings
+from hotline.shared.engines.local import LocalSystem
 from hotline.shared.engines.process import ManagedProcess, free_port
 
 
@@ -75,3 +76,21 @@ def keycloak_engine(test_settings: Settings) -> Iterator[ManagedProcess]:
 
 def data_files(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file()]
+
+
+@pytest.fixture(scope="session")
+def system(
+    test_settings: Settings,
+    kafka_engine: ManagedProcess,
+    mongo_engine: ManagedProcess,
+    keycloak_engine: ManagedProcess,
+) -> Iterator[LocalSystem]:
+    """The four services running as `hotline up` runs them, over the session's engines."""
+    local = LocalSystem(test_settings)
+    local.engines = {"kafka": kafka_engine, "mongo": mongo_engine, "keycloak": keycloak_engine}
+    local.start_services()
+    try:
+        yield local
+    finally:
+        for process in local.services.values():
+            process.stop()

@@ -10,6 +10,7 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query
+
 from hotline.shared.config import Settings
 from hotline.shared.events import DATA_MODELS, Event, topic_for
 from hotline.shared.service import Runtime, add_health, runtime_of, service_lifespan

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import rfc8785
+
 from hotline.shared.envelope import envelope_hash, envelope_recipients
 from hotline.shared.events import Event
 

@@ -8,10 +8,11 @@ re-reads the next free index and tries again.
 
 from __future__ import annotations
 
+from pymongo.errors import DuplicateKeyError
+
 from hotline.shared.events import Event
 from hotline.shared.store import Store
 from hotline.shared.tlog.hashing import leaf_hash
-from pymongo.errors import DuplicateKeyError
 
 from .entries import audit_entry, entry_bytes
 

@@ -10,6 +10,8 @@ import base64
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, status
+from pymongo.errors import DuplicateKeyError
+
 from hotline.shared.config import Settings
 from hotline.shared.envelope import EnvelopeError, envelope_recipients, validate_envelope_shape
 from hotline.shared.events import ReportSubmitted, new_event
@@ -18,7 +20,6 @@ from hotline.shared.registry import RegistryError, recipients_for
 from hotline.shared.reports import ReportAccepted, ReportCreate
 from hotline.shared.service import Runtime, add_health, runtime_of, service_lifespan
 from hotline.shared.store import with_outbox
-from pymongo.errors import DuplicateKeyError
 
 AUDIENCE = "hotline-intake"
 RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
@@ -32,12 +33,15 @@ async def recipients(factory: str, runtime: RuntimeDep) -> dict[str, Any]:
         found = await recipients_for(runtime.store, factory)
     except RegistryError as exc:
         raise HTTPException(exc.status, str(exc)) from None
-    encode = lambda keys: {kid: base64.b64encode(pub).decode() for kid, pub in keys.items()}
     return {
         "factory": factory,
-        "content": encode(found.content),
-        "identity": encode(found.identity),
+        "content": _encode_keys(found.content),
+        "identity": _encode_keys(found.identity),
     }
+
+
+def _encode_keys(keys: dict[str, bytes]) -> dict[str, str]:
+    return {kid: base64.b64encode(pub).decode() for kid, pub in keys.items()}
 
 
 @router.post("/reports", status_code=status.HTTP_201_CREATED, response_model=ReportAccepted)
@@ -102,7 +106,8 @@ def _check_envelope(envelope: dict[str, Any], kind: str, case_id: str, expected:
         missing, extra = sorted(expected - got), sorted(got - expected)
         raise HTTPException(
             422,
-            f"{kind} envelope recipients differ from the registry: missing {missing}, unexpected {extra}",
+            f"{kind} envelope recipients differ from the registry: "
+            f"missing {missing}, unexpected {extra}",
         )
 
 

@@ -7,6 +7,9 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException
+from pydantic import BaseModel
+from pymongo.errors import DuplicateKeyError
+
 from hotline.shared import registry
 from hotline.shared.auth import Principal, require_role
 from hotline.shared.config import Settings
@@ -16,8 +19,6 @@ from hotline.shared.events import DigestIssued, Event, ReportSubmitted, event_da
 from hotline.shared.events import Principal as EventPrincipal
 from hotline.shared.service import Runtime, add_health, runtime_of, service_lifespan
 from hotline.shared.store import with_outbox
-from pydantic import BaseModel
-from pymongo.errors import DuplicateKeyError
 
 AUDIENCE = "hotline-notify"
 BUYER = "buyer"

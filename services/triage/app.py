@@ -7,6 +7,9 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, status
+from pydantic import BaseModel, ConfigDict
+from pymongo.errors import DuplicateKeyError
+
 from hotline.shared import registry
 from hotline.shared.auth import Principal, require_role
 from hotline.shared.config import Settings
@@ -22,8 +25,6 @@ from hotline.shared.events import (
 from hotline.shared.events import Principal as EventPrincipal
 from hotline.shared.service import Runtime, add_health, runtime_of, service_lifespan
 from hotline.shared.store import with_outbox
-from pydantic import BaseModel, ConfigDict
-from pymongo.errors import DuplicateKeyError
 
 from .rules import rate
 

@@ -60,7 +60,7 @@ class LocalSystem:
         kafka.create_topics(self.settings)
 
     def start_services(self) -> None:
-        for name, (module, port_attr) in SERVICES.items():
+        for name, (module, _) in SERVICES.items():
             process = ManagedProcess(
                 name=name,
                 command=[sys.executable, "-m", module],

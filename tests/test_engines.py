@@ -1,0 +1,263 @@
+"""The local engines, against the real servers: Kafka (KRaft, one node) and nx-27017.
+
+What the rest of the suite relies on: the declared topics exist as declared; the idempotent
+producer and a manually committing consumer group work on the pinned broker; the MongoDB
+wire answers; and both engines keep their data across a stop and a start.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
+from aiokafka.admin.config_resource import (  # type: ignore[import-untyped]
+    ConfigResource,
+    ConfigResourceType,
+)
+from pymongo import AsyncMongoClient, MongoClient
+
+from hotline.shared.config import Settings
+from hotline.shared.engines import kafka, mongo
+from hotline.shared.engines.process import ManagedProcess, free_port
+
+
+@pytest.fixture
+async def admin(
+    kafka_engine: ManagedProcess, test_settings: Settings
+) -> AsyncIterator[AIOKafkaAdminClient]:
+    client = AIOKafkaAdminClient(bootstrap_servers=test_settings.kafka_bootstrap)
+    await client.start()
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+async def scratch_topic(admin: AIOKafkaAdminClient) -> AsyncIterator[str]:
+    """A one-partition topic of this test only, so no service consumer ever sees its records."""
+    name = f"test.engines.{uuid.uuid4().hex}"
+    response = await admin.create_topics([NewTopic(name, 1, 1)])
+    assert [(topic, code) for topic, code, *_ in response.topic_errors] == [(name, 0)]
+    try:
+        yield name
+    finally:
+        await admin.delete_topics([name])
+
+
+def test_pom_pins_the_version_the_module_declares() -> None:
+    pom = (kafka.KAFKA_DEPLOY / "pom.xml").read_text()
+    pinned = re.search(r"<kafka\.version>([^<]+)</kafka\.version>", pom)
+    assert pinned is not None and pinned.group(1) == kafka.VERSION
+
+
+async def test_every_declared_topic_exists_as_declared(admin: AIOKafkaAdminClient) -> None:
+    declared = {spec["name"]: spec for spec in kafka.declared_topics()}
+    described = {t["topic"]: t for t in await admin.describe_topics(list(declared))}
+    for name, spec in declared.items():
+        topic = described[name]
+        assert topic["error_code"] == 0, name
+        assert len(topic["partitions"]) == spec["partitions"], name
+        assert all(p["leader"] >= 0 for p in topic["partitions"]), name
+
+    responses = await admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, name, ["retention.ms"]) for name in declared]
+    )
+    retention = {
+        resource[3]: dict((entry[0], entry[1]) for entry in resource[4])["retention.ms"]
+        for response in responses
+        for resource in response.resources
+    }
+    assert retention == {name: str(spec["retention_ms"]) for name, spec in declared.items()}
+
+
+def test_create_topics_is_idempotent(kafka_engine: ManagedProcess, test_settings: Settings) -> None:
+    kafka.create_topics(test_settings)  # every topic exists already: must not raise
+
+
+async def test_idempotent_producer_and_manual_commit_round_trip(
+    scratch_topic: str, test_settings: Settings
+) -> None:
+    bootstrap = test_settings.kafka_bootstrap
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True
+    )
+    await producer.start()
+    try:
+        sent = [
+            await producer.send_and_wait(scratch_topic, f"event-{i}".encode(), key=b"case-1")
+            for i in range(6)
+        ]
+    finally:
+        await producer.stop()
+    assert [record.offset for record in sent] == list(range(6))
+
+    group = f"test-engines-{uuid.uuid4().hex}"
+    partition = TopicPartition(scratch_topic, 0)
+
+    def consumer() -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            scratch_topic,
+            bootstrap_servers=bootstrap,
+            group_id=group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+
+    first = consumer()
+    await first.start()
+    try:
+        for expected in range(3):
+            message = await first.getone()
+            assert (message.offset, message.key, message.value) == (
+                expected,
+                b"case-1",
+                f"event-{expected}".encode(),
+            )
+            await first.commit({partition: message.offset + 1})
+        assert await first.committed(partition) == 3
+    finally:
+        await first.stop()
+
+    # A new member of the group resumes exactly after the last commit.
+    second = consumer()
+    await second.start()
+    try:
+        resumed = [await second.getone() for _ in range(3)]
+        assert [m.value for m in resumed] == [b"event-3", b"event-4", b"event-5"]
+    finally:
+        await second.stop()
+
+
+async def test_mongo_answers_and_keeps_a_document(
+    mongo_engine: ManagedProcess, test_settings: Settings
+) -> None:
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(test_settings.mongo_url)
+    try:
+        assert (await client.admin.command("ping"))["ok"] == 1
+        collection = client[test_settings.mongo_db][f"test_engines_{uuid.uuid4().hex}"]
+        document_id = uuid.uuid4().hex
+        await collection.insert_one({"_id": document_id, "status": "received", "n": 3})
+        found = await collection.find_one({"_id": document_id})
+        assert found == {"_id": document_id, "status": "received", "n": 3}
+        await collection.drop()
+    finally:
+        await client.close()
+
+
+def _own_settings(test_settings: Settings, data: Path) -> Settings:
+    """An engine of the test's own (own data directory and ports), same downloaded jars."""
+    return Settings(
+        data=data,
+        engines=test_settings.engines_dir,
+        kafka_port=free_port(),
+        kafka_controller_port=free_port(),
+        mongo_port=free_port(),
+    )
+
+
+async def _produce_and_commit(settings: Settings, topic: str, group: str) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True
+    )
+    await producer.start()
+    try:
+        for i in range(3):
+            await producer.send_and_wait(topic, f"kept-{i}".encode(), key=b"case-9")
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        message = await consumer.getone()
+        await consumer.commit({TopicPartition(topic, message.partition): message.offset + 1})
+    finally:
+        await consumer.stop()
+
+
+async def _committed_and_records(
+    settings: Settings, topic: str, group: str
+) -> tuple[int | None, list[bytes]]:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        partition = TopicPartition(topic, 0)
+        committed = await consumer.committed(partition)
+        rest = [(await consumer.getone()).value for _ in range(2)]
+        return committed, rest
+    finally:
+        await consumer.stop()
+
+
+async def test_kafka_keeps_topics_and_offsets_across_a_restart(
+    test_settings: Settings, tmp_path: Path
+) -> None:
+    settings = _own_settings(test_settings, tmp_path / "data")
+    topic = "hotline.key.registered"  # one partition
+    group = "test-restart"
+    kafka.prepare(settings)
+    broker = kafka.start(settings)
+    try:
+        kafka.create_topics(settings)
+        await _produce_and_commit(settings, topic, group)
+    finally:
+        broker.stop()
+
+    # A second start on the same data directory, on other ports, finds everything.
+    settings = Settings(
+        data=settings.data,
+        engines=settings.engines_dir,
+        kafka_port=free_port(),
+        kafka_controller_port=free_port(),
+    )
+    broker = kafka.start(settings)
+    try:
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        await admin.start()
+        try:
+            names = set(await admin.list_topics())
+        finally:
+            await admin.close()
+        assert {spec["name"] for spec in kafka.declared_topics()} <= names
+        committed, rest = await _committed_and_records(settings, topic, group)
+        assert committed == 1
+        assert rest == [b"kept-1", b"kept-2"]
+    finally:
+        broker.stop()
+
+
+def test_mongo_keeps_documents_across_a_restart(test_settings: Settings, tmp_path: Path) -> None:
+    settings = _own_settings(test_settings, tmp_path / "data")
+    mongo.prepare(settings)
+    server = mongo.start(settings)
+    try:
+        with MongoClient(settings.mongo_url) as client:
+            client.hotline.cases.insert_one({"_id": "case-1", "status": "triaged"})
+    finally:
+        server.stop()
+    server = mongo.start(settings)
+    try:
+        with MongoClient(settings.mongo_url) as client:
+            assert client.hotline.cases.find_one({"_id": "case-1"}) == {
+                "_id": "case-1",
+                "status": "triaged",
+            }
+    finally:
+        server.stop()
