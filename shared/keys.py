@@ -203,20 +203,28 @@ def write_keypair(path: Path) -> str:
 
 def _read_key_file(path: Path, *, secret: bool) -> str:
     try:
-        fd = os.open(path, os.O_RDONLY)
+        # O_NONBLOCK: a FIFO planted at the path must not hang us; regular files ignore it.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError as exc:
         raise KeyFileError(f"key file {path} does not exist") from exc
     except OSError as exc:
         raise KeyFileError(f"cannot open key file {path}: {exc.strerror}") from exc
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
+    try:
+        info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise KeyFileError(f"key file {path} is not a regular file")
         if secret and info.st_mode & 0o077:
             raise KeyFileError(
                 f"private key file {path} is accessible by group or others; chmod 600 it"
             )
-        raw = handle.read(_MAX_KEY_FILE_BYTES + 1)
+        raw = b""
+        while len(raw) <= _MAX_KEY_FILE_BYTES:
+            chunk = os.read(fd, _MAX_KEY_FILE_BYTES + 1 - len(raw))
+            if not chunk:
+                break
+            raw += chunk
+    finally:
+        os.close(fd)
     if len(raw) > _MAX_KEY_FILE_BYTES:
         raise KeyFileError(f"key file {path} is too large to be a key")
     try:

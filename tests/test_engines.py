@@ -66,7 +66,10 @@ async def test_every_declared_topic_exists_as_declared(admin: AIOKafkaAdminClien
         assert all(p["leader"] >= 0 for p in topic["partitions"]), name
 
     responses = await admin.describe_configs(
-        [ConfigResource(ConfigResourceType.TOPIC, name, ["retention.ms"]) for name in declared]
+        [
+            ConfigResource(ConfigResourceType.TOPIC, name, {"retention.ms": None})
+            for name in declared
+        ]
     )
     retention = {
         resource[3]: dict((entry[0], entry[1]) for entry in resource[4])["retention.ms"]
@@ -84,9 +87,7 @@ async def test_idempotent_producer_and_manual_commit_round_trip(
     scratch_topic: str, test_settings: Settings
 ) -> None:
     bootstrap = test_settings.kafka_bootstrap
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True
-    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
     await producer.start()
     try:
         sent = [

@@ -43,7 +43,7 @@ ROUTING: dict[str, Any] = {
     "language": "bn",
     "channel": "web",
 }
-TEXT = "The fire exit on floor 3 is locked every night.".encode()
+TEXT = b"The fire exit on floor 3 is locked every night."
 
 
 class Party:
@@ -101,7 +101,9 @@ def test_every_recipient_opens(envelope: dict[str, Any], operator: Party, buyer:
     assert open_as(buyer, envelope) == TEXT
 
 
-def test_shape_of_a_sealed_envelope(envelope: dict[str, Any], operator: Party, buyer: Party) -> None:
+def test_shape_of_a_sealed_envelope(
+    envelope: dict[str, Any], operator: Party, buyer: Party
+) -> None:
     assert set(envelope) == {"version", "kind", "case_id", "recipients", "nonce", "ciphertext"}
     assert envelope["version"] == 1
     assert envelope["kind"] == "content"
@@ -114,14 +116,14 @@ def test_shape_of_a_sealed_envelope(envelope: dict[str, Any], operator: Party, b
 
 def test_identity_envelope_and_json_transport(operator: Party) -> None:
     env = seal_envelope(
-        "Name: A. Worker, line 7".encode(),
+        b"Name: A. Worker, line 7",
         case_id=CASE,
         kind="identity",
         routing=ROUTING,
         recipients={operator.id: operator.public},
     )
     over_the_wire = json.loads(json.dumps(env, indent=2))
-    assert open_as(operator, over_the_wire) == "Name: A. Worker, line 7".encode()
+    assert open_as(operator, over_the_wire) == b"Name: A. Worker, line 7"
     assert envelope_hash(over_the_wire) == envelope_hash(env)
     with pytest.raises(EnvelopeFormatError):
         validate_envelope_shape(env, kind="content")
@@ -130,7 +132,11 @@ def test_identity_envelope_and_json_transport(operator: Party) -> None:
 def test_empty_and_largest_plaintexts_round_trip(operator: Party) -> None:
     for text in [b"", b"\x80", b"x\x80\x00\x00", bytes(MAX_PLAINTEXT_BYTES)]:
         env = seal_envelope(
-            text, case_id=CASE, kind="content", routing={}, recipients={operator.id: operator.public}
+            text,
+            case_id=CASE,
+            kind="content",
+            routing={},
+            recipients={operator.id: operator.public},
         )
         assert open_as(operator, env, routing={}) == text
 
@@ -138,7 +144,11 @@ def test_empty_and_largest_plaintexts_round_trip(operator: Party) -> None:
 def test_each_seal_is_fresh(operator: Party) -> None:
     one, two = (
         seal_envelope(
-            TEXT, case_id=CASE, kind="content", routing=ROUTING, recipients={operator.id: operator.public}
+            TEXT,
+            case_id=CASE,
+            kind="content",
+            routing=ROUTING,
+            recipients={operator.id: operator.public},
         )
         for _ in range(2)
     )
@@ -289,7 +299,11 @@ def test_too_large_plaintext_is_refused(operator: Party) -> None:
 def test_seal_refuses_key_id_mismatch(operator: Party, buyer: Party) -> None:
     with pytest.raises(KeyIdMismatch):
         seal_envelope(
-            TEXT, case_id=CASE, kind="content", routing=ROUTING, recipients={operator.id: buyer.public}
+            TEXT,
+            case_id=CASE,
+            kind="content",
+            routing=ROUTING,
+            recipients={operator.id: buyer.public},
         )
 
 
@@ -325,7 +339,11 @@ def test_seal_refuses_malformed_arguments(operator: Party, change: dict[str, Any
 def test_seal_refuses_text(operator: Party) -> None:
     with pytest.raises(EnvelopeFormatError):
         seal_envelope(
-            "text", case_id=CASE, kind="content", routing={}, recipients={operator.id: operator.public}  # type: ignore[arg-type]
+            "text",  # type: ignore[arg-type]
+            case_id=CASE,
+            kind="content",
+            routing={},
+            recipients={operator.id: operator.public},
         )
 
 

@@ -83,10 +83,20 @@ class LocalSystem:
             self.stop()
             raise
 
-    def stop(self) -> None:
-        """Services first (they flush their outboxes), then the engines."""
+    def stop_services(self) -> None:
         for process in reversed(list(self.services.values())):
             process.stop()
+
+    def restart_engines(self, names: list[str]) -> None:
+        """Stop and start engines on the same data directory (used by the restart test)."""
+        starters = {"mongo": mongo.start, "kafka": kafka.start, "keycloak": keycloak.start}
+        for name in names:
+            self.engines[name].stop()
+            self.engines[name] = starters[name](self.settings)
+
+    def stop(self) -> None:
+        """Services first (they flush their outboxes), then the engines."""
+        self.stop_services()
         for name in ("keycloak", "kafka", "mongo"):
             if name in self.engines:
                 self.engines[name].stop()

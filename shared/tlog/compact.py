@@ -16,13 +16,14 @@ the integrator learns exactly the new stored nodes it must write.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import NamedTuple
+from dataclasses import dataclass
 
-from hotline.shared.tlog.errors import OutOfRangeError, StoredHashError
-from hotline.shared.tlog.hashing import EMPTY_ROOT, HASH_SIZE, check_hash, hash_children
+from .errors import OutOfRangeError, StoredHashError
+from .hashing import EMPTY_ROOT, HASH_SIZE, check_hash, hash_children
 
 
-class NodeID(NamedTuple):
+@dataclass(frozen=True, slots=True, order=True)
+class NodeID:
     """A node of the Merkle tree: `level` (0 = leaves) and `index` within that level."""
 
     level: int
@@ -159,7 +160,7 @@ def root_from_leaf_hashes(leaf_hashes: Sequence[bytes]) -> bytes:
         return EMPTY_ROOT
     while len(level) > 1:
         pairs = iter(level)
-        upper = [hash_children(left, right) for left, right in zip(pairs, pairs)]
+        upper = [hash_children(left, right) for left, right in zip(pairs, pairs, strict=False)]
         if len(level) & 1:
             upper.append(level[-1])
         level = upper

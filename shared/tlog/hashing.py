@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from hashlib import sha256
 
-from hotline.shared.tlog.errors import HashSizeError
+from .errors import HashSizeError
 
 HASH_SIZE = 32
 LEAF_PREFIX = b"\x00"

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hotline.shared.tlog.compact import GetHashes, NodeID, fetch_hashes, range_nodes
-from hotline.shared.tlog.errors import OutOfRangeError, StoredHashError
-from hotline.shared.tlog.hashing import hash_children
+from .compact import GetHashes, NodeID, fetch_hashes, range_nodes
+from .errors import OutOfRangeError, StoredHashError
+from .hashing import hash_children
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import hmac
 from collections.abc import Sequence
 
-from hotline.shared.tlog.errors import OutOfRangeError, ProofSizeError, RootMismatchError
-from hotline.shared.tlog.hashing import check_hash, hash_children
+from .errors import OutOfRangeError, ProofSizeError, RootMismatchError
+from .hashing import check_hash, hash_children
 
 
 def verify_inclusion(

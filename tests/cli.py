@@ -1,0 +1,36 @@
+"""Running the `hotline` command as a user would: a separate process, its own environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def hotline(
+    *args: str, token: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "HOTLINE_TOKEN"}
+    if token is not None:
+        env["HOTLINE_TOKEN"] = token
+    result = subprocess.run(
+        [sys.executable, "-m", "hotline.shared.cli.main", *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"hotline {' '.join(args)} failed ({result.returncode}):\n{result.stderr}"
+        )
+    return result
+
+
+def hotline_json(*args: str, token: str | None = None) -> Any:
+    return json.loads(hotline(*args, "--json", token=token).stdout)

@@ -1,0 +1,271 @@
+"""The worker's receipt (hotline.shared.receipt)."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from itertools import product
+from typing import Any
+
+import nacl.pwhash.argon2id
+import pytest
+
+from hotline.shared import receipt as receipt_module
+from hotline.shared.envelope import open_envelope, seal_envelope
+from hotline.shared.keys import CryptoError, b64encode, key_id, public_key_of
+from hotline.shared.receipt import (
+    ARGON2_MAX_CONCURRENT,
+    RECEIPT_DIGITS,
+    ReceiptChecksumError,
+    ReceiptConfigError,
+    ReceiptError,
+    ReceiptSecrets,
+    damm_check_digit,
+    derive_receipt_secrets,
+    format_receipt,
+    new_receipt,
+    new_receipt_salt,
+    normalise_receipt,
+    receipt_keypair,
+    receipt_lookup_id,
+)
+
+# Vector: 39 chosen digits and their Damm check digit (5).
+RECEIPT = "4821 0937 5560 1234 9876 5432 1012 3456 7890 1235"
+DIGITS = RECEIPT.replace(" ", "")
+PEPPER = b"p" * 32
+OTHER_PEPPER = b"q" * 32
+SALT = bytes(16)
+LOOKUP_ID = "823b2a3ffd44d71168e2bb877f824dd9ce73544b91bc156ac2c21195613f5536"
+RECEIPT_PUBLIC_B64 = "0w+9pQYLHhMhThh4WoTEaitxxsguF+Um+UzlkvMRuzg="
+DISPLAY = re.compile(r"\d{4}( \d{4}){9}")
+
+
+# --- Damm check digit -----------------------------------------------------------------------
+
+
+def test_damm_table_is_a_totally_anti_symmetric_quasigroup() -> None:
+    table = receipt_module._DAMM
+    digits = range(10)
+    assert all(sorted(row) == list(digits) for row in table)
+    assert all(sorted(table[r][c] for r in digits) == list(digits) for c in digits)
+    assert all(table[d][d] == 0 for d in digits)
+    for c, x, y in product(digits, repeat=3):
+        if table[table[c][x]][y] == table[table[c][y]][x]:
+            assert x == y
+
+
+def test_damm_published_example() -> None:
+    assert damm_check_digit("572") == 4
+    assert damm_check_digit("5724") == 0
+    with pytest.raises(ValueError):
+        damm_check_digit("57a")
+
+
+# --- generation and normalisation -----------------------------------------------------------
+
+
+def test_new_receipt_format_and_entropy() -> None:
+    receipts = {new_receipt() for _ in range(200)}
+    assert len(receipts) == 200
+    for text in receipts:
+        assert DISPLAY.fullmatch(text)
+        assert normalise_receipt(text) == text.replace(" ", "")
+    # 39 free digits: at least 128 bits.
+    assert 10 ** (RECEIPT_DIGITS - 1) >= 2**128
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        RECEIPT,
+        DIGITS,
+        "-".join(RECEIPT.split()),
+        "  " + RECEIPT.replace(" ", "\u3000") + "\n",  # ideographic spaces
+        RECEIPT.translate(str.maketrans("0123456789", "０１２３４５６７８９")),  # fullwidth
+        RECEIPT.translate(str.maketrans("0123456789", "০১২৩৪৫৬৭৮৯")),  # Bengali
+        RECEIPT.translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")),  # Arabic-Indic
+        RECEIPT.replace(" ", "\u2013"),  # en dash
+    ],
+)
+def test_normalise_accepts_how_people_type(typed: str) -> None:
+    assert normalise_receipt(typed) == DIGITS
+    assert format_receipt(typed) == RECEIPT
+
+
+def test_normalise_is_idempotent() -> None:
+    assert normalise_receipt(normalise_receipt(RECEIPT)) == DIGITS
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "",
+        DIGITS[:-1],
+        DIGITS + "0",
+        RECEIPT.replace("1", "l"),
+        DIGITS[:20] + "." + DIGITS[20:],
+        "²" + DIGITS[1:],
+        "1" * 201,
+        " " * 201,
+    ],
+)
+def test_normalise_refuses_non_receipts(typed: str) -> None:
+    with pytest.raises(ReceiptError):
+        normalise_receipt(typed)
+
+
+def test_normalise_refuses_non_text() -> None:
+    with pytest.raises(ReceiptError):
+        normalise_receipt(DIGITS.encode())  # type: ignore[arg-type]
+
+
+def test_every_single_digit_typo_is_caught() -> None:
+    for position, digit in product(range(RECEIPT_DIGITS), "0123456789"):
+        if DIGITS[position] == digit:
+            continue
+        typo = DIGITS[:position] + digit + DIGITS[position + 1 :]
+        with pytest.raises(ReceiptChecksumError):
+            normalise_receipt(typo)
+
+
+def test_every_adjacent_swap_is_caught() -> None:
+    for position in range(RECEIPT_DIGITS - 1):
+        a, b = DIGITS[position], DIGITS[position + 1]
+        if a == b:
+            continue
+        swapped = DIGITS[:position] + b + a + DIGITS[position + 2 :]
+        with pytest.raises(ReceiptChecksumError):
+            normalise_receipt(swapped)
+
+
+def test_errors_never_echo_the_receipt() -> None:
+    attempts = [DIGITS[:-1], DIGITS[:-1] + "0", RECEIPT + "x"]
+    for attempt in attempts:
+        with pytest.raises(ReceiptError) as caught:
+            normalise_receipt(attempt)
+        message = str(caught.value)
+        assert not any(DIGITS[i : i + 4] in message for i in range(0, RECEIPT_DIGITS, 4))
+
+
+# --- lookup id ------------------------------------------------------------------------------
+
+
+def test_lookup_id_vector_and_determinism() -> None:
+    assert receipt_lookup_id(RECEIPT, PEPPER) == LOOKUP_ID
+    assert receipt_lookup_id(DIGITS, PEPPER) == LOOKUP_ID  # any accepted form
+    assert re.fullmatch(r"[0-9a-f]{64}", LOOKUP_ID)
+
+
+def test_lookup_id_depends_on_pepper_and_receipt() -> None:
+    assert receipt_lookup_id(RECEIPT, OTHER_PEPPER) != LOOKUP_ID
+    assert receipt_lookup_id(new_receipt(), PEPPER) != LOOKUP_ID
+
+
+def test_lookup_id_never_contains_the_receipt() -> None:
+    assert DIGITS not in receipt_lookup_id(RECEIPT, PEPPER)
+
+
+@pytest.mark.parametrize("pepper", [b"", b"short", b"x" * 15, "p" * 32])
+def test_lookup_id_refuses_weak_pepper(pepper: Any) -> None:
+    with pytest.raises(ReceiptConfigError):
+        receipt_lookup_id(RECEIPT, pepper)
+
+
+def test_lookup_id_refuses_malformed_receipt() -> None:
+    with pytest.raises(ReceiptError):
+        receipt_lookup_id(DIGITS[:-1], PEPPER)
+
+
+# --- key pair -------------------------------------------------------------------------------
+
+
+def test_keypair_vector_and_determinism() -> None:
+    private, public = receipt_keypair(RECEIPT, SALT)
+    assert b64encode(public) == RECEIPT_PUBLIC_B64
+    assert public_key_of(private) == public
+    assert receipt_keypair(DIGITS, SALT) == (private, public)
+
+
+def test_keypair_depends_on_salt_and_receipt() -> None:
+    _, public = receipt_keypair(RECEIPT, SALT)
+    assert receipt_keypair(RECEIPT, new_receipt_salt())[1] != public
+    assert receipt_keypair(new_receipt(), SALT)[1] != public
+
+
+@pytest.mark.parametrize("salt", [b"", bytes(15), bytes(17), "s" * 16])
+def test_keypair_refuses_bad_salt(salt: Any) -> None:
+    with pytest.raises(ReceiptConfigError):
+        receipt_keypair(RECEIPT, salt)
+
+
+def test_replies_sealed_to_the_receipt_key_open_with_the_receipt() -> None:
+    salt = new_receipt_salt()
+    worker_receipt = new_receipt()
+    _, public = receipt_keypair(worker_receipt, salt)
+    reply = seal_envelope(
+        b"We will visit the factory on Monday.",
+        case_id="case-0001",
+        kind="content",
+        routing={},
+        recipients={key_id(public): public},
+    )
+    private, _ = receipt_keypair(worker_receipt, salt)
+    assert (
+        open_envelope(reply, private_key=private, case_id="case-0001", routing={})
+        == b"We will visit the factory on Monday."
+    )
+
+
+def test_argon2_concurrency_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    running = 0
+    peak = 0
+    lock = threading.Lock()
+
+    def slow_kdf(size: int, password: bytes, salt: bytes, **_: Any) -> bytes:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.05)
+        with lock:
+            running -= 1
+        return bytes(size)
+
+    monkeypatch.setattr(nacl.pwhash.argon2id, "kdf", slow_kdf)
+    threads = [threading.Thread(target=receipt_keypair, args=(RECEIPT, SALT)) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert peak == ARGON2_MAX_CONCURRENT
+
+
+# --- both secrets, with distinct pepper and salt --------------------------------------------
+
+
+def test_derive_receipt_secrets_matches_the_parts() -> None:
+    secrets = derive_receipt_secrets(RECEIPT, pepper=PEPPER, salt=SALT)
+    assert secrets.lookup_id == LOOKUP_ID
+    assert (secrets.private_key, secrets.public_key) == receipt_keypair(RECEIPT, SALT)
+
+
+def test_derive_receipt_secrets_keeps_private_key_out_of_repr() -> None:
+    secrets = derive_receipt_secrets(RECEIPT, pepper=PEPPER, salt=SALT)
+    text = repr(secrets)
+    assert "private_key" not in text
+    assert repr(secrets.private_key) not in text
+    assert isinstance(secrets, ReceiptSecrets)
+
+
+@pytest.mark.parametrize("pepper", [SALT, SALT + b"x" * 16, b"x" * 16 + SALT, b"y" * 8 + SALT])
+def test_derive_receipt_secrets_refuses_salt_inside_pepper(pepper: bytes) -> None:
+    with pytest.raises(ReceiptConfigError):
+        derive_receipt_secrets(RECEIPT, pepper=pepper, salt=SALT)
+
+
+def test_errors_share_one_base() -> None:
+    assert issubclass(ReceiptChecksumError, ReceiptError)
+    assert issubclass(ReceiptError, CryptoError)
+    assert issubclass(ReceiptConfigError, CryptoError)
