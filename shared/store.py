@@ -4,9 +4,11 @@ Rules (DESIGN.md, Storage; each operation used here is exercised by
 tests/test_store_conformance.py against the real server):
 - single-document writes only; no transactions, no arrayFilters, no `$push` of documents;
 - a state change and the event announcing it are ONE write: the event goes into the
-  document's `outbox` map (`$set: {"outbox.<event id>": event}`), guarded by `version`;
-  the relay publishes it and `$unset`s the key;
-- every document that can carry an outbox is created with `outbox: {}`;
+  document's `outbox` map (`$set: {"outbox.<event id>": event}`) and `outbox_pending` is
+  incremented in the same update (guarded by `version`); the relay publishes the event,
+  then `$unset`s the key and decrements the counter;
+- pending documents are found by `outbox_pending > 0`: nx-27017 0.8.1 refuses
+  `{"outbox": {"$ne": {}}}` ("type 'dict' is not supported"), so the counter is the index;
 - UUIDs are strings; indexes are declared here and created at start-up, never addressed by name.
 """
 
@@ -74,14 +76,23 @@ class Store:
         await self.client.close()
 
 
-def outbox_entry(event: Event) -> dict[str, Any]:
-    """The `$set` fragment that puts `event` into a document's outbox."""
-    return {f"outbox.{event.id}": event.model_dump()}
+def update_with_outbox(update: dict[str, Any], *events: Event) -> dict[str, Any]:
+    """`update` (a state change) plus the events announcing it, as one update document.
+    The caller guards it with the document's `version` and `$inc`s that itself."""
+    merged = {op: dict(fields) for op, fields in update.items()}
+    merged.setdefault("$set", {}).update({f"outbox.{e.id}": e.model_dump() for e in events})
+    merged.setdefault("$inc", {})["outbox_pending"] = len(events)
+    return merged
 
 
 def with_outbox(document: Document, *events: Event) -> Document:
     """A new document carrying its announcing events (inserted in the same single write)."""
-    return {**document, "version": 1, "outbox": {e.id: e.model_dump() for e in events}}
+    return {
+        **document,
+        "version": 1,
+        "outbox": {e.id: e.model_dump() for e in events},
+        "outbox_pending": len(events),
+    }
 
 
 class OutboxRelay:
@@ -139,7 +150,7 @@ class OutboxRelay:
         published = 0
         for name in self.collections:
             collection = self.store.db[name]
-            async for document in collection.find({"outbox": {"$ne": {}}}):
+            async for document in collection.find({"outbox_pending": {"$gt": 0}}):
                 published += await publish_outbox(collection, document, self.producer)
         return published
 

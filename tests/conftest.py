@@ -9,11 +9,11 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from hotline.shared.config import DEFAULT_DATA_DIR, Settings
-from hotline.shared.engines.local import LocalSystem
 from hotline.shared.engines.process import ManagedProcess, free_port
 
 
@@ -84,8 +84,10 @@ def system(
     kafka_engine: ManagedProcess,
     mongo_engine: ManagedProcess,
     keycloak_engine: ManagedProcess,
-) -> Iterator[LocalSystem]:
+) -> Iterator[Any]:
     """The four services running as `hotline up` runs them, over the session's engines."""
+    from hotline.shared.engines.local import LocalSystem
+
     local = LocalSystem(test_settings)
     local.engines = {"kafka": kafka_engine, "mongo": mongo_engine, "keycloak": keycloak_engine}
     local.start_services()
