@@ -11,9 +11,10 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # type: ignore[import-untyped]
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
 from aiokafka.admin.config_resource import (  # type: ignore[import-untyped]
     ConfigResource,
@@ -138,7 +139,7 @@ async def test_idempotent_producer_and_manual_commit_round_trip(
 async def test_mongo_answers_and_keeps_a_document(
     mongo_engine: ManagedProcess, test_settings: Settings
 ) -> None:
-    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(test_settings.mongo_url)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(test_settings.mongo_url)
     try:
         assert (await client.admin.command("ping"))["ok"] == 1
         collection = client[test_settings.mongo_db][f"test_engines_{uuid.uuid4().hex}"]
@@ -249,16 +250,16 @@ def test_mongo_keeps_documents_across_a_restart(test_settings: Settings, tmp_pat
     mongo.prepare(settings)
     server = mongo.start(settings)
     try:
-        with MongoClient(settings.mongo_url) as client:
-            client.hotline.cases.insert_one({"_id": "case-1", "status": "triaged"})
+        client: MongoClient[dict[str, Any]] = MongoClient(settings.mongo_url)
+        client["hotline"]["cases"].insert_one({"_id": "case-1", "status": "triaged"})
+        client.close()
     finally:
         server.stop()
     server = mongo.start(settings)
     try:
-        with MongoClient(settings.mongo_url) as client:
-            assert client.hotline.cases.find_one({"_id": "case-1"}) == {
-                "_id": "case-1",
-                "status": "triaged",
-            }
+        client = MongoClient(settings.mongo_url)
+        found = client["hotline"]["cases"].find_one({"_id": "case-1"})
+        client.close()
+        assert found == {"_id": "case-1", "status": "triaged"}
     finally:
         server.stop()
