@@ -38,7 +38,7 @@ import jwt
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from hotline.shared.config import Settings
+from .config import Settings
 
 ALGORITHMS = ("RS256", "ES256")
 LEEWAY = 30.0  # seconds of clock skew accepted on exp / nbf / iat

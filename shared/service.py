@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from .auth import TokenVerifier
+from .auth import TokenVerifier, install_token_verifier
 from .bus import ConsumerRunner, Handler, make_producer
 from .config import Settings
 from .logpolicy import configure_logging
@@ -58,7 +58,7 @@ def service_lifespan(
         setup(runtime)
         verifier = TokenVerifier(settings, audience)
         app.state.runtime = runtime
-        app.state.token_verifier = verifier
+        install_token_verifier(app, verifier)
         await relay.start()
         for consumer in runtime.consumers:
             await consumer.start()
@@ -69,7 +69,7 @@ def service_lifespan(
                 await consumer.stop()
             await relay.stop()
             await producer.stop()
-            await verifier.close()
+            await verifier.aclose()
             await store.close()
 
     return lifespan  # type: ignore[return-value]

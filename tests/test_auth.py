@@ -45,6 +45,38 @@ def test_pom_pins_the_module_version() -> None:
     assert f"<keycloak.version>{keycloak.VERSION}</keycloak.version>" in keycloak.POM.read_text()
 
 
+def test_production_realm_has_no_demo_users_and_device_grant_only() -> None:
+    realm = json.loads(keycloak.REALM_FILE.read_text())
+    assert "users" not in realm
+    assert realm["bruteForceProtected"] is True
+    assert realm["accessTokenLifespan"] <= 300
+    assert {r["name"] for r in realm["roles"]["realm"]} >= {
+        "triage-analyst",
+        "buyer",
+        "compliance-officer",
+        "factory-manager",
+        "platform-admin",
+    }
+    (cli,) = [c for c in realm["clients"] if c["clientId"] == "hotline-cli"]
+    assert cli["publicClient"] is True
+    assert cli["attributes"]["oauth2.device.authorization.grant.enabled"] == "true"
+    assert cli["standardFlowEnabled"] is False
+    assert cli["directAccessGrantsEnabled"] is False
+    assert cli["implicitFlowEnabled"] is False
+
+
+def test_cli_client_starts_a_device_login(
+    keycloak_engine: ManagedProcess, test_settings: Settings
+) -> None:
+    response = httpx.post(test_settings.device_auth_url, data={"client_id": "hotline-cli"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["device_code"] and body["user_code"]
+    assert body["verification_uri"].startswith(test_settings.keycloak_url)
+    health = httpx.get(f"{test_settings.keycloak_url}/health/ready")
+    assert health.status_code == 200
+
+
 # --- fixtures ------------------------------------------------------------------------------
 
 

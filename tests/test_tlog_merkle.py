@@ -282,9 +282,7 @@ def test_every_truncation_or_extension_is_refused(tree: Tree) -> None:
         verify_inclusion(index, size, tree.leaves[index], [*proof[:-1], b"\x00" * 31], root)
 
 
-@pytest.mark.parametrize(
-    ("index", "size"), [(0, 0), (1, 1), (5, 3), (-1, 4), (2**64, 2**64)]
-)
+@pytest.mark.parametrize(("index", "size"), [(0, 0), (1, 1), (5, 3), (-1, 4), (2**64, 2**64)])
 def test_inclusion_preconditions(index: int, size: int) -> None:
     with pytest.raises(OutOfRangeError):
         inclusion_nodes(index, size)

@@ -97,6 +97,20 @@ def up() -> None:
         click.echo("Stopped.", err=True)
 
 
+@cli.group()
+def topics() -> None:
+    """Kafka topics, from the one declared list (deploy/kafka/topics.json)."""
+
+
+@topics.command("create")
+def topics_create() -> None:
+    """Create every declared topic that does not exist yet (idempotent)."""
+    from ..engines.kafka import create_topics, declared_topics
+
+    create_topics(Settings())
+    click.echo(f"{len(declared_topics())} topics present")
+
+
 # --- identity ----------------------------------------------------------------------------
 
 

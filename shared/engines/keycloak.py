@@ -16,7 +16,8 @@ Choices, and why:
   by the realm's OIDC discovery document, which answers only once the realm is imported.
 - **Everything mutable lives under `settings.data / "keycloak"`**, never in the shared
   distribution: the H2 dev-file database (`--db-url`), the Narayana transaction object store
-  (`quarkus.transaction-manager.object-store.directory`) and the import folder.
+  (`quarkus.transaction-manager.object-store.directory`), the import folder and the JVM's
+  temporary directory (Vert.x file cache).
 - **Realm import** uses Keycloak's own start-up directory import with strategy
   IGNORE_EXISTING: an existing realm is skipped ("already exists. Import skipped"), so a second
   start on the same data directory neither fails nor duplicates. `--import-realm` would read
@@ -216,6 +217,7 @@ def start(settings: Settings) -> ManagedProcess:
     if ";" in str(state):
         raise EngineError(f"The data directory must not contain ';' (H2 URL): {state}")
     _write_import_dir(state / "import")
+    (state / "tmp").mkdir(exist_ok=True)
     command = [
         str(home / "bin" / "kc.sh"),
         "start",
@@ -229,6 +231,7 @@ def start(settings: Settings) -> ManagedProcess:
         "DB_CLOSE_ON_EXIT=FALSE",
         f"-Dkeycloak.migration.dir={state / 'import'}",
         f"-Dquarkus.transaction-manager.object-store.directory={state / 'transaction-logs'}",
+        f"-Djava.io.tmpdir={state / 'tmp'}",  # Vert.x file cache and Quarkus temp files
     ]
     env = {
         "JAVA": java,

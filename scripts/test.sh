@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# One command: install, then run the whole test suite against real local engines.
+# HOTLINE_TEST_ENGINES=containers runs the suite against testcontainers (needs Docker).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install.sh
+.venv/bin/ruff check shared services tests
+.venv/bin/mypy --strict shared
+exec .venv/bin/pytest -q "$@"
