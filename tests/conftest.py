@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,61 +37,43 @@ def test_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def kafka_engine(test_settings: Settings) -> Iterator[ManagedProcess]:
-    from hotline.shared.engines import kafka
-
-    kafka.prepare(test_settings)
-    process = kafka.start(test_settings)
-    try:
-        kafka.create_topics(test_settings)
-        yield process
-    finally:
-        process.stop()
-
-
-@pytest.fixture(scope="session")
-def mongo_engine(test_settings: Settings) -> Iterator[ManagedProcess]:
-    from hotline.shared.engines import mongo
-
-    mongo.prepare(test_settings)
-    process = mongo.start(test_settings)
-    try:
-        yield process
-    finally:
-        process.stop()
-
-
-@pytest.fixture(scope="session")
-def keycloak_engine(test_settings: Settings) -> Iterator[ManagedProcess]:
-    from hotline.shared.engines import keycloak
-
-    keycloak.prepare(test_settings)
-    process = keycloak.start(test_settings)
-    try:
-        yield process
-    finally:
-        process.stop()
-
-
-def data_files(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*") if p.is_file()]
-
-
-@pytest.fixture(scope="session")
-def system(
-    test_settings: Settings,
-    kafka_engine: ManagedProcess,
-    mongo_engine: ManagedProcess,
-    keycloak_engine: ManagedProcess,
-) -> Iterator[Any]:
-    """The four services running as `hotline up` runs them, over the session's engines."""
+def local_system(test_settings: Settings) -> Iterator[Any]:
+    """The three engines, started once per session; whatever runs at the end is stopped
+    (a test may restart an engine: the system object holds the current processes)."""
     from hotline.shared.engines.local import LocalSystem
 
-    local = LocalSystem(test_settings)
-    local.engines = {"kafka": kafka_engine, "mongo": mongo_engine, "keycloak": keycloak_engine}
-    local.start_services()
+    system = LocalSystem(test_settings)
+    system.prepare()
+    system.start_engines()
     try:
-        yield local
+        yield system
     finally:
-        for process in local.services.values():
-            process.stop()
+        system.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_engine(local_system: Any) -> ManagedProcess:
+    process: ManagedProcess = local_system.engines["kafka"]
+    return process
+
+
+@pytest.fixture(scope="session")
+def mongo_engine(local_system: Any) -> ManagedProcess:
+    process: ManagedProcess = local_system.engines["mongo"]
+    return process
+
+
+@pytest.fixture(scope="session")
+def keycloak_engine(local_system: Any) -> ManagedProcess:
+    process: ManagedProcess = local_system.engines["keycloak"]
+    return process
+
+
+@pytest.fixture(scope="session")
+def system(local_system: Any) -> Iterator[Any]:
+    """The four services running as `hotline up` runs them, over the session's engines."""
+    local_system.start_services()
+    try:
+        yield local_system
+    finally:
+        local_system.stop_services()

@@ -309,7 +309,7 @@ def test_cosignature_round_trip() -> None:
     cosigned = format_note(opened.text, [*opened.signatures, cosignature])
 
     witness_vkey = witness.verifier().vkey()
-    assert base64.b64decode(witness_vkey.split("+")[2])[0] == ALG_COSIGNATURE_V1
+    assert base64.b64decode(witness_vkey.split("+", 2)[2])[0] == ALG_COSIGNATURE_V1
     both = open_note(cosigned, [log.verifier(), parse_verifier_key(witness_vkey)])
     assert [s.name for s in both.signatures] == [log.name, witness.name]
     assert cosignature_timestamp(both.signatures[1]) == 1700000000

@@ -26,7 +26,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
-from typing import Protocol
+from typing import ClassVar, Protocol, Self
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -139,9 +139,10 @@ def format_verifier_key(name: str, alg: int, public_key: bytes) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Ed25519Verifier:
-    """Verifies Ed25519 note signatures (signature type 0x01) of one named key."""
+class _VerifierKey:
+    """A named Ed25519 public key of signature type ALG (shared by both verifier kinds)."""
 
+    ALG: ClassVar[int]
     name: str
     public_key: bytes
 
@@ -152,12 +153,19 @@ class Ed25519Verifier:
 
     @property
     def key_id(self) -> int:
-        """The note key id of this key (type 0x01)."""
-        return key_id(self.name, ALG_ED25519, self.public_key)
+        """The note key id of this key for its signature type."""
+        return key_id(self.name, self.ALG, self.public_key)
 
     def vkey(self) -> str:
         """Return this key as a verifier key string."""
-        return format_verifier_key(self.name, ALG_ED25519, self.public_key)
+        return format_verifier_key(self.name, self.ALG, self.public_key)
+
+
+@dataclass(frozen=True, slots=True)
+class Ed25519Verifier(_VerifierKey):
+    """Verifies Ed25519 note signatures (signature type 0x01) of one named key."""
+
+    ALG: ClassVar[int] = ALG_ED25519
 
     def verify(self, text: bytes, signature: bytes) -> None:
         """Return if `signature` is this key's Ed25519 signature of `text`, else raise."""
@@ -165,30 +173,15 @@ class Ed25519Verifier:
 
 
 @dataclass(frozen=True, slots=True)
-class CosignatureVerifier:
+class CosignatureVerifier(_VerifierKey):
     """Verifies Ed25519 cosignature/v1 signatures (signature type 0x04) of one witness."""
 
-    name: str
-    public_key: bytes
-
-    def __post_init__(self) -> None:
-        check_key_name(self.name)
-        if len(self.public_key) != ED25519_KEY_SIZE:
-            raise MalformedKeyError(f"Ed25519 public key has {len(self.public_key)} bytes")
+    ALG: ClassVar[int] = ALG_COSIGNATURE_V1
 
     @classmethod
     def from_ed25519(cls, verifier: Ed25519Verifier) -> CosignatureVerifier:
         """Use a plain Ed25519 note key (type 0x01) as a cosigner key (type 0x04)."""
         return cls(verifier.name, verifier.public_key)
-
-    @property
-    def key_id(self) -> int:
-        """The note key id of this key as a cosigner (type 0x04)."""
-        return key_id(self.name, ALG_COSIGNATURE_V1, self.public_key)
-
-    def vkey(self) -> str:
-        """Return this key as a verifier key string of type 0x04."""
-        return format_verifier_key(self.name, ALG_COSIGNATURE_V1, self.public_key)
 
     def verify(self, text: bytes, signature: bytes) -> None:
         """Return if `signature` (timestamp || Ed25519 sig) cosigns `text`, else raise."""
@@ -201,20 +194,23 @@ class CosignatureVerifier:
         _ed25519_verify(self.public_key, message, signature[TIMESTAMP_SIZE:], self.name)
 
 
-class Ed25519Signer:
-    """Signs notes with an Ed25519 key (signature type 0x01). Never shows its seed in repr."""
+class _SignerKey:
+    """A named Ed25519 private key of signature type ALG. Never shows its seed in repr."""
 
+    ALG: ClassVar[int]
     __slots__ = ("_key", "_name")
 
     def __init__(self, name: str, seed: bytes) -> None:
         """Requires a valid key name and a 32-byte Ed25519 seed."""
         check_key_name(name)
+        if len(seed) != ED25519_KEY_SIZE:
+            raise MalformedKeyError(f"Ed25519 seed has {len(seed)} bytes")
         self._name = name
-        self._key = _private_key(seed)
+        self._key = Ed25519PrivateKey.from_private_bytes(seed)
 
     @classmethod
-    def generate(cls, name: str) -> Ed25519Signer:
-        """Return a signer with a fresh random key."""
+    def generate(cls, name: str) -> Self:
+        """Return a key with a fresh random seed."""
         return cls(name, Ed25519PrivateKey.generate().private_bytes_raw())
 
     @property
@@ -223,73 +219,57 @@ class Ed25519Signer:
         return self._name
 
     @property
+    def public_key(self) -> bytes:
+        """The 32-byte Ed25519 public key."""
+        return self._key.public_key().public_bytes_raw()
+
+    @property
     def key_id(self) -> int:
-        """The note key id (type 0x01)."""
-        return self.verifier().key_id
+        """The note key id of this key for its signature type."""
+        return key_id(self._name, self.ALG, self.public_key)
+
+    def skey(self) -> str:
+        """Return `PRIVATE+KEY+name+hex(key id)+base64(type || seed)`: a secret, never log it."""
+        material = base64.b64encode(bytes([self.ALG]) + self._key.private_bytes_raw()).decode()
+        return f"PRIVATE+KEY+{self._name}+{self.key_id:08x}+{material}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._name!r}, key_id={self.key_id:08x})"
+
+
+class Ed25519Signer(_SignerKey):
+    """Signs notes with an Ed25519 key (signature type 0x01)."""
+
+    ALG: ClassVar[int] = ALG_ED25519
+    __slots__ = ()
 
     def verifier(self) -> Ed25519Verifier:
         """Return the verifier of this key."""
-        return Ed25519Verifier(self._name, self._key.public_key().public_bytes_raw())
-
-    def skey(self) -> str:
-        """Return this key as a signer key string (secret: keep it out of logs)."""
-        return _format_signer_key(self._name, ALG_ED25519, self._key, self.key_id)
+        return Ed25519Verifier(self._name, self.public_key)
 
     def sign(self, text: bytes) -> bytes:
         """Return the 64-byte Ed25519 signature of `text`."""
         return self._key.sign(text)
 
-    def __repr__(self) -> str:
-        return f"Ed25519Signer({self._name!r}, key_id={self.key_id:08x})"
 
-
-class Cosigner:
+class Cosigner(_SignerKey):
     """A witness key producing Ed25519 cosignature/v1 signatures (signature type 0x04)."""
 
-    __slots__ = ("_key", "_name")
-
-    def __init__(self, name: str, seed: bytes) -> None:
-        """Requires a valid key name and a 32-byte Ed25519 seed."""
-        check_key_name(name)
-        self._name = name
-        self._key = _private_key(seed)
-
-    @classmethod
-    def generate(cls, name: str) -> Cosigner:
-        """Return a cosigner with a fresh random key."""
-        return cls(name, Ed25519PrivateKey.generate().private_bytes_raw())
-
-    @property
-    def name(self) -> str:
-        """The cosigner name."""
-        return self._name
-
-    @property
-    def key_id(self) -> int:
-        """The note key id (type 0x04)."""
-        return self.verifier().key_id
+    ALG: ClassVar[int] = ALG_COSIGNATURE_V1
+    __slots__ = ()
 
     def verifier(self) -> CosignatureVerifier:
         """Return the verifier of this cosigner."""
-        return CosignatureVerifier(self._name, self._key.public_key().public_bytes_raw())
-
-    def skey(self) -> str:
-        """Return this key as a signer key string of type 0x04 (secret)."""
-        return _format_signer_key(self._name, ALG_COSIGNATURE_V1, self._key, self.key_id)
+        return CosignatureVerifier(self._name, self.public_key)
 
     def cosign(self, text: str, timestamp: int) -> NoteSignature:
         """Return the cosignature of note text `text` at POSIX time `timestamp`.
 
         Requires 0 <= timestamp <= 2**63 - 1 and a note text (see `format_note`).
         """
-        if not 0 <= timestamp <= MAX_TIMESTAMP:
-            raise MalformedNoteError(f"timestamp {timestamp} out of range")
-        message = _cosignature_message(_encode_text(text), timestamp)
+        message = cosignature_message(text, timestamp)
         signature = timestamp.to_bytes(TIMESTAMP_SIZE, "big") + self._key.sign(message)
         return NoteSignature(self._name, self.key_id, signature)
-
-    def __repr__(self) -> str:
-        return f"Cosigner({self._name!r}, key_id={self.key_id:08x})"
 
 
 def cosignature_message(text: str, timestamp: int) -> bytes:
@@ -472,19 +452,6 @@ def _key_fields(name: str, key_hash: str, key64: str) -> tuple[str, int, int, by
     if len(raw) != 1 + ED25519_KEY_SIZE:
         raise MalformedKeyError(f"key material has {len(raw)} bytes, want 1 + 32")
     return name, int(key_hash, 16), raw[0], raw[1:]
-
-
-def _private_key(seed: bytes) -> Ed25519PrivateKey:
-    """Return the Ed25519 private key of a 32-byte seed."""
-    if len(seed) != ED25519_KEY_SIZE:
-        raise MalformedKeyError(f"Ed25519 seed has {len(seed)} bytes")
-    return Ed25519PrivateKey.from_private_bytes(seed)
-
-
-def _format_signer_key(name: str, alg: int, key: Ed25519PrivateKey, key_hash: int) -> str:
-    """Return `PRIVATE+KEY+name+hex(key id)+base64(alg || seed)`."""
-    material = base64.b64encode(bytes([alg]) + key.private_bytes_raw()).decode()
-    return f"PRIVATE+KEY+{name}+{key_hash:08x}+{material}"
 
 
 def _cosignature_message(text: bytes, timestamp: int) -> bytes:
