@@ -20,6 +20,7 @@ from ..receipt import new_receipt
 from ..reports import routing_metadata
 from ..taxonomy import categories as taxonomy_categories
 from ..taxonomy import category_codes
+from .audit import audit
 from .session import CLI_CLIENT_ID, bearer_token, call, save_token
 
 DEMO_USERS = {
@@ -510,23 +511,7 @@ def cases_show(case_id: str, key_file: Path, as_json: bool) -> None:
         click.echo(f"{name:>10}: {value}")
 
 
-@cli.group()
-def audit() -> None:
-    """The public audit log."""
-
-
-@audit.command("entries")
-@click.option("--case", "case_id", help="Only the entries of this case.")
-@click.option("--start", default=0, show_default=True, help="First index.")
-@click.option("--limit", default=100, show_default=True, help="At most this many.")
-def audit_entries(case_id: str | None, start: int, limit: int) -> None:
-    """Print log entries (hashes and metadata only) as JSON lines."""
-    s = Settings()
-    params: dict[str, Any] = {"start": start, "limit": limit}
-    if case_id:
-        params["case"] = case_id
-    for entry in call("GET", f"{s.audit_url}/api/entries", params=params):
-        click.echo(json.dumps(entry, ensure_ascii=False))
+cli.add_command(audit)
 
 
 def main() -> None:
