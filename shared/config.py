@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     # in the data directory (development only).
     signing_key: str = ""
     audit_origin: str = "hotline.local/audit-log"
+    # Witness (compliance officer) cosigner verifier keys, C2SP vkey format, comma-separated.
+    audit_witnesses: str = ""
+    # Seconds between integration passes / checkpoint publication of the audit log.
+    audit_checkpoint_interval: float = 1.0
 
     @model_validator(mode="after")
     def _derive_urls(self) -> Settings:

@@ -163,7 +163,13 @@ class Harness:
 
     client: httpx.AsyncClient
     verifier: TokenVerifier
+    keycloak_client: httpx.AsyncClient
     jwks_requests: list[str]
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+        await self.verifier.aclose()
+        await self.keycloak_client.aclose()
 
     async def me(self, token: str | None) -> httpx.Response:
         headers = {} if token is None else {"Authorization": f"Bearer {token}"}
@@ -208,7 +214,7 @@ async def make_harness(settings: Settings, audience: str = AUDIENCE) -> Harness:
     app = build_app()
     install_token_verifier(app, verifier)
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://app")
-    return Harness(client, verifier, fetched)
+    return Harness(client, verifier, keycloak_client, fetched)
 
 
 @pytest.fixture
@@ -219,8 +225,7 @@ async def harness(
     try:
         yield made
     finally:
-        await made.client.aclose()
-        await made.verifier._client.aclose()
+        await made.aclose()
 
 
 def claims_of(token: str) -> dict[str, Any]:
@@ -349,8 +354,7 @@ async def test_real_token_for_another_audience_is_401(
         assert response.status_code == 401
         assert response.json()["detail"] == "token not issued for this service"
     finally:
-        await other.client.aclose()
-        await other.verifier._client.aclose()
+        await other.aclose()
 
 
 async def test_unknown_kid_refreshes_jwks_exactly_once(

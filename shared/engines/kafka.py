@@ -32,10 +32,10 @@ from pathlib import Path
 from string import Template
 from typing import Any, TypeVar
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from hotline.shared.config import Settings
-from hotline.shared.engines.process import (
+from ..config import Settings
+from .process import (
     DEPLOY_DIR,
     EngineError,
     ManagedProcess,

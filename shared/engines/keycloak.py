@@ -62,9 +62,9 @@ from typing import Any
 
 import httpx
 
-from hotline.shared.config import Settings
-from hotline.shared.engines import process
-from hotline.shared.engines.process import EngineError, ManagedProcess
+from ..config import Settings
+from . import process
+from .process import EngineError, ManagedProcess
 
 VERSION = "26.7.3"
 
