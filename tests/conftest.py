@@ -15,9 +15,13 @@ import pytest
 from hotline.shared.config import DEFAULT_DATA_DIR, Settings
 from hotline.shared.engines.process import ManagedProcess, free_port
 
+from .containers import container_engines, containers_requested
+
 
 @pytest.fixture(scope="session")
-def test_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def test_settings(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Settings:
     """Settings of this test session, also exported to the environment for child processes."""
     data = tmp_path_factory.mktemp("hotline-data")
     env = {
@@ -33,15 +37,33 @@ def test_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         "HOTLINE_AUDIT_PORT": str(free_port()),
     }
     os.environ.update(env)
+    if containers_requested():
+        os.environ.update(request.getfixturevalue("container_urls"))
     return Settings()
+
+
+@pytest.fixture(scope="session")
+def container_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """HOTLINE_TEST_ENGINES=containers: the engines in Docker (skips if there is no Docker)."""
+    with container_engines(tmp_path_factory.mktemp("containers")) as urls:
+        yield urls
 
 
 @pytest.fixture(scope="session")
 def local_system(test_settings: Settings) -> Iterator[Any]:
     """The three engines, started once per session; whatever runs at the end is stopped
     (a test may restart an engine: the system object holds the current processes)."""
+    from hotline.shared.engines import kafka
     from hotline.shared.engines.local import LocalSystem
 
+    if containers_requested():  # engines run in containers, started with test_settings
+        system = LocalSystem(test_settings)
+        kafka.create_topics(system.settings)
+        try:
+            yield system
+        finally:
+            system.stop()
+        return
     system = LocalSystem(test_settings)
     system.prepare()
     system.start_engines()
@@ -51,21 +73,29 @@ def local_system(test_settings: Settings) -> Iterator[Any]:
         system.stop()
 
 
+@pytest.fixture
+def local_engines_only() -> None:
+    """For tests of the local engines themselves (restarts, files on disk)."""
+    if containers_requested():
+        pytest.skip("tests the local engines; HOTLINE_TEST_ENGINES=containers is set")
+
+
 @pytest.fixture(scope="session")
-def kafka_engine(local_system: Any) -> ManagedProcess:
-    process: ManagedProcess = local_system.engines["kafka"]
+def kafka_engine(local_system: Any) -> ManagedProcess | None:
+    """The local Kafka process (None when the engines run in containers)."""
+    process: ManagedProcess | None = local_system.engines.get("kafka")
     return process
 
 
 @pytest.fixture(scope="session")
-def mongo_engine(local_system: Any) -> ManagedProcess:
-    process: ManagedProcess = local_system.engines["mongo"]
+def mongo_engine(local_system: Any) -> ManagedProcess | None:
+    process: ManagedProcess | None = local_system.engines.get("mongo")
     return process
 
 
 @pytest.fixture(scope="session")
-def keycloak_engine(local_system: Any) -> ManagedProcess:
-    process: ManagedProcess = local_system.engines["keycloak"]
+def keycloak_engine(local_system: Any) -> ManagedProcess | None:
+    process: ManagedProcess | None = local_system.engines.get("keycloak")
     return process
 
 

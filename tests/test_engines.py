@@ -26,6 +26,8 @@ from hotline.shared.config import Settings
 from hotline.shared.engines import kafka, mongo
 from hotline.shared.engines.process import ManagedProcess, free_port
 
+pytestmark = pytest.mark.usefixtures("local_engines_only")
+
 
 @pytest.fixture
 async def admin(

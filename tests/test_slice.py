@@ -278,6 +278,7 @@ def test_no_ip_address_in_any_stored_document(world: World, system: LocalSystem)
                 assert not ip.search(text), f"{name} holds an address: {ip.search(text)}"
 
 
+@pytest.mark.usefixtures("local_engines_only")
 def test_cases_and_events_survive_a_restart(world: World, system: LocalSystem) -> None:
     """Last in this module: stops services and engines, starts them on the same data."""
     test_every_event_of_the_case_is_in_the_audit_log(world)

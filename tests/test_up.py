@@ -17,6 +17,8 @@ from hotline.shared.engines.process import free_port, port_is_free
 
 from .waiting import wait_for
 
+pytestmark = pytest.mark.usefixtures("local_engines_only")
+
 REPO = Path(__file__).resolve().parents[1]
 PORT_VARS = (
     "HOTLINE_KAFKA_PORT",

@@ -181,7 +181,7 @@ def _run_build(home: Path, java: str) -> None:
         raise EngineError(f"`kc.sh build` failed in {home}:\n{tail}")
 
 
-def _local_realm() -> dict[str, Any]:
+def local_realm() -> dict[str, Any]:
     """The production realm with the local overlay applied (users, client overrides, policy)."""
     realm: dict[str, Any] = json.loads(REALM_FILE.read_text())
     overlay: dict[str, Any] = json.loads(LOCAL_OVERLAY_FILE.read_text())
@@ -202,7 +202,7 @@ def _write_import_dir(import_dir: Path) -> None:
     import_dir.mkdir(parents=True, exist_ok=True)
     target = import_dir / "hotline-realm.json"
     partial = target.with_suffix(".json.partial")
-    partial.write_text(json.dumps(_local_realm(), indent=1))
+    partial.write_text(json.dumps(local_realm(), indent=1))
     partial.replace(target)
 
 
