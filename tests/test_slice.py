@@ -278,6 +278,32 @@ def test_no_ip_address_in_any_stored_document(world: World, system: LocalSystem)
                 assert not ip.search(text), f"{name} holds an address: {ip.search(text)}"
 
 
+def test_commands_take_the_token_from_the_login_cache(
+    world: World, system: LocalSystem, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without HOTLINE_TOKEN, the cache written at login (mode 0600) is used and refreshed."""
+    from hotline.shared.cli.session import save_token, token_cache_path
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    response = httpx.post(
+        system.settings.token_url,
+        data={
+            "grant_type": "password",
+            "client_id": "hotline-cli",
+            "username": "operator",
+            "password": "operator",
+        },
+    ).json()
+    response["expires_in"] = 0  # already expired: the command must use the refresh token
+    path = save_token(response)
+    assert path == token_cache_path() and path.stat().st_mode & 0o777 == 0o600
+    listed = hotline("cases", "list", "--json")  # no HOTLINE_TOKEN in its environment
+    assert world.case_id in listed.stdout
+    path.unlink()
+    missing = hotline("cases", "list", check=False)
+    assert missing.returncode != 0 and "hotline login" in missing.stderr
+
+
 @pytest.mark.usefixtures("local_engines_only")
 def test_cases_and_events_survive_a_restart(world: World, system: LocalSystem) -> None:
     """Last in this module: stops services and engines, starts them on the same data."""
