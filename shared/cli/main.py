@@ -62,6 +62,9 @@ def up() -> None:
             raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
+    # A shell starts background jobs with SIGINT ignored, and Python keeps it so: restore
+    # Ctrl-C explicitly, it is how a person stops the system.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     started = time.monotonic()
     try:
         system.start()

@@ -1,0 +1,92 @@
+"""Where the audit log keeps its tree: MongoDB, write-once.
+
+Collections (all append-only; nothing here updates or deletes):
+
+- `audit_entries`  sequenced entries, `_id` = index (see sequencer.py).
+- `audit_tiles`    tiles and entry bundles, `_id` = C2SP path (`tile/0/x001/234`,
+                   `tile/entries/005.p/17`), `data` = base64 (nx-27017 loses binary
+                   subtypes). A path's contents never change, partial tiles included,
+                   because the width is part of the path.
+- `audit_checkpoints` and `audit_cosignatures`: see checkpoints.py.
+
+Why MongoDB and not files under the data directory: the log then lives where everything it
+proves lives, in the one store that is replicated and backed up; the service keeps no local
+state, so replicas (compose `--scale`) serve the same tiles; and a tile and the entries it
+commits to cannot be restored from different backups. Full tiles are immutable and served
+with a one-year cache lifetime, so a cache in front takes the read load off the store.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from hotline.shared.store import Store
+from hotline.shared.tlog.hashing import leaf_hash
+
+TILES = "audit_tiles"
+ENTRIES = "audit_entries"
+
+
+class StoreRewrittenError(RuntimeError):
+    """What the store holds contradicts what the log already committed to."""
+
+
+async def read_entries(store: Store, start: int, limit: int) -> list[bytes]:
+    """Sequenced entries start, start + 1, ... up to `limit`, stopping at the first gap.
+
+    Raises StoreRewrittenError when an entry no longer hashes to the leaf hash recorded
+    when it was sequenced.
+    """
+    found = store.db[ENTRIES].find(
+        {"_id": {"$gte": start, "$lt": start + limit}}, {"entry": 1, "leaf_hash": 1}
+    )
+    entries: list[bytes] = []
+    async for doc in found.sort("_id", 1):
+        if doc["_id"] != start + len(entries):
+            break  # a gap: an index is being written; integrate up to it
+        raw = doc["entry"].encode()
+        if leaf_hash(raw).hex() != doc["leaf_hash"]:
+            raise StoreRewrittenError(
+                f"sequenced entry {doc['_id']} no longer matches its recorded leaf hash"
+            )
+        entries.append(raw)
+    return entries
+
+
+async def read_resources(store: Store, paths: Sequence[str]) -> dict[str, bytes]:
+    """The stored contents of `paths` (missing paths are left out)."""
+    if not paths:
+        return {}
+    found = store.db[TILES].find({"_id": {"$in": list(paths)}})
+    return {doc["_id"]: base64.b64decode(doc["data"]) async for doc in found}
+
+
+async def read_resource(store: Store, path: str) -> bytes | None:
+    """The stored contents of one tile or bundle, or None."""
+    doc = await store.db[TILES].find_one({"_id": path})
+    return None if doc is None else base64.b64decode(doc["data"])
+
+
+async def write_resources(store: Store, resources: Mapping[str, bytes]) -> None:
+    """Write tiles and bundles once. Rewriting equal bytes is a no-op (a pass repeated after
+    a crash); different bytes at an existing path raise StoreRewrittenError."""
+    docs = [{"_id": path, "data": base64.b64encode(data).decode()} for path, data in resources.items()]
+    if not docs:
+        return
+    try:
+        await store.db[TILES].insert_many(docs, ordered=True)
+        return
+    except BulkWriteError as exc:
+        done = int(exc.details.get("nInserted", 0))
+    for doc in docs[done:]:  # the rest, one by one, telling repeats from conflicts
+        try:
+            await store.db[TILES].insert_one(doc)
+        except DuplicateKeyError:
+            existing = await store.db[TILES].find_one({"_id": doc["_id"]})
+            if existing is None or existing["data"] != doc["data"]:
+                raise StoreRewrittenError(
+                    f"{doc['_id']} is stored with other contents than the entries give"
+                ) from None
