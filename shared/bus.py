@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.errors import KafkaError
 from pymongo.errors import ConnectionFailure, DuplicateKeyError
 
+from .aio import cancel_and_wait
 from .config import Settings
 from .events import DEAD_LETTER_TOPIC, Event, EventError, parse_event
 
@@ -88,13 +89,12 @@ class ConsumerRunner:
         await self._consumer.start()
         self._task = asyncio.create_task(self._run(), name=f"consumer-{self.group}")
 
+    def healthy(self) -> bool:
+        """False once the consuming task has died (the service must then report unhealthy)."""
+        return self._task is not None and not self._task.done()
+
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
         if self._consumer is not None:
             await self._consumer.stop()
 
@@ -108,8 +108,16 @@ class ConsumerRunner:
             for tp, messages in batches.items():
                 for message in messages:
                     await self._process(message)
-                # The effects are durable: only now is the position committed.
-                await consumer.commit({tp: messages[-1].offset + 1})
+                try:
+                    # The effects are durable: only now is the position committed.
+                    await consumer.commit({tp: messages[-1].offset + 1})
+                except KafkaError as exc:
+                    # Typically a rebalance took the partition away: its new owner gets the
+                    # uncommitted messages again, and they are idempotent by event id.
+                    log.warning(
+                        "commit failed",
+                        extra={"group": self.group, "error_type": type(exc).__name__},
+                    )
 
     async def _process(self, message: ConsumerRecord[bytes, bytes]) -> None:
         try:

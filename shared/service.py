@@ -80,6 +80,9 @@ def add_health(app: FastAPI) -> None:
     async def healthz(request: Request) -> JSONResponse:
         runtime: Runtime = request.app.state.runtime
         await runtime.store.db.command("ping")
+        stopped = [c.group for c in runtime.consumers if not c.healthy()]
+        if stopped:
+            return JSONResponse({"status": "consumer stopped", "groups": stopped}, status_code=503)
         return JSONResponse({"status": "ok"})
 
 

@@ -24,6 +24,7 @@ from pymongo import ASCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
+from .aio import cancel_and_wait
 from .bus import publish
 from .config import Settings
 from .events import Event
@@ -123,12 +124,7 @@ class OutboxRelay:
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
         await self.flush()  # publish what the last requests wrote, if Kafka is there
 
     async def _run(self) -> None:
