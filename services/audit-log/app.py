@@ -1,63 +1,242 @@
 """Audit log: every event on every topic becomes a leaf of an RFC 9162 Merkle tree.
 
-This module wires the consumer (sequencing) and the public read API. It needs no token:
-the log is public, and what it holds is hashes and metadata only.
+Public and read-only (no token, no cookie; what it holds is hashes and metadata only):
+
+    GET  /checkpoint                 text/plain; charset=utf-8, Cache-Control: public, max-age=2
+                                     the latest signed checkpoint (C2SP tlog-checkpoint) with
+                                     the witness cosignatures received for it
+    GET  /tile/<L>/<N>[.p/<W>]       application/octet-stream (C2SP tlog-tiles)
+    GET  /tile/entries/<N>[.p/<W>]   application/octet-stream, entry bundles
+                                     both: Cache-Control: public, max-age=31536000, immutable
+                                     (a path's contents never change); 404 beyond the tree
+    GET  /vkey                       text/plain, the log's verifier key (C2SP signed-note)
+    POST /cosignature                text/plain body: the checkpoint note cosigned by a
+                                     witness (C2SP tlog-cosignature); JSON answer
+    GET  /api/entries?case=&start=&limit=   JSON entries, for people reading the log
+    GET  /healthz
+
+The service runs its own lifespan rather than `service_lifespan`: it has no outbox, no
+authenticated route (so no token verifier), consumes in batches, and must check its store
+before serving anything.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query
+from aiokafka import AIOKafkaProducer
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel
 
+from hotline.shared.bus import make_producer
 from hotline.shared.config import Settings
-from hotline.shared.events import DATA_MODELS, Event, topic_for
-from hotline.shared.service import Runtime, add_health, runtime_of, service_lifespan
+from hotline.shared.events import DATA_MODELS, topic_for
+from hotline.shared.store import Store
+from hotline.shared.tlog.errors import TlogError
+from hotline.shared.tlog.note import CosignatureVerifier, Ed25519Signer
+from hotline.shared.tlog.tiles import TILE_HEIGHT, TILE_WIDTH, EntryBundle, Tile, parse_path
 
+from . import storage
+from .checkpoints import (
+    CosignatureRefused,
+    Publisher,
+    WitnessConfigError,
+    add_cosignatures,
+    latest_checkpoint,
+    log_signer,
+    served_note,
+    witness_keys,
+)
+from .consumer import SequencingConsumer
+from .integrity import check_store
 from .sequencer import Sequencer
 
-AUDIENCE = "hotline-audit-log"
 AUDITED_TOPICS = sorted({topic_for(event_type) for event_type, _ in DATA_MODELS})
-RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
-router = APIRouter(prefix="/api", tags=["log"])
+IMMUTABLE = "public, max-age=31536000, immutable"
+CHECKPOINT_CACHE = "public, max-age=2"  # C2SP: no caching beyond a few seconds
+VKEY_CACHE = "public, max-age=300"
+OCTET_STREAM = "application/octet-stream"
+MAX_COSIGNED_NOTE = 16 * 1024
+
+log = logging.getLogger("hotline.audit_log")
 
 
-@router.get("/entries")
+@dataclass
+class AuditLog:
+    """What the routes use (kept in `app.state.audit`)."""
+
+    store: Store
+    signer: Ed25519Signer
+    witnesses: list[CosignatureVerifier]
+    publisher: Publisher
+    consumer: SequencingConsumer | None = None
+
+    def tasks(self) -> dict[str, Publisher | SequencingConsumer]:
+        """The background work whose death makes the service unhealthy."""
+        tasks: dict[str, Publisher | SequencingConsumer] = {"publisher": self.publisher}
+        if self.consumer is not None:
+            tasks["consumer"] = self.consumer
+        return tasks
+
+
+def audit_of(request: Request) -> AuditLog:
+    audit: AuditLog = request.app.state.audit
+    return audit
+
+
+AuditDep = Annotated[AuditLog, Depends(audit_of)]
+tlog = APIRouter(tags=["tlog"])
+api = APIRouter(prefix="/api", tags=["log"])
+
+
+class CosignatureRecorded(BaseModel):
+    size: int
+    witnesses: list[str]
+
+
+@tlog.get("/checkpoint", response_class=PlainTextResponse)
+async def checkpoint(audit: AuditDep) -> PlainTextResponse:
+    """The latest checkpoint and its cosignatures."""
+    stored = await latest_checkpoint(audit.store)
+    if stored is None:
+        raise HTTPException(503, "no checkpoint has been published yet")
+    audit.publisher.size = max(audit.publisher.size, stored.size)  # another replica's
+    note = await served_note(audit.store, stored)
+    return PlainTextResponse(note, headers={"Cache-Control": CHECKPOINT_CACHE})
+
+
+@tlog.get("/tile/{path:path}", response_class=Response)
+async def tile(path: str, audit: AuditDep) -> Response:
+    """A tile or entry bundle of the current tree (C2SP tlog-tiles)."""
+    full_path = f"tile/{path}"
+    try:
+        resource = parse_path(full_path)
+    except TlogError:
+        raise HTTPException(404, "not a tile path (c2sp.org/tlog-tiles)") from None
+    if not _in_tree(resource, audit.publisher.size):
+        raise HTTPException(404, "beyond the current tree")
+    data = await storage.read_resource(audit.store, full_path)
+    if data is None:
+        raise HTTPException(404, "no such tile")
+    return Response(data, media_type=OCTET_STREAM, headers={"Cache-Control": IMMUTABLE})
+
+
+def _in_tree(resource: Tile | EntryBundle, size: int) -> bool:
+    """True when the tree of `size` holds at least `resource.width` hashes in it."""
+    level = resource.level if isinstance(resource, Tile) else 0
+    return (size >> (TILE_HEIGHT * level)) - resource.index * TILE_WIDTH >= resource.width
+
+
+@tlog.get("/vkey", response_class=PlainTextResponse)
+async def vkey(audit: AuditDep) -> PlainTextResponse:
+    """The log's verifier key, `origin+keyid+base64(0x01 || Ed25519 public key)`."""
+    text = audit.signer.verifier().vkey() + "\n"
+    return PlainTextResponse(text, headers={"Cache-Control": VKEY_CACHE})
+
+
+@tlog.post("/cosignature", response_model=CosignatureRecorded)
+async def cosignature(request: Request, audit: AuditDep) -> CosignatureRecorded:
+    """Record a witness's cosignature (text/plain body: the cosigned checkpoint note)."""
+    body = b""
+    async for chunk in request.stream():  # bounded: never buffer more than one note
+        body += chunk
+        if len(body) > MAX_COSIGNED_NOTE:
+            raise HTTPException(413, f"a cosigned note is at most {MAX_COSIGNED_NOTE} bytes")
+    try:
+        text = body.decode("utf-8")
+        size, names = await add_cosignatures(
+            audit.store, text, audit.signer.verifier(), audit.witnesses
+        )
+    except UnicodeDecodeError:
+        raise HTTPException(400, "the note is not UTF-8") from None
+    except CosignatureRefused as exc:
+        raise HTTPException(exc.status, str(exc)) from None
+    return CosignatureRecorded(size=size, witnesses=names)
+
+
+@api.get("/entries")
 async def entries(
-    runtime: RuntimeDep,
+    audit: AuditDep,
     case: Annotated[str | None, Query(max_length=64)] = None,
     start: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     """Entries in index order (optionally only one subject's), with their leaf hashes."""
-    query: dict[str, Any] = {"_id": {"$gte": start}}
+    query: dict[str, Any] = {"index": {"$gte": start}}
     if case is not None:
         query["subject"] = case
-    found = runtime.store.db.audit_entries.find(query).sort("_id", 1).limit(limit)
+    found = audit.store.db[storage.ENTRIES].find(query).sort("index", 1).limit(limit)
     return [
         {"index": doc["_id"], "leaf_hash": doc["leaf_hash"], "entry": json.loads(doc["entry"])}
         async for doc in found
     ]
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def _refuse_to_start(exc: Exception) -> None:
+    """Say why on standard error: the logging policy keeps exception text out of logs, and
+    this text holds only sizes, indices, hashes and paths."""
+    log.critical("audit log refuses to start", extra={"error_type": type(exc).__name__})
+    print(f"audit-log refuses to start: {exc}", file=sys.stderr, flush=True)
+
+
+def create_app(settings: Settings | None = None, *, consume: bool = True) -> FastAPI:
+    """The audit-log app; `consume=False` serves and integrates without reading Kafka."""
     settings = settings or Settings()
 
-    def setup(runtime: Runtime) -> None:
-        sequencer = Sequencer(runtime.store)
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = Store(settings)
+        producer: AIOKafkaProducer | None = None
+        consumer: SequencingConsumer | None = None
+        publisher: Publisher | None = None
+        try:
+            await store.ensure_indexes()
+            await storage.ensure_indexes(store)
+            try:
+                signer = log_signer(settings)
+                witnesses = witness_keys(settings)
+                latest = await check_store(store, signer.verifier())
+            except (storage.StoreRewrittenError, WitnessConfigError) as exc:
+                _refuse_to_start(exc)
+                raise
+            publisher = Publisher(store, signer, settings.audit_checkpoint_interval)
+            publisher.size = 0 if latest is None else latest.size
+            await publisher.start()
+            if consume:
+                producer = make_producer(settings)  # for dead letters
+                await producer.start()
+                consumer = SequencingConsumer(
+                    settings, store, producer, AUDITED_TOPICS, Sequencer(store)
+                )
+                await consumer.start()
+            app.state.audit = AuditLog(store, signer, witnesses, publisher, consumer)
+            yield
+        finally:
+            if consumer is not None:
+                await consumer.stop()
+            if producer is not None:
+                await producer.stop()
+            if publisher is not None:
+                await publisher.stop()
+            await store.close()
 
-        async def append(event: Event) -> None:
-            await sequencer.sequence(event)
+    app = FastAPI(title="Hotline audit log", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.include_router(tlog)
+    app.include_router(api)
 
-        runtime.consume("audit-log", AUDITED_TOPICS, append)
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz(audit: AuditDep) -> JSONResponse:
+        await audit.store.db.command("ping")
+        stopped = [name for name, task in audit.tasks().items() if not task.healthy()]
+        if stopped:
+            return JSONResponse({"status": "stopped", "tasks": stopped}, status_code=503)
+        return JSONResponse({"status": "ok", "size": audit.publisher.size})
 
-    app = FastAPI(
-        title="Hotline audit log",
-        lifespan=service_lifespan(settings, AUDIENCE, [], setup),
-        docs_url=None,
-        redoc_url=None,
-    )
-    app.include_router(router)
-    add_health(app)
     return app

@@ -111,7 +111,9 @@ def _partial_contents(size: int, partials: Mapping[str, bytes]) -> dict[Tile, by
     return contents
 
 
-def _grown_tile(tile: Tile, size: int, old: Mapping[Tile, bytes], added: dict[int, list[bytes]]) -> bytes:
+def _grown_tile(
+    tile: Tile, size: int, old: Mapping[Tile, bytes], added: dict[int, list[bytes]]
+) -> bytes:
     """Contents of `tile` (at its new width): what it held at `size`, then the new hashes."""
     start = tile.index * TILE_WIDTH
     before = (size >> (TILE_HEIGHT * tile.level)) - start  # hashes it held at `size`

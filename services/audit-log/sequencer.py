@@ -1,20 +1,57 @@
 """Sequencing: durably give each event the next index, once (idempotent by event id).
 
 Integration (tiles, root, checkpoints) is separate and reads what was sequenced. Indices are
-contiguous: an entry is one insert whose `_id` is its index; a unique index on `event_id`
+contiguous: an entry is one document whose `_id` is its index (also kept as the `index`
+field: nx-27017 sorts integer `_id`s as text when no filter is given, so every sort is
+on `index`); a unique index on `event_id`
 makes a redelivered event a no-op, and a clash on `_id` (another sequencer won the index)
 re-reads the next free index and tries again.
+
+`sequence_many` writes a batch with one ordered `insert_many` (Tessera batches sequencing
+too): an ordered insert stops at the first failing document (checked on nx-27017 in
+tests/test_audit_service.py), so the indices written stay contiguous, and the clash is
+resolved before the rest of the batch is written again.
 """
 
 from __future__ import annotations
 
-from pymongo.errors import DuplicateKeyError
+from collections.abc import Sequence
+from typing import Any
+
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from hotline.shared.events import Event
 from hotline.shared.store import Store
 from hotline.shared.tlog.hashing import leaf_hash
+from hotline.shared.tlog.tiles import MAX_ENTRY_SIZE
 
 from .entries import audit_entry, entry_bytes
+
+DUPLICATE_KEY = 11000
+
+
+class EntryTooLargeError(ValueError):
+    """An entry longer than an entry bundle can hold (65535 bytes): never sequenced."""
+
+
+def entry_of(event: Event) -> bytes:
+    """The canonical leaf bytes of `event`; raises EntryTooLargeError beyond the bundle limit."""
+    leaf = entry_bytes(audit_entry(event))
+    if len(leaf) > MAX_ENTRY_SIZE:
+        raise EntryTooLargeError(f"the entry of event {event.id} has {len(leaf)} bytes")
+    return leaf
+
+
+def entry_document(index: int, event: Event, leaf: bytes) -> dict[str, Any]:
+    """The stored form of a sequenced entry (hashes as hex: binary subtypes do not survive)."""
+    return {
+        "_id": index,
+        "index": index,
+        "event_id": event.id,
+        "subject": event.subject,
+        "entry": leaf.decode(),
+        "leaf_hash": leaf_hash(leaf).hex(),
+    }
 
 
 class Sequencer:
@@ -24,31 +61,63 @@ class Sequencer:
 
     async def size(self) -> int:
         """Number of sequenced entries (the next free index)."""
-        last = await self.store.db.audit_entries.find_one({}, sort=[("_id", -1)])
+        last = await self.store.db.audit_entries.find_one({}, {"_id": 1}, sort=[("index", -1)])
         return 0 if last is None else int(last["_id"]) + 1
 
     async def sequence(self, event: Event) -> int:
         """Durably assign `event` its index; return it (the existing one on redelivery)."""
-        leaf = entry_bytes(audit_entry(event))
+        leaf = entry_of(event)
         while True:
             if self._next is None:
                 self._next = await self.size()
             index = self._next
             try:
-                await self.store.db.audit_entries.insert_one(
-                    {
-                        "_id": index,
-                        "event_id": event.id,
-                        "subject": event.subject,
-                        "entry": leaf.decode(),
-                        "leaf_hash": leaf_hash(leaf).hex(),
-                    }
-                )
+                await self.store.db.audit_entries.insert_one(entry_document(index, event, leaf))
             except DuplicateKeyError:
-                existing = await self.store.db.audit_entries.find_one({"event_id": event.id})
+                existing = await self._index_of(event.id)
                 if existing is not None:
-                    return int(existing["_id"])
+                    return existing
                 self._next = None  # someone else took this index: re-read
                 continue
             self._next = index + 1
             return index
+
+    async def sequence_many(self, events: Sequence[Event]) -> list[int]:
+        """Durably assign every event its index, in order; return the indices (existing ones
+        for redelivered events, one index for an event repeated in the batch)."""
+        leaves = {event.id: entry_of(event) for event in events}
+        pending = [event for event in {e.id: e for e in events}.values()]
+        indices: dict[str, int] = {}
+        while pending:
+            if self._next is None:
+                self._next = await self.size()
+            start = self._next
+            written = await self._insert_ordered(
+                [entry_document(start + i, e, leaves[e.id]) for i, e in enumerate(pending)]
+            )
+            indices.update((e.id, start + i) for i, e in enumerate(pending[:written]))
+            self._next = start + written
+            pending = pending[written:]
+            if pending:  # pending[0] clashed: redelivered, or its index was taken meanwhile
+                existing = await self._index_of(pending[0].id)
+                if existing is None:
+                    self._next = None
+                else:
+                    indices[pending[0].id] = existing
+                    pending = pending[1:]
+        return [indices[event.id] for event in events]
+
+    async def _insert_ordered(self, documents: list[dict[str, Any]]) -> int:
+        """Insert in order; return how many were written before a duplicate key stopped it."""
+        try:
+            await self.store.db.audit_entries.insert_many(documents, ordered=True)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if not errors or errors[0].get("code") != DUPLICATE_KEY:
+                raise
+            return int(exc.details.get("nInserted", 0))
+        return len(documents)
+
+    async def _index_of(self, event_id: str) -> int | None:
+        existing = await self.store.db.audit_entries.find_one({"event_id": event_id}, {"_id": 1})
+        return None if existing is None else int(existing["_id"])

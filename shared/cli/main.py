@@ -20,6 +20,7 @@ from ..reports import routing_metadata
 from ..taxonomy import categories as taxonomy_categories
 from ..taxonomy import category_codes
 from .audit import audit
+from .bench import bench
 from .session import CLI_CLIENT_ID, bearer_token, call, save_token
 
 DEMO_USERS = {
@@ -514,6 +515,7 @@ def cases_show(case_id: str, key_file: Path, as_json: bool) -> None:
 
 
 cli.add_command(audit)
+cli.add_command(bench)
 
 
 def main() -> None:
