@@ -399,6 +399,31 @@ def test_a_redelivered_event_is_appended_once(system: Any) -> None:
     assert ids == [event.id, marker.id]
 
 
+def test_a_report_waits_for_the_registration_of_its_identity_keys(system: Any) -> None:
+    """Kafka orders no two topics: a report that arrives before its operator key's
+    registration is held back until the registration is in the log, never sequenced first."""
+    operator, case = Org("hotline-operator", "operator"), f"order-{uuid.uuid4()}"
+    early = report(case, "F-ORDER", [operator], [operator])
+    publish_events(system.settings, [early])
+    marker = probe(f"marker-{uuid.uuid4()}")  # published after the report, on another topic
+    publish_events(system.settings, [marker])
+    wait_for(lambda: system_entries(system.settings, marker.subject), timeout=60, what="marker")
+    assert reports(system, case) == [], "held back: its key is not in the log"
+
+    registration = operator.registered()
+    publish_events(system.settings, [registration])
+    [sequenced] = wait_for(lambda: reports(system, case), timeout=60, what="the report")
+    [key] = system_entries(system.settings, registration.subject)
+    assert sequenced["entry"]["event_id"] == early.id
+    assert key["index"] < sequenced["index"], "the key is registered earlier in the log"
+
+
+def reports(system: Any, case: str) -> list[dict[str, Any]]:
+    """The case's report.submitted entries (triage's own events for it may come first)."""
+    entries = system_entries(system.settings, case)
+    return [e for e in entries if e["entry"]["type"] == "report.submitted"]
+
+
 def test_the_sequencer_is_idempotent_and_contiguous(
     mongo: MongoClient[dict[str, Any]], test_settings: Settings
 ) -> None:

@@ -164,7 +164,7 @@ async def cosignature(request: Request, audit: AuditDep) -> CosignatureRecorded:
 @api.get("/entries")
 async def entries(
     audit: AuditDep,
-    case: Annotated[str | None, Query(max_length=64)] = None,
+    case: Annotated[str | None, Query(max_length=128)] = None,
     start: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:

@@ -8,13 +8,22 @@ per-group `applied_events` record is not needed here: the sequencer is itself id
 by event id. The offsets are committed only after the batch is durable; if the batch
 fails for any reason but an unreachable store, its events are handled one by one by the
 shared runner, so one poison event is dead-lettered and the others are sequenced.
+
+Causal order across topics: Kafka orders a partition, never two topics, yet the policy
+says an identity envelope's recipients must be keys registered EARLIER in the log. A
+report whose identity recipients the log has not registered yet is held back: its
+partition is committed up to before it and rewound to it, while the other partitions (the
+key registrations among them) move on; it is sequenced once its keys are in the log, or
+after HOLD_LIMIT seconds anyway (then the verifier reports the truth: not registered first).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 
-from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
 from hotline.shared.bus import ConsumerRunner
@@ -28,6 +37,17 @@ log = logging.getLogger("hotline.audit_log.consumer")
 POLL_RECORDS = 500
 # Facts that later events rely on ("an operator key registered EARLIER in the log").
 REGISTRATIONS = frozenset({"key.registered", "registry.changed"})
+HOLD_LIMIT = 60.0  # seconds a report may wait for its keys' registration to be sequenced
+HOLD_RETRY = 0.2  # seconds between polls while a report is held back
+Batches = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+
+
+def keys_needed(event: Event) -> set[str]:
+    """Key ids that must already be registered in the log before `event` is sequenced."""
+    if event.type != "report.submitted" or not event.data.get("identity"):
+        return set()
+    recipients = event.data["identity"].get("recipients")
+    return set(recipients) if isinstance(recipients, dict) else set()
 
 
 def consumer_group(settings: Settings) -> str:
@@ -49,6 +69,14 @@ class SequencingConsumer(ConsumerRunner):
 
         super().__init__(settings, store, producer, consumer_group(settings), topics, one)
         self.sequencer = sequencer
+        self.registered_keys: set[str] | None = None  # loaded from the log on first use
+        self._held_since: dict[str, float] = {}  # event id -> when it was first held back
+
+    async def _load_registered_keys(self) -> set[str]:
+        if self.registered_keys is None:
+            found = self.store.db.audit_entries.find({"key_id": {"$exists": True}}, {"key_id": 1})
+            self.registered_keys = {doc["key_id"] async for doc in found}
+        return self.registered_keys
 
     async def _run(self) -> None:
         consumer = self._consumer
@@ -59,16 +87,59 @@ class SequencingConsumer(ConsumerRunner):
                 self.ready.set()
             if not batches:
                 continue
-            await self._sequence([m for messages in batches.values() for m in messages])
+            held = await self._held_back(batches)
+            await self._sequence(
+                [
+                    m
+                    for tp, ms in batches.items()
+                    for m in ms
+                    if m.offset < held.get(tp, m.offset + 1)
+                ]
+            )
+            positions = {tp: held.get(tp, ms[-1].offset + 1) for tp, ms in batches.items()}
+            for tp, offset in held.items():
+                consumer.seek(tp, offset)  # read the held report again on a later poll
             try:
-                # Every event of the poll is durable: only now are the positions committed.
-                await consumer.commit({tp: ms[-1].offset + 1 for tp, ms in batches.items()})
+                # Every event before these positions is durable: only now are they committed.
+                await consumer.commit(positions)
             except KafkaError as exc:
                 # A rebalance took a partition away: its next owner reads the events again,
                 # and sequencing is idempotent by event id.
                 log.warning(
                     "commit failed", extra={"group": self.group, "error_type": type(exc).__name__}
                 )
+            if held:
+                await asyncio.sleep(HOLD_RETRY)  # let the registrations arrive, do not spin
+
+    async def _held_back(self, batches: Batches) -> dict[TopicPartition, int]:
+        """Per partition, the offset of the first report that must wait for its keys."""
+        known = await self._load_registered_keys()
+        arriving: set[str] = set()
+        events: dict[tuple[TopicPartition, int], Event] = {}
+        for tp, messages in batches.items():
+            for message in messages:
+                try:
+                    event = parse_event(message.value or b"")
+                except EventError:
+                    continue  # dead-lettered by _sequence
+                events[(tp, message.offset)] = event
+                if event.type == "key.registered":
+                    arriving.add(event.data["key_id"])
+        held: dict[TopicPartition, int] = {}
+        now = time.monotonic()
+        for (tp, offset), event in events.items():
+            if tp in held or not keys_needed(event) - known - arriving:
+                continue
+            since = self._held_since.setdefault(event.id, now)
+            if now - since < HOLD_LIMIT:
+                held[tp] = offset
+            else:
+                log.warning("sequenced before its keys", extra={"event_id": event.id})
+        for (tp, offset), event in events.items():
+            if held.get(tp, offset + 1) > offset:
+                self._held_since.pop(event.id, None)
+        known |= arriving
+        return held
 
     async def _sequence(self, messages: list[ConsumerRecord[bytes, bytes]]) -> None:
         """Sequence the valid events of `messages` in one write; dead-letter the invalid."""

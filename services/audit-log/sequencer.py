@@ -44,7 +44,7 @@ def entry_of(event: Event) -> bytes:
 
 def entry_document(index: int, event: Event, leaf: bytes) -> dict[str, Any]:
     """The stored form of a sequenced entry (hashes as hex: binary subtypes do not survive)."""
-    return {
+    document = {
         "_id": index,
         "index": index,
         "event_id": event.id,
@@ -52,6 +52,9 @@ def entry_document(index: int, event: Event, leaf: bytes) -> dict[str, Any]:
         "entry": leaf.decode(),
         "leaf_hash": leaf_hash(leaf).hex(),
     }
+    if event.type == "key.registered":
+        document["key_id"] = event.data["key_id"]  # what the consumer's causal check reads
+    return document
 
 
 class Sequencer:
