@@ -39,7 +39,8 @@ POLL_RECORDS = 500
 REGISTRATIONS = frozenset({"key.registered", "registry.changed"})
 HOLD_LIMIT = 60.0  # seconds a report may wait for its keys' registration to be sequenced
 HOLD_RETRY = 0.2  # seconds between polls while a report is held back
-Batches = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+Record = ConsumerRecord[bytes, bytes]
+Polled = tuple[TopicPartition, Record, "Event | EventError"]
 
 
 def keys_needed(event: Event) -> set[str]:
@@ -87,14 +88,10 @@ class SequencingConsumer(ConsumerRunner):
                 self.ready.set()
             if not batches:
                 continue
-            held = await self._held_back(batches)
+            polled = [(tp, m, _parsed(m)) for tp, ms in batches.items() for m in ms]
+            held = await self._held_back(polled)
             await self._sequence(
-                [
-                    m
-                    for tp, ms in batches.items()
-                    for m in ms
-                    if m.offset < held.get(tp, m.offset + 1)
-                ]
+                [(m, e) for tp, m, e in polled if m.offset < held.get(tp, m.offset + 1)]
             )
             positions = {tp: held.get(tp, ms[-1].offset + 1) for tp, ms in batches.items()}
             for tp, offset in held.items():
@@ -111,23 +108,14 @@ class SequencingConsumer(ConsumerRunner):
             if held:
                 await asyncio.sleep(HOLD_RETRY)  # let the registrations arrive, do not spin
 
-    async def _held_back(self, batches: Batches) -> dict[TopicPartition, int]:
+    async def _held_back(self, polled: list[Polled]) -> dict[TopicPartition, int]:
         """Per partition, the offset of the first report that must wait for its keys."""
         known = await self._load_registered_keys()
-        arriving: set[str] = set()
-        events: dict[tuple[TopicPartition, int], Event] = {}
-        for tp, messages in batches.items():
-            for message in messages:
-                try:
-                    event = parse_event(message.value or b"")
-                except EventError:
-                    continue  # dead-lettered by _sequence
-                events[(tp, message.offset)] = event
-                if event.type == "key.registered":
-                    arriving.add(event.data["key_id"])
+        events = [(tp, m.offset, e) for tp, m, e in polled if isinstance(e, Event)]
+        arriving = {e.data["key_id"] for _, _, e in events if e.type == "key.registered"}
         held: dict[TopicPartition, int] = {}
         now = time.monotonic()
-        for (tp, offset), event in events.items():
+        for tp, offset, event in events:
             if tp in held or not keys_needed(event) - known - arriving:
                 continue
             since = self._held_since.setdefault(event.id, now)
@@ -135,28 +123,23 @@ class SequencingConsumer(ConsumerRunner):
                 held[tp] = offset
             else:
                 log.warning("sequenced before its keys", extra={"event_id": event.id})
-        for (tp, offset), event in events.items():
-            if held.get(tp, offset + 1) > offset:
+        for tp, offset, event in events:
+            if offset < held.get(tp, offset + 1):
                 self._held_since.pop(event.id, None)
         known |= arriving
         return held
 
-    async def _sequence(self, messages: list[ConsumerRecord[bytes, bytes]]) -> None:
-        """Sequence the valid events of `messages` in one write; dead-letter the invalid."""
-        events: list[Event] = []
-        valid: list[ConsumerRecord[bytes, bytes]] = []
-        for message in messages:
-            try:
-                events.append(parse_event(message.value or b""))
-            except EventError as exc:
-                await self._dead_letter(message, str(exc))
-                continue
-            valid.append(message)
-        if not events:
+    async def _sequence(self, polled: list[tuple[Record, Event | EventError]]) -> None:
+        """Sequence the valid events of a poll in one write; dead-letter the invalid."""
+        for message, parsed in polled:
+            if isinstance(parsed, EventError):
+                await self._dead_letter(message, str(parsed))
+        valid = [(m, e) for m, e in polled if isinstance(e, Event)]
+        if not valid:
             return
         # Kafka orders a partition, never two topics: within a poll, registrations go
         # first. A topic holds one event type, so this stable sort keeps partition order.
-        events.sort(key=lambda event: event.type not in REGISTRATIONS)
+        events = sorted((e for _, e in valid), key=lambda event: event.type not in REGISTRATIONS)
 
         async def write() -> None:
             await self.sequencer.sequence_many(events)
@@ -165,5 +148,12 @@ class SequencingConsumer(ConsumerRunner):
             await self._with_transient_retry(write)
         except Exception as exc:  # noqa: BLE001 - find the poison event, keep the others
             log.warning("batch sequencing failed", extra={"error_type": type(exc).__name__})
-            for message in valid:
+            for message, _ in valid:
                 await self._process(message)
+
+
+def _parsed(message: Record) -> Event | EventError:
+    try:
+        return parse_event(message.value or b"")
+    except EventError as exc:
+        return exc
