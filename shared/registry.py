@@ -8,15 +8,13 @@ a `key.registered` event, so the audit log knows every key that may ever be a re
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from dataclasses import dataclass
 
 from pymongo.errors import DuplicateKeyError
 
 from .events import KeyRegistered, RegistryChanged, new_event
-from .keys import key_id
+from .keys import CryptoError, key_id, load_public_key
 from .store import Document, Store, with_outbox
 
 FACTORY_CODE = re.compile(r"^[A-Z0-9][A-Z0-9-]{1,31}$")
@@ -42,13 +40,11 @@ class Recipients:
 
 
 def decode_public_key(text: str) -> bytes:
+    """The raw X25519 key of a base64 public key, checked as keys.py checks every key."""
     try:
-        raw = base64.b64decode(text.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        raise RegistryError("public key is not base64") from None
-    if len(raw) != 32:
-        raise RegistryError("public key must be 32 bytes (X25519)")
-    return raw
+        return load_public_key(text.strip())
+    except CryptoError as exc:
+        raise RegistryError(f"public key: {exc}") from None
 
 
 def _check(pattern: re.Pattern[str], value: str, what: str) -> None:

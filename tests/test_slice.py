@@ -235,6 +235,22 @@ def test_bad_input_is_refused_with_a_clear_error(world: World, system: LocalSyst
     assert bad_category.returncode != 0 and "nonsense" in bad_category.stderr
     response = httpx.post(f"{system.settings.intake_url}/api/reports", json={"case_id": "nope"})
     assert response.status_code == 422
+    admin = {"Authorization": f"Bearer {world.tokens['admin']}"}
+    for bad_key in ("not base64!", "AAAA", "A" * 43 + "="):  # garbage, short, low-order zero key
+        refused = httpx.post(
+            f"{system.settings.triage_url}/api/admin/buyers",
+            headers=admin,
+            json={"buyer_id": "buyer-bad", "name": "Bad", "public_key": bad_key},
+        )
+        assert refused.status_code == 422 and "public key" in refused.json()["detail"]
+    duplicate = httpx.post(
+        f"{system.settings.triage_url}/api/admin/factories",
+        headers=admin,
+        json={"code": "F-001", "name": "Again", "country": "CN"},
+    )
+    assert duplicate.status_code == 409
+    factories = httpx.get(f"{system.settings.triage_url}/api/admin/factories", headers=admin).json()
+    assert [f["name"] for f in factories if f["code"] == "F-001"] == ["Sunrise Toys"]
 
 
 def test_no_submitted_word_in_plaintext_at_rest_or_in_logs(

@@ -299,10 +299,12 @@ def admin_operator_key_add(public_key_file: Path) -> None:
 
 
 def _public_key_text(path: Path) -> str:
+    """The base64 public key in `path`, refused here if it is not a valid key."""
     try:
-        return path.read_text().strip() if load_public_key(path) else ""
+        load_public_key(path)
     except CryptoError as exc:
         raise click.ClickException(f"{path}: {exc}") from None
+    return path.read_text().strip()
 
 
 # --- reports -----------------------------------------------------------------------------
