@@ -52,6 +52,18 @@ def hotline_up(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     )
 
 
+def up_failing(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`hotline up` that is expected to stop at once with an error."""
+    return subprocess.run(
+        [sys.executable, "-m", "hotline.shared.cli.main", "up"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 def processes_using(data: Path) -> list[str]:
     """Command lines of live processes that mention this data directory."""
     found = []
@@ -103,14 +115,7 @@ def test_up_says_which_port_is_taken(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         env = up_env(tmp_path / "data", HOTLINE_INTAKE_PORT=str(port))
-        result = subprocess.run(
-            [sys.executable, "-m", "hotline.shared.cli.main", "up"],
-            env=env,
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        result = up_failing(env)
     assert result.returncode != 0
     assert f"intake port {port}" in result.stderr and "in use" in result.stderr
     assert processes_using(tmp_path / "data") == []
@@ -120,14 +125,7 @@ def test_up_without_java_says_what_to_install(tmp_path: Path) -> None:
     env = up_env(tmp_path / "data", HOTLINE_ENGINES=str(tmp_path / "no-engines"))
     env["PATH"] = str(Path(sys.executable).parent)  # this venv only: no java, no mvn
     env.pop("JAVA_HOME", None)
-    result = subprocess.run(
-        [sys.executable, "-m", "hotline.shared.cli.main", "up"],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = up_failing(env)
     assert result.returncode != 0
     assert "Java 17 or newer is required" in result.stderr
     assert "Traceback" not in result.stderr
