@@ -47,16 +47,6 @@ INDEXES: Mapping[str, Sequence[IndexModel]] = {
     "applied_events": [IndexModel([("group", ASCENDING)])],
     "audit_entries": [IndexModel([("event_id", ASCENDING)], unique=True)],
 }
-OUTBOX_COLLECTIONS = (
-    "factories",
-    "buyers",
-    "links",
-    "operator_keys",
-    "intake_cases",
-    "triage_cases",
-    "notify_items",
-    "disclosures",
-)
 
 
 class Store:

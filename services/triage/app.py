@@ -95,16 +95,6 @@ async def triage_report(runtime: Runtime, event: Event) -> None:
 # --- the operator's case API -------------------------------------------------------------
 
 cases = APIRouter(prefix="/api/cases", tags=["cases"])
-SUMMARY_FIELDS = (
-    "factory",
-    "categories",
-    "urgent",
-    "language",
-    "severity",
-    "escalated",
-    "due",
-    "status",
-)
 
 
 class CaseSummary(BaseModel):
@@ -118,6 +108,10 @@ class CaseSummary(BaseModel):
     escalated: bool
     due: str
     status: str
+
+
+# What a case list projects: the summary's fields, never an envelope.
+SUMMARY_FIELDS = tuple(name for name in CaseSummary.model_fields if name != "case_id")
 
 
 class CaseDetail(CaseSummary):

@@ -21,7 +21,7 @@ from ..taxonomy import categories as taxonomy_categories
 from ..taxonomy import category_codes
 from .audit import audit
 from .bench import bench
-from .session import CLI_CLIENT_ID, bearer_token, call, save_token
+from .session import CLI_CLIENT_ID, bearer_token, call, save_token, token_request
 
 DEMO_USERS = {
     "admin": "platform-admin",
@@ -139,14 +139,10 @@ def login() -> None:
     deadline = time.monotonic() + float(grant.get("expires_in", 600))
     while time.monotonic() < deadline:
         time.sleep(interval)  # RFC 8628 §3.5: the client must wait `interval` between polls
-        reply = httpx.post(
-            settings.token_url,
-            data={
-                "grant_type": "urn:ietf:params:oauth:grant-type:device_code",
-                "device_code": grant["device_code"],
-                "client_id": CLI_CLIENT_ID,
-            },
-            timeout=10,
+        reply = token_request(
+            settings,
+            grant_type="urn:ietf:params:oauth:grant-type:device_code",
+            device_code=grant["device_code"],
         )
         body = reply.json()
         if reply.status_code == 200:
@@ -491,20 +487,7 @@ def cases_show(case_id: str, key_file: Path, as_json: bool) -> None:
     routing = routing_metadata(
         case["factory"], case["categories"], case["urgent"], case["language"]
     )
-    shown = {
-        k: case[k]
-        for k in (
-            "case_id",
-            "factory",
-            "categories",
-            "urgent",
-            "language",
-            "severity",
-            "escalated",
-            "due",
-            "status",
-        )
-    }
+    shown = {k: v for k, v in case.items() if k not in ("content", "identity", "server_encrypted")}
     shown["content"] = _open(case["content"], key, case_id, routing)
     shown["identity"] = (
         _open(case["identity"], key, case_id, routing) if case.get("identity") else None

@@ -43,6 +43,11 @@ def save_token(response: dict[str, Any]) -> Path:
     return path
 
 
+def token_request(settings: Settings, **form: str) -> httpx.Response:
+    """One request to the realm's token endpoint as the public `hotline-cli` client."""
+    return httpx.post(settings.token_url, data={**form, "client_id": CLI_CLIENT_ID}, timeout=10)
+
+
 def bearer_token(settings: Settings) -> str:
     token = os.environ.get("HOTLINE_TOKEN")
     if token:
@@ -57,14 +62,8 @@ def bearer_token(settings: Settings) -> str:
     if record["expires_at"] > time.time() + 10:
         return str(record["access_token"])
     if record.get("refresh_token"):
-        response = httpx.post(
-            settings.token_url,
-            data={
-                "grant_type": "refresh_token",
-                "refresh_token": record["refresh_token"],
-                "client_id": CLI_CLIENT_ID,
-            },
-            timeout=10,
+        response = token_request(
+            settings, grant_type="refresh_token", refresh_token=record["refresh_token"]
         )
         if response.status_code == 200:
             save_token(response.json())

@@ -185,9 +185,3 @@ class ManagedProcess:
         except ProcessLookupError:
             pass
         self.popen.wait()
-
-    def kill(self) -> None:
-        """Hard kill, as a crash would (used by restart tests)."""
-        if self.popen is not None and self.popen.poll() is None:
-            os.killpg(self.popen.pid, signal.SIGKILL)
-            self.popen.wait()
