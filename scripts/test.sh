@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh
-.venv/bin/ruff check shared services tests
+.venv/bin/ruff check shared services cli deploy tests
 .venv/bin/mypy --strict shared
 exec .venv/bin/pytest -q "$@"

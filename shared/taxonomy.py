@@ -1,13 +1,14 @@
-"""The category taxonomy, loaded from the one data file `taxonomy.json` beside this module."""
+"""The category taxonomy, loaded from the one data file `taxonomy.json` of this package
+(read through importlib.resources, so an installed wheel finds it too)."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
+from importlib.resources import files
 
-TAXONOMY_FILE = Path(__file__).with_name("taxonomy.json")
+TAXONOMY_FILE = files("hotline.shared") / "taxonomy.json"
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,9 @@ from typing import Any
 
 import pytest
 
+from hotline.cli.engines.process import ManagedProcess, free_port
 from hotline.shared.config import DEFAULT_DATA_DIR, Settings
-from hotline.shared.engines.process import ManagedProcess, free_port
-
-from .containers import container_engines, containers_requested
+from tests.support.containers import container_engines, containers_requested
 
 
 @pytest.fixture(scope="session")
@@ -53,8 +52,8 @@ def container_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
 def local_system(test_settings: Settings) -> Iterator[Any]:
     """The three engines, started once per session; whatever runs at the end is stopped
     (a test may restart an engine: the system object holds the current processes)."""
-    from hotline.shared.engines import kafka
-    from hotline.shared.engines.local import LocalSystem
+    from hotline.cli.engines import kafka
+    from hotline.cli.engines.local import LocalSystem
 
     if containers_requested():  # engines run in containers, started with test_settings
         system = LocalSystem(test_settings)
@@ -107,3 +106,16 @@ def system(local_system: Any) -> Iterator[Any]:
         yield local_system
     finally:
         local_system.stop_services()
+
+
+# Tests are organised by what they need: tests/unit (pure code, no engine: `pytest -m unit`
+# runs them in seconds), tests/integration (one component against real engines) and
+# tests/e2e (the whole system as a user drives it).
+_LAYERS = ("unit", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for layer in _LAYERS:
+            if f"/tests/{layer}/" in str(item.path):
+                item.add_marker(layer)

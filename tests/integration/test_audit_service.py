@@ -26,9 +26,9 @@ from pymongo import MongoClient
 
 from hotline.audit_log import storage
 from hotline.audit_log.sequencer import Sequencer
+from hotline.cli.engines.process import ManagedProcess, free_port, http_ready
 from hotline.shared.bus import make_producer, publish
 from hotline.shared.config import Settings
-from hotline.shared.engines.process import ManagedProcess, free_port, http_ready
 from hotline.shared.envelope import seal_envelope
 from hotline.shared.events import (
     CaseEscalated,
@@ -65,9 +65,8 @@ from hotline.shared.tlog.tiles import (
     tile_data,
     tile_path,
 )
-
-from .cli import hotline
-from .waiting import wait_for
+from tests.support.cli import hotline
+from tests.support.waiting import wait_for
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 

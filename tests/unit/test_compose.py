@@ -11,14 +11,13 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from hotline.shared.cli.main import cli
+from hotline.cli.engines import kafka, keycloak
+from hotline.cli.engines.local import SERVICES
+from hotline.cli.main import cli
 from hotline.shared.config import Settings
-from hotline.shared.engines import kafka, keycloak
-from hotline.shared.engines.local import SERVICES
+from tests.support import containers
 
-from . import containers
-
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

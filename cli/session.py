@@ -16,7 +16,7 @@ from typing import Any
 import click
 import httpx
 
-from ..config import Settings
+from hotline.shared.config import Settings
 
 CLI_CLIENT_ID = "hotline-cli"
 

@@ -21,7 +21,7 @@ from hotline.shared.tlog.errors import (
 )
 from hotline.shared.tlog.verify import verify_consistency, verify_inclusion
 
-VECTORS = Path(__file__).parent / "vectors" / "merkle"
+VECTORS = Path(__file__).parents[1] / "vectors" / "merkle"
 
 # What each mutation must raise. A mutation of an index or a size breaks the precondition
 # in some cases (leafIdx + 1 leaves a one-leaf tree) and not in others, where the proof

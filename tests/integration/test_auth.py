@@ -26,6 +26,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import Depends, FastAPI
 
+from hotline.cli.engines import keycloak
+from hotline.cli.engines.process import ManagedProcess
 from hotline.shared.auth import (
     CurrentPrincipal,
     Principal,
@@ -35,8 +37,6 @@ from hotline.shared.auth import (
     require_role,
 )
 from hotline.shared.config import Settings
-from hotline.shared.engines import keycloak
-from hotline.shared.engines.process import ManagedProcess
 
 AUDIENCE = "hotline-intake"
 

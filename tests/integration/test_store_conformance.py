@@ -14,8 +14,8 @@ import pytest
 from pymongo import ASCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
+from hotline.cli.engines.process import ManagedProcess
 from hotline.shared.config import Settings
-from hotline.shared.engines.process import ManagedProcess
 from hotline.shared.events import CaseStatusChanged, new_event
 from hotline.shared.store import Store, update_with_outbox, with_outbox
 

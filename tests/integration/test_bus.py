@@ -12,17 +12,16 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from hotline.cli.engines.process import ManagedProcess
 from hotline.shared.bus import ConsumerRunner, make_producer, publish
 from hotline.shared.config import Settings
-from hotline.shared.engines.process import ManagedProcess
 from hotline.shared.events import DEAD_LETTER_TOPIC, CaseStatusChanged, Event, new_event
 from hotline.shared.store import Store
-
-from .bus_worker import record_effect
-from .waiting import async_wait_for
+from tests.support.bus_worker import record_effect
+from tests.support.waiting import async_wait_for
 
 TOPIC = "hotline.case.status-changed"  # three partitions
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +95,7 @@ async def test_consumer_killed_before_commit_reprocesses_without_duplicate_effec
     await publish(producer, status_event())  # the topic holds at least this event
 
     worker = subprocess.run(
-        [sys.executable, "-m", "tests.bus_worker", group, TOPIC, effects],
+        [sys.executable, "-m", "tests.support.bus_worker", group, TOPIC, effects],
         cwd=REPO,
         env={**os.environ, "KILL_AFTER_EFFECT": "1"},
         timeout=120,

@@ -11,12 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from hotline.cli.engines.keycloak import password_token
+from hotline.cli.engines.local import LocalSystem
 from hotline.shared.config import Settings
-from hotline.shared.engines.keycloak import password_token
-from hotline.shared.engines.local import LocalSystem
-
-from .cli import hotline, hotline_json
-from .waiting import wait_for
+from tests.support.cli import hotline, hotline_json
+from tests.support.waiting import wait_for
 
 
 @dataclass
@@ -298,7 +297,7 @@ def test_commands_take_the_token_from_the_login_cache(
     world: World, system: LocalSystem, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Without HOTLINE_TOKEN, the cache written at login (mode 0600) is used and refreshed."""
-    from hotline.shared.cli.session import save_token, token_cache_path
+    from hotline.cli.session import save_token, token_cache_path
 
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     response = httpx.post(

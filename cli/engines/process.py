@@ -15,12 +15,15 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import httpx
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEPLOY_DIR = REPO_ROOT / "deploy"
+# The pinned engine files (poms, broker properties, topics, realm) ship inside the package
+# (`deploy/` is the package `hotline.deploy`), so an installed wheel finds them too.
+DEPLOY: Traversable = files("hotline.deploy")
 
 
 class EngineError(RuntimeError):
@@ -58,9 +61,13 @@ def require_maven() -> str:
     return found
 
 
-def maven(pom: Path, *goals: str) -> None:
-    """Run Maven on one of the pinned poms in deploy/, showing its progress lines."""
-    cmd = [require_maven(), "-B", "--no-transfer-progress", "-f", str(pom), *goals]
+def maven(pom: Traversable, workdir: Path, *goals: str) -> None:
+    """Run Maven on one of the pinned poms of `hotline.deploy`, copied into `workdir` (Maven
+    writes `target/` beside its pom, and an installed package is no place for that)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    local_pom = workdir / "pom.xml"
+    local_pom.write_text(pom.read_text(encoding="utf-8"), encoding="utf-8")
+    cmd = [require_maven(), "-B", "--no-transfer-progress", "-f", str(local_pom), *goals]
     result = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if result.returncode != 0:
         tail = "\n".join(result.stdout.splitlines()[-30:])

@@ -22,9 +22,9 @@ from aiokafka.admin.config_resource import (  # type: ignore[import-untyped]
 )
 from pymongo import AsyncMongoClient, MongoClient
 
+from hotline.cli.engines import kafka, mongo
+from hotline.cli.engines.process import ManagedProcess, free_port
 from hotline.shared.config import Settings
-from hotline.shared.engines import kafka, mongo
-from hotline.shared.engines.process import ManagedProcess, free_port
 
 pytestmark = pytest.mark.usefixtures("local_engines_only")
 

@@ -62,13 +62,14 @@ from typing import Any
 
 import httpx
 
-from ..config import Settings
+from hotline.shared.config import Settings
+
 from . import process
 from .process import EngineError, ManagedProcess
 
 VERSION = "26.7.3"
 
-KEYCLOAK_DEPLOY = process.DEPLOY_DIR / "keycloak"
+KEYCLOAK_DEPLOY = process.DEPLOY / "keycloak"
 POM = KEYCLOAK_DEPLOY / "pom.xml"
 REALM_FILE = KEYCLOAK_DEPLOY / "hotline-realm.json"
 LOCAL_OVERLAY_FILE = KEYCLOAK_DEPLOY / "local-users.json"
@@ -139,6 +140,7 @@ def _download_and_unpack(engines_dir: Path, home: Path) -> None:
     process.say(f"Fetching Keycloak {VERSION} from Maven Central (~180 MB)…")
     process.maven(
         POM,
+        engines_dir / f".keycloak-{VERSION}.maven",
         "dependency:copy",
         f"-Dkeycloak.version={VERSION}",
         f"-Dkeycloak.output={download}",
@@ -183,8 +185,8 @@ def _run_build(home: Path, java: str) -> None:
 
 def local_realm() -> dict[str, Any]:
     """The production realm with the local overlay applied (users, client overrides, policy)."""
-    realm: dict[str, Any] = json.loads(REALM_FILE.read_text())
-    overlay: dict[str, Any] = json.loads(LOCAL_OVERLAY_FILE.read_text())
+    realm: dict[str, Any] = json.loads(REALM_FILE.read_text(encoding="utf-8"))
+    overlay: dict[str, Any] = json.loads(LOCAL_OVERLAY_FILE.read_text(encoding="utf-8"))
     if overlay.get("realm") != realm["realm"]:
         raise EngineError(f"{LOCAL_OVERLAY_FILE} is for realm {overlay.get('realm')!r}")
     clients = {client["clientId"]: client for client in realm.get("clients", [])}

@@ -12,14 +12,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from hotline.cli.engines.process import free_port, port_is_free
 from hotline.shared.config import DEFAULT_DATA_DIR
-from hotline.shared.engines.process import free_port, port_is_free
-
-from .waiting import wait_for
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.usefixtures("local_engines_only")
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PORT_VARS = (
     "HOTLINE_KAFKA_PORT",
     "HOTLINE_KAFKA_CONTROLLER_PORT",
@@ -43,7 +42,7 @@ def up_env(data: Path, **extra: str) -> dict[str, str]:
 
 def hotline_up(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "hotline.shared.cli.main", "up"],
+        [sys.executable, "-m", "hotline.cli.main", "up"],
         env=env,
         cwd=REPO,
         stdout=open(log, "wb"),  # noqa: SIM115 - closed with the process
@@ -55,7 +54,7 @@ def hotline_up(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
 def up_failing(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """`hotline up` that is expected to stop at once with an error."""
     return subprocess.run(
-        [sys.executable, "-m", "hotline.shared.cli.main", "up"],
+        [sys.executable, "-m", "hotline.cli.main", "up"],
         env=env,
         cwd=REPO,
         capture_output=True,

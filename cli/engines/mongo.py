@@ -23,7 +23,8 @@ from pathlib import Path
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
-from ..config import Settings
+from hotline.shared.config import Settings
+
 from .process import EngineError, ManagedProcess, check_ports_free
 
 START_TIMEOUT = 30.0

@@ -8,7 +8,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from ..config import Settings
+from hotline.shared.config import Settings
+
 from . import kafka, keycloak, mongo
 from .process import EngineError, ManagedProcess, check_ports_free, http_ready, say
 

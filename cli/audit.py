@@ -24,7 +24,7 @@ from typing import Any
 import click
 import httpx
 
-from ..auditor import (
+from hotline.shared.auditor import (
     AuditFailure,
     Verdict,
     audit_log,
@@ -33,10 +33,10 @@ from ..auditor import (
     check_case_proof,
     walk_log,
 )
-from ..config import Settings
-from ..tlog.checkpoint import Checkpoint, parse_checkpoint
-from ..tlog.errors import TlogError
-from ..tlog.note import (
+from hotline.shared.config import Settings
+from hotline.shared.tlog.checkpoint import Checkpoint, parse_checkpoint
+from hotline.shared.tlog.errors import TlogError
+from hotline.shared.tlog.note import (
     CosignatureVerifier,
     Cosigner,
     Ed25519Verifier,
@@ -45,6 +45,7 @@ from ..tlog.note import (
     parse_signer_key,
     parse_verifier_key,
 )
+
 from .session import call
 
 FETCH_THREADS = 4

@@ -12,13 +12,20 @@ from typing import Any
 import click
 import httpx
 
-from ..config import Settings
-from ..envelope import EnvelopeError, open_envelope, seal_envelope
-from ..keys import CryptoError, b64decode_strict, load_private_key, load_public_key, write_keypair
-from ..receipt import new_receipt
-from ..reports import routing_metadata
-from ..taxonomy import categories as taxonomy_categories
-from ..taxonomy import category_codes
+from hotline.shared.config import Settings
+from hotline.shared.envelope import EnvelopeError, open_envelope, seal_envelope
+from hotline.shared.keys import (
+    CryptoError,
+    b64decode_strict,
+    load_private_key,
+    load_public_key,
+    write_keypair,
+)
+from hotline.shared.receipt import new_receipt
+from hotline.shared.reports import routing_metadata
+from hotline.shared.taxonomy import categories as taxonomy_categories
+from hotline.shared.taxonomy import category_codes
+
 from .audit import audit
 from .bench import bench
 from .session import CLI_CLIENT_ID, bearer_token, call, save_token, token_request
@@ -49,8 +56,8 @@ def up() -> None:
     Starts Kafka, Keycloak and the MongoDB wire server from $HOTLINE_DATA (default
     ~/.local/share/hotline), then the intake, triage, notify and audit-log services.
     """
-    from ..engines.local import SERVICES, LocalSystem
-    from ..engines.process import EngineError
+    from .engines.local import SERVICES, LocalSystem
+    from .engines.process import EngineError
 
     settings = Settings()
     system = LocalSystem(settings)
@@ -109,7 +116,7 @@ def topics() -> None:
 @topics.command("create")
 def topics_create() -> None:
     """Create every declared topic that does not exist yet (idempotent)."""
-    from ..engines.kafka import create_topics, declared_topics
+    from .engines.kafka import create_topics, declared_topics
 
     create_topics(Settings())
     click.echo(f"{len(declared_topics())} topics present")
@@ -165,7 +172,7 @@ def login() -> None:
 )
 def dev_token(user: str) -> None:
     """Print an access token of a LOCAL demo user (password grant; refused in production)."""
-    from ..engines.keycloak import password_token
+    from .engines.keycloak import password_token
 
     settings = Settings()
     if settings.environment == "production":

@@ -18,7 +18,7 @@ def hotline(
     if token is not None:
         env["HOTLINE_TOKEN"] = token
     result = subprocess.run(
-        [sys.executable, "-m", "hotline.shared.cli.main", *args],
+        [sys.executable, "-m", "hotline.cli.main", *args],
         env=env,
         cwd=REPO,
         capture_output=True,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .cli import hotline
+from tests.support.cli import hotline
 
 
 def test_bench_audit_prints_every_figure_for_each_size() -> None:

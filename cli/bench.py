@@ -17,7 +17,6 @@ Measured:
 from __future__ import annotations
 
 import asyncio
-import importlib
 import os
 import random
 import secrets
@@ -36,12 +35,12 @@ from typing import Any
 import click
 import httpx
 
-from ..auditor import audit_log
-from ..config import Settings
-from ..engines import mongo
-from ..engines.process import ManagedProcess, free_port, http_ready
-from ..envelope import seal_envelope
-from ..events import (
+from hotline.audit_log import storage as audit_storage
+from hotline.audit_log.sequencer import Sequencer
+from hotline.shared.auditor import audit_log
+from hotline.shared.config import Settings
+from hotline.shared.envelope import seal_envelope
+from hotline.shared.events import (
     CaseTriaged,
     DigestIssued,
     EnvelopeClass,
@@ -54,15 +53,24 @@ from ..events import (
     ReportSubmitted,
     new_event,
 )
-from ..keys import b64encode, generate_keypair, key_id
-from ..store import Store
-from ..tlog.checkpoint import parse_checkpoint
-from ..tlog.errors import TlogError
-from ..tlog.note import Ed25519Signer, parse_note
-from ..tlog.proof import inclusion_nodes, inclusion_proof
-from ..tlog.tiles import Tile, hashes_from_tiles, tile_path, tile_width, tiles_for_nodes
-from ..tlog.verify import verify_inclusion
+from hotline.shared.keys import b64encode, generate_keypair, key_id
+from hotline.shared.store import Store
+from hotline.shared.tlog.checkpoint import parse_checkpoint
+from hotline.shared.tlog.errors import TlogError
+from hotline.shared.tlog.note import Ed25519Signer, parse_note
+from hotline.shared.tlog.proof import inclusion_nodes, inclusion_proof
+from hotline.shared.tlog.tiles import (
+    Tile,
+    hashes_from_tiles,
+    tile_path,
+    tile_width,
+    tiles_for_nodes,
+)
+from hotline.shared.tlog.verify import verify_inclusion
+
 from .audit import LogClient
+from .engines import mongo
+from .engines.process import ManagedProcess, free_port, http_ready
 
 DEFAULT_SIZES = "10000,100000,1000000"
 SEQUENCE_SINGLE = 2_000
@@ -232,16 +240,11 @@ class Workload:
 # --- sequencing -----------------------------------------------------------------------------
 
 
-def _audit_module(name: str) -> Any:
-    """A module of the audit-log service (outside `shared`'s import graph, so loaded by name)."""
-    return importlib.import_module(f"hotline.audit_log.{name}")
-
-
 async def _open_store(settings: Settings, database: str) -> tuple[Store, Any]:
     store = Store(settings.model_copy(update={"mongo_db": database}))
     await store.ensure_indexes()
-    await _audit_module("storage").ensure_indexes(store)
-    return store, _audit_module("sequencer").Sequencer(store)
+    await audit_storage.ensure_indexes(store)
+    return store, Sequencer(store)
 
 
 async def _sequencing_rates(settings: Settings) -> tuple[float, float]:

@@ -34,9 +34,10 @@ from typing import Any, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from ..config import Settings
+from hotline.shared.config import Settings
+
 from .process import (
-    DEPLOY_DIR,
+    DEPLOY,
     EngineError,
     ManagedProcess,
     check_ports_free,
@@ -49,7 +50,7 @@ from .process import (
 
 VERSION = "4.4.0"
 
-KAFKA_DEPLOY = DEPLOY_DIR / "kafka"
+KAFKA_DEPLOY = DEPLOY / "kafka"
 POM = KAFKA_DEPLOY / "pom.xml"
 PROPERTIES_TEMPLATE = KAFKA_DEPLOY / "server.properties"
 TOPICS_FILE = KAFKA_DEPLOY / "topics.json"
@@ -166,7 +167,12 @@ def prepare(settings: Settings) -> None:
         if target.exists():
             shutil.rmtree(target)  # a half download from an interrupted run
         lib = _lib_dir(settings)
-        maven(POM, "dependency:copy-dependencies", f"-Dkafka.lib={lib}")
+        maven(
+            POM,
+            settings.engines_dir / f".kafka-{VERSION}.maven",
+            "dependency:copy-dependencies",
+            f"-Dkafka.lib={lib}",
+        )
         if not (lib / f"kafka_2.13-{VERSION}.jar").is_file():
             raise EngineError(
                 f"{POM} did not produce kafka_2.13-{VERSION}.jar: the pom's kafka.version "
@@ -178,7 +184,7 @@ def prepare(settings: Settings) -> None:
 
 
 def _render_properties(settings: Settings) -> str:
-    template = Template(PROPERTIES_TEMPLATE.read_text())
+    template = Template(PROPERTIES_TEMPLATE.read_text(encoding="utf-8"))
     return template.substitute(
         host=settings.host,
         broker_port=settings.kafka_port,
@@ -296,7 +302,7 @@ def start(settings: Settings) -> ManagedProcess:
 
 def declared_topics() -> list[dict[str, Any]]:
     """The topics of deploy/kafka/topics.json: name, partitions, retention_ms."""
-    topics: list[dict[str, Any]] = json.loads(TOPICS_FILE.read_text())["topics"]
+    topics: list[dict[str, Any]] = json.loads(TOPICS_FILE.read_text(encoding="utf-8"))["topics"]
     return topics
 
 

@@ -45,7 +45,7 @@ def container_engines(workdir: Path) -> Iterator[dict[str, str]]:
     from testcontainers.community.keycloak import KeycloakContainer
     from testcontainers.community.mongodb import MongoDbContainer
 
-    from hotline.shared.engines.keycloak import local_realm
+    from hotline.cli.engines.keycloak import local_realm
 
     realm_file = workdir / "hotline-realm.json"
     realm_file.write_text(json.dumps(local_realm()))

@@ -22,14 +22,12 @@ import pytest
 from pymongo import MongoClient
 
 from hotline.audit_log.integrator import integrate
+from hotline.cli.engines.keycloak import password_token
 from hotline.shared.auditor import NonExposurePolicy
 from hotline.shared.config import Settings
-from hotline.shared.engines.keycloak import password_token
 from hotline.shared.tlog.checkpoint import Checkpoint, sign_checkpoint
 from hotline.shared.tlog.tiles import EntryBundle, decode_bundle, encode_bundle, entries_path
-
-from .cli import hotline, hotline_json
-from .test_audit_service import (
+from tests.integration.test_audit_service import (
     LogInstance,
     Org,
     World,
@@ -41,7 +39,8 @@ from .test_audit_service import (
     served_size,
     system_entries,
 )
-from .waiting import wait_for
+from tests.support.cli import hotline, hotline_json
+from tests.support.waiting import wait_for
 
 Mongo = MongoClient[dict[str, Any]]
 
