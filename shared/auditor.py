@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .events import EventType
 from .tlog.checkpoint import Checkpoint, open_checkpoint
 from .tlog.compact import CompactRange, range_nodes, root_from_leaf_hashes
 from .tlog.errors import NoteError, TlogError, UnverifiedNoteError
@@ -379,7 +380,7 @@ class NonExposurePolicy:
             self._register(index, entry)
             for what, recipients in _identity_envelopes(entry):
                 self._identity(index, what, recipients)
-            if entry["type"] == "envelope.disclosed":
+            if entry["type"] == EventType.ENVELOPE_DISCLOSED:
                 self._disclosure(index, entry)
         except _Malformed as exc:
             self.violations.append(AuditFailure(RULE_ENTRY, str(exc), index))
@@ -415,7 +416,7 @@ class NonExposurePolicy:
 
     def _register(self, index: int, entry: Mapping[str, Any]) -> None:
         """Learn operator keys, factory keys and factories from registry entries."""
-        if entry["type"] == "key.registered":
+        if entry["type"] == EventType.KEY_REGISTERED:
             key, org, kind = (_text(entry, name) for name in ("key_id", "org", "org_kind"))
             self._key_orgs.setdefault(key, []).append((index, org))
             if kind == "operator":
@@ -423,7 +424,7 @@ class NonExposurePolicy:
             elif kind == "factory":
                 self._factory_keys.setdefault(key, index)
                 self._factories.setdefault(org, index)
-        elif entry["type"] == "registry.changed" and entry.get("change") == "factory-added":
+        elif entry["type"] == EventType.REGISTRY_CHANGED and entry.get("change") == "factory-added":
             self._factories.setdefault(_text(entry, "factory"), index)
 
     def _identity(self, index: int, what: str, recipients: tuple[str, ...]) -> None:
@@ -503,7 +504,7 @@ def _identity_envelopes(entry: Mapping[str, Any]) -> Iterator[tuple[str, tuple[s
             raise _Malformed("an envelope summary is not an object")
         if envelope.get("class") == "identity":
             yield f"identity envelope of {entry['type']}", _recipients(envelope)
-    if entry["type"] == "envelope.disclosed" and entry.get("class") == "identity":
+    if entry["type"] == EventType.ENVELOPE_DISCLOSED and entry.get("class") == "identity":
         yield "disclosed identity envelope", _recipients(entry)
 
 

@@ -26,7 +26,6 @@ async def disclose(
     principal: Principal,
 ) -> None:
     event = new_event(
-        "envelope.disclosed",
         case_id,
         EnvelopeDisclosed(
             principal=principal,

@@ -57,9 +57,7 @@ async def add_factory(store: Store, code: str, name: str, country: str) -> Docum
     _check(COUNTRY, country, "country (ISO 3166 alpha-2)")
     if not 1 <= len(name.strip()) <= 200:
         raise RegistryError("factory name must be 1 to 200 characters")
-    event = new_event(
-        "registry.changed", code, RegistryChanged(change="factory-added", factory=code)
-    )
+    event = new_event(code, RegistryChanged(change="factory-added", factory=code))
     document = with_outbox({"_id": code, "name": name.strip(), "country": country}, event)
     try:
         await store.db.factories.insert_one(document)
@@ -75,11 +73,8 @@ async def add_buyer(store: Store, buyer_id: str, name: str, public_key_b64: str)
     public_key = decode_public_key(public_key_b64)
     kid = key_id(public_key)
     events = (
+        new_event(buyer_id, RegistryChanged(change="buyer-added", buyer=buyer_id)),
         new_event(
-            "registry.changed", buyer_id, RegistryChanged(change="buyer-added", buyer=buyer_id)
-        ),
-        new_event(
-            "key.registered",
             kid,
             KeyRegistered(
                 key_id=kid, public_key=public_key_b64.strip(), org=buyer_id, org_kind="buyer"
@@ -108,7 +103,6 @@ async def link(store: Store, buyer_id: str, factory: str) -> Document:
     if await store.db.factories.find_one({"_id": factory}) is None:
         raise RegistryError(f"no factory {factory}", status=404)
     event = new_event(
-        "registry.changed",
         factory,
         RegistryChanged(change="link-added", factory=factory, buyer=buyer_id),
     )
@@ -126,7 +120,6 @@ async def add_operator_key(store: Store, public_key_b64: str) -> Document:
     public_key = decode_public_key(public_key_b64)
     kid = key_id(public_key)
     event = new_event(
-        "key.registered",
         kid,
         KeyRegistered(
             key_id=kid, public_key=public_key_b64.strip(), org=OPERATOR_ORG, org_kind="operator"

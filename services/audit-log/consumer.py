@@ -28,7 +28,7 @@ from aiokafka.errors import KafkaError
 
 from hotline.shared.bus import ConsumerRunner
 from hotline.shared.config import Settings
-from hotline.shared.events import Event, EventError, parse_event
+from hotline.shared.events import Event, EventError, EventType, parse_event
 from hotline.shared.store import Store
 
 from .sequencer import Sequencer
@@ -36,7 +36,7 @@ from .sequencer import Sequencer
 log = logging.getLogger("hotline.audit_log.consumer")
 POLL_RECORDS = 500
 # Facts that later events rely on ("an operator key registered EARLIER in the log").
-REGISTRATIONS = frozenset({"key.registered", "registry.changed"})
+REGISTRATIONS = frozenset({EventType.KEY_REGISTERED, EventType.REGISTRY_CHANGED})
 HOLD_LIMIT = 60.0  # seconds a report may wait for its keys' registration to be sequenced
 HOLD_RETRY = 0.2  # seconds between polls while a report is held back
 Record = ConsumerRecord[bytes, bytes]
@@ -45,7 +45,7 @@ Polled = tuple[TopicPartition, Record, "Event | EventError"]
 
 def keys_needed(event: Event) -> set[str]:
     """Key ids that must already be registered in the log before `event` is sequenced."""
-    if event.type != "report.submitted" or not event.data.get("identity"):
+    if event.type != EventType.REPORT_SUBMITTED or not event.data.get("identity"):
         return set()
     recipients = event.data["identity"].get("recipients")
     return set(recipients) if isinstance(recipients, dict) else set()
@@ -112,7 +112,7 @@ class SequencingConsumer(ConsumerRunner):
         """Per partition, the offset of the first report that must wait for its keys."""
         known = await self._load_registered_keys()
         events = [(tp, m.offset, e) for tp, m, e in polled if isinstance(e, Event)]
-        arriving = {e.data["key_id"] for _, _, e in events if e.type == "key.registered"}
+        arriving = {e.data["key_id"] for _, _, e in events if e.type == EventType.KEY_REGISTERED}
         held: dict[TopicPartition, int] = {}
         now = time.monotonic()
         for tp, offset, event in events:

@@ -11,7 +11,7 @@ from typing import Any
 import rfc8785
 
 from hotline.shared.envelope import envelope_hash, envelope_recipients
-from hotline.shared.events import Event
+from hotline.shared.events import Event, EventType
 
 
 def _envelope_summary(envelope: dict[str, Any], envelope_class: str) -> dict[str, Any]:
@@ -32,7 +32,7 @@ def audit_entry(event: Event) -> dict[str, Any]:
         "subject": event.subject,
         "schema": event.schema_version,
     }
-    if event.type == "report.submitted":
+    if event.type == EventType.REPORT_SUBMITTED:
         envelopes = [_envelope_summary(data["content"], "content")]
         if data.get("identity") is not None:
             envelopes.append(_envelope_summary(data["identity"], "identity"))
@@ -44,36 +44,36 @@ def audit_entry(event: Event) -> dict[str, Any]:
             "server_encrypted": data["server_encrypted"],
             "envelopes": envelopes,
         }
-    elif event.type == "envelope.disclosed":
+    elif event.type == EventType.ENVELOPE_DISCLOSED:
         entry |= {
             "principal": {"role": data["principal"]["role"], "org": data["principal"]["org"]},
             "class": data["envelope_class"],
             "envelope_hash": data["envelope_hash"],
             "recipients": data["recipient_key_ids"],
         }
-    elif event.type == "digest.issued":
+    elif event.type == EventType.DIGEST_ISSUED:
         entry |= {
             "buyer": data["buyer"],
             "factory": data["factory"],
             "envelope_hash": data["envelope_hash"],
             "recipients": data["recipient_key_ids"],
         }
-    elif event.type == "message.posted":
+    elif event.type == EventType.MESSAGE_POSTED:
         entry |= {
             "author_role": data["author_role"],
             "envelopes": [_envelope_summary(data["envelope"], "message")],
         }
-    elif event.type in ("key.registered", "key.revoked"):
+    elif event.type in (EventType.KEY_REGISTERED, EventType.KEY_REVOKED):
         entry |= {k: data[k] for k in ("key_id", "org", "org_kind")}
         if "public_key" in data:
             entry["public_key"] = data["public_key"]
-    elif event.type in ("case.triaged", "case.escalated"):
+    elif event.type in (EventType.CASE_TRIAGED, EventType.CASE_ESCALATED):
         entry |= {k: data[k] for k in ("severity", "due") if k in data}
         if "reason" in data:
             entry["reason"] = data["reason"]
-    elif event.type == "case.status-changed":
+    elif event.type == EventType.CASE_STATUS_CHANGED:
         entry["status"] = data["status"]
-    elif event.type == "registry.changed":
+    elif event.type == EventType.REGISTRY_CHANGED:
         entry |= {k: data.get(k) for k in ("change", "factory", "buyer")}
     return entry
 

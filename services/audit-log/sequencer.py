@@ -20,7 +20,7 @@ from typing import Any
 
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from hotline.shared.events import Event
+from hotline.shared.events import Event, EventType
 from hotline.shared.store import Store
 from hotline.shared.tlog.hashing import leaf_hash
 from hotline.shared.tlog.tiles import MAX_ENTRY_SIZE
@@ -52,7 +52,7 @@ def entry_document(index: int, event: Event, leaf: bytes) -> dict[str, Any]:
         "entry": leaf.decode(),
         "leaf_hash": leaf_hash(leaf).hex(),
     }
-    if event.type == "key.registered":
+    if event.type == EventType.KEY_REGISTERED:
         document["key_id"] = event.data["key_id"]  # what the consumer's causal check reads
     return document
 

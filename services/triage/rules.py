@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
 
-Severity = Literal["critical", "high", "normal"]
+from hotline.shared.events import Severity
 
 CRITICAL_CATEGORIES = frozenset({"safety", "child-labour", "forced-labour"})
 HIGH_CATEGORIES = frozenset({"abuse", "wages", "harassment"})

@@ -92,13 +92,11 @@ class Org:
         data = KeyRegistered(
             key_id=self.key_id, public_key=b64encode(self.public), org=self.org, org_kind=self.kind
         )
-        return new_event("key.registered", self.key_id, data)
+        return new_event(self.key_id, data)
 
 
 def factory_added(code: str) -> Event:
-    return new_event(
-        "registry.changed", code, RegistryChanged(change="factory-added", factory=code)
-    )
+    return new_event(code, RegistryChanged(change="factory-added", factory=code))
 
 
 def report(case: str, factory: str, content_to: Sequence[Org], identity_to: Sequence[Org]) -> Event:
@@ -120,7 +118,7 @@ def report(case: str, factory: str, content_to: Sequence[Org], identity_to: Sequ
         content=sealed("content", content_to),
         identity=sealed("identity", identity_to) if identity_to else None,
     )
-    return new_event("report.submitted", case, data)
+    return new_event(case, data)
 
 
 def disclosed(case: str, role: str, org: str | None, kind: str, to: Sequence[Org]) -> Event:
@@ -130,18 +128,18 @@ def disclosed(case: str, role: str, org: str | None, kind: str, to: Sequence[Org
         envelope_hash=secrets.token_hex(32),
         recipient_key_ids=sorted(o.key_id for o in to),
     )
-    return new_event("envelope.disclosed", case, data)
+    return new_event(case, data)
 
 
 def status(case: str, value: str) -> Event:
-    return new_event("case.status-changed", case, CaseStatusChanged(status=value))
+    return new_event(case, CaseStatusChanged(status=value))
 
 
 def probe(case: str) -> Event:
     """A harmless event for the session's Kafka. Not case.status-changed: tests/test_bus.py
     reads that topic from its start and counts what it finds."""
     data = CaseEscalated(severity="normal", reason="audit-probe", due="2026-01-01T00:00:00Z")
-    return new_event("case.escalated", case, data)
+    return new_event(case, data)
 
 
 @dataclass

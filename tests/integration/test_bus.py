@@ -37,9 +37,7 @@ async def bus(
 
 
 def status_event(subject: str | None = None) -> Event:
-    return new_event(
-        "case.status-changed", subject or str(uuid.uuid4()), CaseStatusChanged(status="open")
-    )
+    return new_event(subject or str(uuid.uuid4()), CaseStatusChanged(status="open"))
 
 
 async def count(store: Store, collection: str) -> int:

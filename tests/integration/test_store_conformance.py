@@ -33,7 +33,7 @@ def collection_name() -> str:
 
 
 def event(subject: str = "c"):  # type: ignore[no-untyped-def]
-    return new_event("case.status-changed", subject, CaseStatusChanged(status="open"))
+    return new_event(subject, CaseStatusChanged(status="open"))
 
 
 async def test_ping_and_indexes_created_at_startup(store: Store) -> None:

@@ -20,16 +20,12 @@ import asyncio
 import os
 import random
 import secrets
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import click
@@ -68,9 +64,9 @@ from hotline.shared.tlog.tiles import (
 )
 from hotline.shared.tlog.verify import verify_inclusion
 
-from .audit import LogClient
-from .engines import mongo
-from .engines.process import ManagedProcess, free_port, http_ready
+from ..audit import LogClient
+from ..engines.process import ManagedProcess, free_port, http_ready
+from .workspace import say, workspace
 
 DEFAULT_SIZES = "10000,100000,1000000"
 SEQUENCE_SINGLE = 2_000
@@ -79,11 +75,6 @@ POLL = 500  # the audit consumer's poll size
 SEED_CHUNK = 5_000
 TILE_REQUESTS = 2_000
 PROOFS = 200
-
-
-@click.group()
-def bench() -> None:
-    """Benchmarks, on this machine, of the real components."""
 
 
 @dataclass
@@ -98,7 +89,7 @@ class Row:
     restart_s: float = 0.0
 
 
-@bench.command("audit")
+@click.command("audit")
 @click.option(
     "--sizes", default=DEFAULT_SIZES, show_default=True, help="Log sizes, comma-separated."
 )
@@ -114,33 +105,10 @@ def bench_audit(sizes: str, mongo_url: str | None) -> None:
         raise click.BadParameter("comma-separated whole numbers", param_hint="--sizes") from None
     if not wanted or min(wanted) < 1:
         raise click.BadParameter("at least one size, each 1 or more", param_hint="--sizes")
-    with _workspace(mongo_url) as settings:
+    with workspace(mongo_url) as settings:
         single, batched = asyncio.run(_sequencing_rates(settings))
         rows = [_measure_size(settings, size) for size in wanted]
     _print_table(single, batched, rows)
-
-
-@contextmanager
-def _workspace(mongo_url: str | None) -> Iterator[Settings]:
-    """A temporary data directory and, unless `mongo_url`, our own nx-27017 in it."""
-    data = Path(tempfile.mkdtemp(prefix="hotline-bench-"))
-    process: ManagedProcess | None = None
-    try:
-        if mongo_url:
-            settings = Settings(data=data, mongo_url=mongo_url)
-        else:
-            settings = Settings(data=data, mongo_port=free_port())
-            _say(f"starting nx-27017 on port {settings.mongo_port} in {data}")
-            process = mongo.start(settings)
-        yield settings
-    finally:
-        if process is not None:
-            process.stop()
-        shutil.rmtree(data, ignore_errors=True)
-
-
-def _say(message: str) -> None:
-    click.echo(message, err=True)
 
 
 # --- events ---------------------------------------------------------------------------------
@@ -170,7 +138,6 @@ class Workload:
         return [
             self._key(self.operator_id, self.operator, "hotline-operator", "operator"),
             new_event(
-                "registry.changed",
                 "F-001",
                 RegistryChanged(change="factory-added", factory="F-001"),
             ),
@@ -179,7 +146,7 @@ class Workload:
 
     def _key(self, kid: str, public: bytes, org: str, kind: OrgKind) -> Event:
         data = KeyRegistered(key_id=kid, public_key=b64encode(public), org=org, org_kind=kind)
-        return new_event("key.registered", kid, data)
+        return new_event(kid, data)
 
     def events(self, count: int) -> Iterator[Event]:
         """`count` events: the prologue, then cases of five events each."""
@@ -220,11 +187,11 @@ class Workload:
         operator = Principal(role="triage-analyst", org="hotline-operator")
         buyer = Principal(role="buyer", org="buyer-1")
         return [
-            new_event("report.submitted", case_id, report),
-            new_event("case.triaged", case_id, triaged),
-            new_event("digest.issued", case_id, digest),
-            new_event("envelope.disclosed", case_id, self._disclosure(operator, "identity")),
-            new_event("envelope.disclosed", case_id, self._disclosure(buyer, "content")),
+            new_event(case_id, report),
+            new_event(case_id, triaged),
+            new_event(case_id, digest),
+            new_event(case_id, self._disclosure(operator, "identity")),
+            new_event(case_id, self._disclosure(buyer, "content")),
         ]
 
     def _disclosure(self, principal: Principal, envelope_class: EnvelopeClass) -> EnvelopeDisclosed:
@@ -253,7 +220,7 @@ async def _sequencing_rates(settings: Settings) -> tuple[float, float]:
     store, sequencer = await _open_store(settings, "bench_sequencing")
     try:
         events = list(workload.events(SEQUENCE_SINGLE + SEQUENCE_BATCHED))
-        _say(
+        say(
             f"sequencing {SEQUENCE_SINGLE} events one by one, {SEQUENCE_BATCHED} in polls of {POLL}"
         )
         started = time.perf_counter()
@@ -296,7 +263,7 @@ async def _seed(settings: Settings, database: str, size: int) -> float:
 def _measure_size(settings: Settings, size: int) -> Row:
     row = Row(size)
     database = f"bench_{size}"
-    _say(f"[{size:,}] sequencing the log")
+    say(f"[{size:,}] sequencing the log")
     row.seed_rate = asyncio.run(_seed(settings, database, size))
     seed = secrets.token_hex(32)
     port = free_port()
@@ -321,13 +288,13 @@ def _measure_size(settings: Settings, size: int) -> Row:
         service.wait_until(http_ready(f"{url}/healthz"), timeout=120)
         service.wait_until(lambda: _checkpoint_size(url) == size, timeout=3600)
         row.integrate_s = time.perf_counter() - started
-        _say(f"[{size:,}] integrated in {row.integrate_s:.1f} s; serving tiles")
+        say(f"[{size:,}] integrated in {row.integrate_s:.1f} s; serving tiles")
         row.tiles_per_s = _tile_rate(url, size)
         row.proof_ms, row.proof_fetch_ms = _proof_times(url, size)
-        _say(f"[{size:,}] verifying the whole log")
+        say(f"[{size:,}] verifying the whole log")
         row.verify_s = _verify_time(url, signer)
         service.stop()
-        _say(f"[{size:,}] restarting the service (it checks its store first)")
+        say(f"[{size:,}] restarting the service (it checks its store first)")
         started = time.perf_counter()
         service.start()
         service.wait_until(http_ready(f"{url}/healthz"), timeout=3600)

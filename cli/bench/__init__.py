@@ -1,0 +1,16 @@
+"""`hotline bench ...`: benchmarks of the real components on this machine, each printing its
+figures beside an anchor measured in the same run (one module per benchmark)."""
+
+from __future__ import annotations
+
+import click
+
+from .audit import bench_audit
+
+
+@click.group()
+def bench() -> None:
+    """Benchmarks, on this machine, of the real components."""
+
+
+bench.add_command(bench_audit)
