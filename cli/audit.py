@@ -2,8 +2,9 @@
 
 They read the log's public API only (C2SP tlog-tiles: `/checkpoint`, `/tile/...`), with no
 token and no cookie, and compute everything locally: the checks live in
-`hotline.shared.auditor`; this module fetches, shows progress and prints. No command sends a
-case id anywhere: `prove` downloads the whole log and picks the case's entries itself.
+`hotline.shared.audit` (pure); this module fetches, keeps the state file, shows progress and
+prints. No command sends a case id anywhere: `prove` downloads the whole log and picks the
+case's entries itself.
 
 Exit status: 0 when everything verified, 1 when a check failed (or the log is unreachable).
 """
@@ -18,21 +19,17 @@ import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 import httpx
 
-from hotline.shared.auditor import (
-    AuditFailure,
-    Verdict,
-    audit_log,
-    build_case_proof,
-    case_entries,
-    check_case_proof,
-    walk_log,
-)
+from hotline.shared.audit.failures import AuditFailure
+from hotline.shared.audit.proofs import build_case_proof, case_entries, check_case_proof
+from hotline.shared.audit.verdict import Verdict, audit_log
+from hotline.shared.audit.walk import walk_log
 from hotline.shared.config import Settings
 from hotline.shared.tlog.checkpoint import Checkpoint, parse_checkpoint
 from hotline.shared.tlog.errors import TlogError
@@ -158,14 +155,21 @@ def _witness_key(value: str) -> CosignatureVerifier:
 
 
 def _read_secret(path: Path) -> str:
-    """A secret key file's first line; refused when others may read it (as OpenSSH does)."""
+    """A witness key file's first line, checked for its kind first, then refused when others
+    may read it (as OpenSSH does)."""
     try:
-        info = path.stat()
-        if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise click.ClickException(f"{path} is readable by others: chmod 600 it")
-        return path.read_text().strip()
-    except OSError as exc:
-        raise click.ClickException(f"cannot read {path}: {exc.strerror}") from None
+        text = path.read_text().strip()
+        readable_by_others = path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.ClickException(f"cannot read {path}: {exc}") from None
+    if not text.startswith("PRIVATE+KEY+"):
+        raise click.ClickException(
+            f"{path} is not a witness private key (from `hotline audit witness-key generate`; "
+            "its .pub file is the verifier key, not the key to cosign with)"
+        )
+    if readable_by_others:
+        raise click.ClickException(f"{path} is readable by others: chmod 600 {path}")
+    return text
 
 
 def _cosigner(path: Path) -> Cosigner:
@@ -208,35 +212,122 @@ def witness_key_generate(out: Path, name: str) -> None:
 # --- verify -----------------------------------------------------------------------------------
 
 
-def _load_state(path: Path | None, origin: str) -> str | None:
-    """The checkpoint note trusted last, from the state file (None on first use)."""
+@dataclass(frozen=True)
+class AuditorState:
+    """What `verify --state FILE` keeps: the log key pinned on first use and the checkpoint
+    trusted last. `vkey` is None in state files written before keys were pinned."""
+
+    origin: str
+    vkey: str | None
+    checkpoint: str
+
+
+def _load_state(path: Path | None) -> AuditorState | None:
+    """The state in `path` (None on first use: no file yet)."""
     if path is None or not path.exists():
         return None
     try:
         state = json.loads(path.read_text())
-        note = state["checkpoint"]
-    except (OSError, ValueError, KeyError, TypeError):
-        message = f"{path} is not a state file of `hotline audit verify`"
-        raise click.ClickException(message) from None
-    if state.get("origin") != origin or not isinstance(note, str):
-        raise click.ClickException(f"{path} is the state of log {state.get('origin')!r}")
-    return note
+        found = AuditorState(state["origin"], state.get("vkey"), state["checkpoint"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        found = None
+    if found is None or not all(
+        isinstance(v, str) for v in (found.origin, found.checkpoint, found.vkey or "")
+    ):
+        raise click.ClickException(f"{path} is not a state file of `hotline audit verify`")
+    return found
 
 
-def _save_state(path: Path, origin: str, note: str) -> None:
+def _save_state(path: Path, log_key: Ed25519Verifier, note: str) -> None:
     """Replace the state file atomically (a crash leaves the old or the new one)."""
+    state = {"origin": log_key.name, "vkey": log_key.vkey(), "checkpoint": note}
     temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps({"origin": origin, "checkpoint": note}, indent=1) + "\n")
+    temporary.write_text(json.dumps(state, indent=1) + "\n")
     os.replace(temporary, path)
 
 
+def _fetch_log_key(client: LogClient) -> Ed25519Verifier:
+    """The key the log serves at /vkey; it proves nothing against that log on its own."""
+    served = client.get("vkey")
+    if served is None:
+        raise click.ClickException(f"{client.url} serves no /vkey: give the log's key with --vkey")
+    try:
+        return _log_key(served.decode("utf-8", errors="replace").strip())
+    except click.BadParameter as exc:
+        raise click.ClickException(f"{client.url}/vkey: {exc.message}") from None
+
+
+def _trusted_log_key(
+    client: LogClient, vkey: str | None, state: AuditorState | None, state_path: Path | None
+) -> Ed25519Verifier:
+    """The key to check the log against: --vkey, else the one pinned in the state file, else
+    the log's own /vkey on first use (trust on first use, said on stderr)."""
+    pinned = state.vkey if state is not None else None
+    if vkey is not None:
+        given = _log_key(vkey)
+        if pinned is not None and given.vkey() != pinned:
+            raise click.ClickException(
+                f"{state_path} pinned another key for this log ({pinned}); if the log's key "
+                "really changed, verify with a new --state file"
+            )
+        return given
+    if pinned is not None:
+        return _log_key(pinned)
+    fetched = _fetch_log_key(client)
+    pinning = (
+        f"It is now pinned in {state_path} (trust on first use): later runs check the log "
+        "against it, not against what the log serves."
+        if state_path is not None
+        else "Pass --state FILE to pin it (trust on first use), or --vkey KEY to give the key "
+        "you trust."
+    )
+    click.echo(
+        f"Log key fetched from {client.url}/vkey: {fetched.vkey()}\n"
+        "A key fetched from the log it verifies proves nothing against that log: compare it "
+        f"with the key the log's operator publishes elsewhere. {pinning}",
+        err=True,
+    )
+    return fetched
+
+
+LOG_OPTION = click.option(
+    "--log",
+    "log_url",
+    help="The log's URL (default: $HOTLINE_AUDIT_URL, else this system's audit-log port).",
+)
+
+
+@audit.command("vkey")
+@LOG_OPTION
+def audit_vkey(log_url: str | None) -> None:
+    """Print the verifier key the log serves (C2SP signed-note vkey).
+
+    Fetched from the log itself, it proves nothing against that log: compare it with the
+    key the log's operator publishes elsewhere before you rely on it. `audit verify --state
+    FILE` pins the key on first use.
+    """
+    client = LogClient(log_url or Settings().audit_url)
+    try:
+        key = _fetch_log_key(client)
+    finally:
+        client.close()
+    click.echo(key.vkey())
+    click.echo(
+        "(fetched from the log itself: compare it with the key its operator publishes)", err=True
+    )
+
+
 @audit.command("verify")
-@click.option("--log", "log_url", help="The log's URL (default: this system's audit log).")
-@click.option("--vkey", required=True, help="The log's verifier key, or a file holding it.")
+@LOG_OPTION
+@click.option(
+    "--vkey",
+    help="The log's verifier key, or a file holding it (default: the key pinned in --state, "
+    "else the log's own /vkey, trusted on first use and said so).",
+)
 @click.option(
     "--state",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="File keeping the checkpoint you trusted last (created on first use).",
+    help="File keeping the log key and the checkpoint you trusted last (created on first use).",
 )
 @click.option("--witness", "witnesses", multiple=True, help="A witness verifier key (repeat).")
 @click.option("--quorum", type=int, help="Cosignatures required (default: every --witness).")
@@ -248,29 +339,38 @@ def _save_state(path: Path, origin: str, note: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
 def audit_verify(
     log_url: str | None,
-    vkey: str,
+    vkey: str | None,
     state: Path | None,
     witnesses: tuple[str, ...],
     quorum: int | None,
     cosign: Path | None,
     as_json: bool,
 ) -> None:
-    """Verify the whole log: signature, history, every entry and tile, and the policy."""
-    log_key = _log_key(vkey)
+    """Verify the whole log: signature, history, every entry and tile, and the policy.
+
+    With --state FILE, the log's key and the checkpoint verified are kept in FILE, and the
+    next run also proves the log only grew since (consistency).
+    """
     witness_keys = [_witness_key(w) for w in witnesses]
     required = len(witness_keys) if quorum is None else quorum
     if not 0 <= required <= len(witness_keys):
         raise click.BadParameter(f"--quorum {required} needs as many --witness keys")
     cosigner = _cosigner(cosign) if cosign is not None else None
+    trusted = _load_state(state)
     client = LogClient(log_url or Settings().audit_url)
     try:
+        log_key = _trusted_log_key(client, vkey, trusted, state)
+        if trusted is not None and trusted.origin != log_key.name:
+            raise click.ClickException(f"{state} is the state of log {trusted.origin!r}")
         note = client.checkpoint()
-        verdict, checkpoint = _run_audit(client, note, log_key, state, witness_keys, required)
+        verdict, checkpoint = _run_audit(
+            client, note, log_key, trusted.checkpoint if trusted else None, witness_keys, required
+        )
         _print_verdict(verdict, as_json)
         if not verdict.ok or checkpoint is None:
             sys.exit(1)
         if state is not None:
-            _save_state(state, log_key.name, note.decode())
+            _save_state(state, log_key, note.decode())
         if cosigner is not None:
             _post_cosignature(client, note.decode(), cosigner, checkpoint)
     finally:
@@ -281,11 +381,10 @@ def _run_audit(
     client: LogClient,
     note: bytes,
     log_key: Ed25519Verifier,
-    state: Path | None,
+    trusted: str | None,
     witnesses: list[CosignatureVerifier],
     quorum: int,
 ) -> tuple[Verdict, Checkpoint | None]:
-    trusted = _load_state(state, log_key.name)
     shown = _unverified_checkpoint(note)
     with click.progressbar(
         length=shown.size if shown else 0, label="entries", file=sys.stderr
@@ -337,8 +436,13 @@ def _post_cosignature(
 
 @audit.command("prove")
 @click.option("--case", "case_id", required=True, help="The case whose events to prove.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--log", "log_url", help="The log's URL (default: this system's audit log).")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The proof file to write.",
+)
+@LOG_OPTION
 def audit_prove(case_id: str, out: Path, log_url: str | None) -> None:
     """Write a self-contained proof that every event of a case is in the log.
 
@@ -373,10 +477,31 @@ def audit_prove(case_id: str, out: Path, log_url: str | None) -> None:
 
 @audit.command("check-proof")
 @click.argument("proof_file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option("--vkey", required=True, help="The log's verifier key, or a file holding it.")
+@click.option("--vkey", help="The log's verifier key, or a file holding it.")
+@click.option(
+    "--state",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Or: the state file of `hotline audit verify`, whose pinned log key to use.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def audit_check_proof(proof_file: Path, vkey: str, as_json: bool) -> None:
-    """Verify a proof file offline: the checkpoint's signature and every inclusion proof."""
+def audit_check_proof(
+    proof_file: Path, vkey: str | None, state: Path | None, as_json: bool
+) -> None:
+    """Verify a proof file offline: the checkpoint's signature and every inclusion proof.
+
+    Nothing is fetched: the log's key comes from --vkey or from the --state file of
+    `hotline audit verify`.
+    """
+    if vkey is not None and state is not None:
+        raise click.UsageError("give the log's key by --vkey or by --state, not both")
+    if vkey is None:
+        pinned = _load_state(state)
+        if pinned is None or pinned.vkey is None:
+            raise click.UsageError(
+                "give the log's key: --vkey KEY (from the log's operator, or `hotline audit "
+                "vkey`), or --state FILE of a `hotline audit verify --state FILE` run"
+            )
+        vkey = pinned.vkey
     log_key = _log_key(vkey)
     try:
         document = json.loads(proof_file.read_text())
@@ -389,7 +514,7 @@ def audit_check_proof(proof_file: Path, vkey: str, as_json: bool) -> None:
         else:
             click.echo(f"PROOF FAILED: {failure}")
         sys.exit(1)
-    entries = [{"index": i, "type": e.get("type"), "time": e.get("time")} for i, e in proof.entries]
+    entries = [{"index": i, "type": str(e.type), "time": e.time} for i, e in proof.entries]
     if as_json:
         click.echo(
             json.dumps(

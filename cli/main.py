@@ -11,24 +11,35 @@ from typing import Any
 
 import click
 import httpx
+from pydantic import ValidationError
 
 from hotline.shared.config import Settings
 from hotline.shared.envelope import EnvelopeError, open_envelope, seal_envelope
 from hotline.shared.keys import (
     CryptoError,
     b64decode_strict,
+    b64encode,
     load_private_key,
     load_public_key,
+    public_key_path,
     write_keypair,
 )
 from hotline.shared.receipt import new_receipt
-from hotline.shared.reports import routing_metadata
+from hotline.shared.reports import ReportCreate, routing_metadata
 from hotline.shared.taxonomy import categories as taxonomy_categories
 from hotline.shared.taxonomy import category_codes
 
 from .audit import audit
 from .bench import bench
-from .session import CLI_CLIENT_ID, bearer_token, call, save_token, token_request
+from .session import (
+    CLI_CLIENT_ID,
+    bearer_token,
+    call,
+    save_token,
+    token_error,
+    token_request,
+    token_user,
+)
 
 DEMO_USERS = {
     "admin": "platform-admin",
@@ -125,10 +136,30 @@ def topics_create() -> None:
 # --- identity ----------------------------------------------------------------------------
 
 
+DEMO_USER_OPTION = click.option(
+    "--user",
+    type=click.Choice(sorted(DEMO_USERS)),
+    help="A demo user of the LOCAL realm (password = user name); refused in production.",
+)
+
+
 @cli.command()
-def login() -> None:
-    """Log in with your browser (OAuth device authorization grant); caches the token."""
+@DEMO_USER_OPTION
+def login(user: str | None) -> None:
+    """Sign in and cache a refreshable token for the commands that need one.
+
+    Without --user: the OAuth device authorization grant (open the link it prints in a
+    browser and confirm the code). With --user NAME: a demo user of the local realm, by the
+    password grant, e.g. `hotline login --user operator`. The cache
+    (~/.config/hotline/token.json, mode 0600) keeps one login: signing in again replaces it.
+    Commands refresh the token as it expires; HOTLINE_TOKEN, when set, overrides the cache.
+    """
     settings = Settings()
+    if user is not None:
+        response = _demo_token_response(settings, user, "login --user")
+        path = save_token(settings, response, demo_user=user)
+        click.echo(f"Logged in as {user} ({DEMO_USERS[user]}); token cached in {path}")
+        return
     try:
         start = httpx.post(settings.device_auth_url, data={"client_id": CLI_CLIENT_ID}, timeout=10)
     except httpx.HTTPError as exc:
@@ -153,8 +184,8 @@ def login() -> None:
         )
         body = reply.json()
         if reply.status_code == 200:
-            path = save_token(body)
-            click.echo(f"Logged in; token cached in {path}")
+            path = save_token(settings, body, demo_user=None)
+            click.echo(f"Logged in as {token_user(body['access_token'])}; token cached in {path}")
             return
         error = body.get("error")
         if error == "slow_down":
@@ -171,18 +202,25 @@ def login() -> None:
     "--user", required=True, type=click.Choice(sorted(DEMO_USERS)), help="A local demo user."
 )
 def dev_token(user: str) -> None:
-    """Print an access token of a LOCAL demo user (password grant; refused in production)."""
-    from .engines.keycloak import password_token
+    """Print an access token of a LOCAL demo user, for scripts (password grant; refused in
+    production). It lasts 5 minutes and is not refreshed: people use `hotline login --user`."""
+    click.echo(_demo_token_response(Settings(), user, "dev-token")["access_token"])
 
-    settings = Settings()
+
+def _demo_token_response(settings: Settings, user: str, command: str) -> dict[str, Any]:
+    """A token response for a local demo user (password = user name) by the password grant."""
     if settings.environment == "production":
         raise click.ClickException(
-            "dev-token is for the local demo realm only; use `hotline login`"
+            f"`hotline {command}` is for the local demo realm only; use `hotline login`"
         )
-    try:
-        click.echo(password_token(settings, user, user))
-    except Exception as exc:  # noqa: BLE001 - any failure is reported as one clear line
-        raise click.ClickException(f"cannot get a token for {user}: {exc}") from None
+    response = token_request(settings, grant_type="password", username=user, password=user)
+    if response.status_code != 200:
+        raise click.ClickException(
+            f"Keycloak at {settings.keycloak_url} refused a token for {user}: "
+            f"{token_error(response)} (demo users exist only in the local realm)"
+        )
+    body: dict[str, Any] = response.json()
+    return body
 
 
 # --- keys --------------------------------------------------------------------------------
@@ -201,12 +239,18 @@ def keys() -> None:
     help="Private key file to create (mode 0600); the public key goes to FILE.pub.",
 )
 def keys_generate(out: Path) -> None:
-    """Create a key pair; print its key id. Never overwrites an existing file."""
+    """Create an X25519 recipient key pair; print its key id. Never overwrites a file.
+
+    FILE holds the private key (keep it; it never leaves this machine), FILE.pub the public
+    key (register it with `hotline admin ...`). Each file's first line says which it is.
+    """
     try:
         kid = write_keypair(out)
     except CryptoError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(kid)
+    click.echo(f"private key: {out} (keep it secret)", err=True)
+    click.echo(f"public key:  {public_key_path(out)} (register this one)", err=True)
 
 
 # --- admin -------------------------------------------------------------------------------
@@ -232,7 +276,7 @@ def admin_factory_add(code: str, name: str, country: str) -> None:
     call(
         "POST",
         f"{s.triage_url}/api/admin/factories",
-        token=bearer_token(s),
+        auth=bearer_token(s),
         json_body={"code": code, "name": name, "country": country},
     )
     click.echo(f"factory {code} added")
@@ -247,7 +291,10 @@ def admin_buyer() -> None:
 @click.argument("buyer_id")
 @click.option("--name", required=True, help="The buyer's name.")
 @click.option(
-    "--public-key-file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+    "--public-key-file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The public key file (NAME.key.pub from `hotline keys generate`), never the private.",
 )
 def admin_buyer_add(buyer_id: str, name: str, public_key_file: Path) -> None:
     """Register buyer BUYER_ID (its Keycloak `org`) with its public key."""
@@ -255,7 +302,7 @@ def admin_buyer_add(buyer_id: str, name: str, public_key_file: Path) -> None:
     result = call(
         "POST",
         f"{s.triage_url}/api/admin/buyers",
-        token=bearer_token(s),
+        auth=bearer_token(s),
         json_body={
             "buyer_id": buyer_id,
             "name": name,
@@ -274,7 +321,7 @@ def admin_link(buyer_id: str, factory_code: str) -> None:
     call(
         "POST",
         f"{s.triage_url}/api/admin/links",
-        token=bearer_token(s),
+        auth=bearer_token(s),
         json_body={"buyer_id": buyer_id, "factory": factory_code},
     )
     click.echo(f"{buyer_id} linked to {factory_code}")
@@ -287,7 +334,10 @@ def admin_operator_key() -> None:
 
 @admin_operator_key.command("add")
 @click.option(
-    "--public-key-file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+    "--public-key-file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The public key file (NAME.key.pub from `hotline keys generate`), never the private.",
 )
 def admin_operator_key_add(public_key_file: Path) -> None:
     """Register an operator public key: every report is sealed to it."""
@@ -295,19 +345,18 @@ def admin_operator_key_add(public_key_file: Path) -> None:
     result = call(
         "POST",
         f"{s.triage_url}/api/admin/operator-keys",
-        token=bearer_token(s),
+        auth=bearer_token(s),
         json_body={"public_key": _public_key_text(public_key_file)},
     )
     click.echo(f"operator key {result['key_id']} added")
 
 
 def _public_key_text(path: Path) -> str:
-    """The base64 public key in `path`, refused here if it is not a valid key."""
+    """The base64 public key in key file `path`; a private key file is refused here."""
     try:
-        load_public_key(path)
+        return b64encode(load_public_key(path))
     except CryptoError as exc:
-        raise click.ClickException(f"{path}: {exc}") from None
-    return path.read_text().strip()
+        raise click.ClickException(str(exc)) from None
 
 
 # --- reports -----------------------------------------------------------------------------
@@ -335,6 +384,12 @@ def categories_command(language: str) -> None:
 @click.option("--identity", help="Name / how to reach the worker (operator keys only).")
 @click.option("--language", default="en", show_default=True, help="Language of the report.")
 @click.option("--json", "as_json", is_flag=True, help="Print {case_id, receipt} as JSON.")
+@click.option(
+    "--print-case-id",
+    is_flag=True,
+    help="Print only the case id on stdout, for `CASE_ID=$(hotline submit ...)`; the "
+    "receipt then goes to stderr (it must still reach the worker).",
+)
 def submit(
     factory: str,
     categories: tuple[str, ...],
@@ -343,8 +398,14 @@ def submit(
     identity: str | None,
     language: str,
     as_json: bool,
+    print_case_id: bool,
 ) -> None:
-    """Seal a report on this machine and submit it (the operator's path for phone reports)."""
+    """Seal a report on this machine and submit it (the operator's path for phone reports).
+
+    Prints the case id and the worker's receipt, which is shown only once.
+    """
+    if as_json and print_case_id:
+        raise click.UsageError("--json and --print-case-id are alternatives: pick one")
     unknown = sorted(set(categories) - category_codes())
     if unknown:
         raise click.BadParameter(
@@ -376,40 +437,46 @@ def submit(
     except CryptoError as exc:
         raise click.ClickException(f"cannot seal the report: {exc}") from None
     receipt = new_receipt()
-    call(
-        "POST",
-        f"{s.intake_url}/api/reports",
-        json_body={
-            "case_id": case_id,
-            "factory": factory,
-            "categories": list(categories),
-            "urgent": urgent,
-            "language": language,
-            "channel": "phone",
-            "receipt": receipt,
-            "content": content,
-            "identity": sealed_identity,
-        },
-    )
+    try:  # the very model intake validates: a report it would refuse is refused here
+        report = ReportCreate(
+            case_id=case_id,
+            factory=factory,
+            categories=list(categories),
+            urgent=urgent,
+            language=language,
+            channel="phone",
+            receipt=receipt,
+            content=content,
+            identity=sealed_identity,
+        )
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise click.ClickException(f"invalid report: {problems}") from None
+    call("POST", f"{s.intake_url}/api/reports", json_body=report.model_dump(mode="json"))
+    receipt_line = f"receipt: {receipt}   (give it to the worker; it is shown only once)"
     if as_json:
         click.echo(json.dumps({"case_id": case_id, "receipt": receipt}))
+    elif print_case_id:
+        click.echo(case_id)
+        click.echo(receipt_line, err=True)
     else:
         click.echo(f"case id: {case_id}")
-        click.echo(f"receipt: {receipt}   (give it to the worker; it is shown only once)")
+        click.echo(receipt_line)
 
 
 def _open(envelope: dict[str, Any], key: bytes, case_id: str, routing: dict[str, Any]) -> str:
     try:
-        return open_envelope(envelope, private_key=key, case_id=case_id, routing=routing).decode()
+        plaintext = open_envelope(envelope, private_key=key, case_id=case_id, routing=routing)
     except EnvelopeError as exc:
         raise click.ClickException(f"case {case_id}: cannot open the envelope: {exc}") from None
+    return plaintext.decode(errors="replace")
 
 
 def _private_key(path: Path) -> bytes:
     try:
         return load_private_key(path)
     except CryptoError as exc:
-        raise click.ClickException(f"{path}: {exc}") from None
+        raise click.ClickException(str(exc)) from None
 
 
 KEY_OPTION = click.option(
@@ -430,35 +497,50 @@ def digests() -> None:
 @KEY_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 def digests_pull(key_file: Path, as_json: bool) -> None:
-    """Fetch your organisation's cases and decrypt them on this machine."""
+    """Fetch your organisation's cases and decrypt them on this machine.
+
+    A case that cannot be opened (not sealed to this key, damaged) is reported on stderr
+    with its id and the reason, the others are still shown, and the exit status is then 1.
+    """
     s = Settings()
     key = _private_key(key_file)
-    items = call("GET", f"{s.notify_url}/api/digest", token=bearer_token(s))
+    items = call("GET", f"{s.notify_url}/api/digest", auth=bearer_token(s))
     cases = []
+    unopened = 0
     for item in items:
-        routing = routing_metadata(
-            item["factory"], item["categories"], item["urgent"], item["language"]
-        )
-        cases.append(
-            {
-                "case_id": item["case_id"],
-                "factory": item["factory"],
-                "categories": item["categories"],
-                "urgent": item["urgent"],
-                "language": item["language"],
-                "received": item["received"],
-                "content": _open(item["content"], key, item["case_id"], routing),
-            }
-        )
+        try:
+            cases.append(_digest_case(item, key))
+        except (EnvelopeError, KeyError) as exc:
+            unopened += 1
+            reason = f"the digest item has no {exc}" if isinstance(exc, KeyError) else str(exc)
+            click.echo(f"case {item.get('case_id', '?')}: cannot open it: {reason}", err=True)
     if as_json:
         click.echo(json.dumps(cases, ensure_ascii=False, indent=2))
-        return
-    if not cases:
-        click.echo("no cases")
-    for case in cases:
-        flag = " URGENT" if case["urgent"] else ""
-        click.echo(f"— {case['case_id']}  {case['factory']}  {','.join(case['categories'])}{flag}")
-        click.echo(f"  {case['content']}")
+    else:
+        if not items:
+            click.echo("no cases")
+        for case in cases:
+            flag = " URGENT" if case["urgent"] else ""
+            categories = ",".join(case["categories"])
+            click.echo(f"— {case['case_id']}  {case['factory']}  {categories}{flag}")
+            click.echo(f"  {case['content']}")
+    if unopened:
+        raise click.ClickException(
+            f"{unopened} of {len(items)} cases could not be opened with {key_file} "
+            "(is it the private key registered for your organisation?)"
+        )
+
+
+def _digest_case(item: dict[str, Any], key: bytes) -> dict[str, Any]:
+    """A digest item with its content decrypted; EnvelopeError or KeyError if it cannot be."""
+    routing = routing_metadata(
+        item["factory"], item["categories"], item["urgent"], item["language"]
+    )
+    content = open_envelope(
+        item["content"], private_key=key, case_id=item["case_id"], routing=routing
+    )
+    shown = ("case_id", "factory", "categories", "urgent", "language", "received")
+    return {**{name: item[name] for name in shown}, "content": content.decode(errors="replace")}
 
 
 @cli.group()
@@ -471,7 +553,7 @@ def cases() -> None:
 def cases_list(as_json: bool) -> None:
     """Cases by deadline: routing metadata, severity, status (no content)."""
     s = Settings()
-    found = call("GET", f"{s.triage_url}/api/cases", token=bearer_token(s))
+    found = call("GET", f"{s.triage_url}/api/cases", auth=bearer_token(s))
     if as_json:
         click.echo(json.dumps(found, indent=2))
         return
@@ -490,7 +572,7 @@ def cases_show(case_id: str, key_file: Path, as_json: bool) -> None:
     """Decrypt one case's content and identity on this machine (operator key)."""
     s = Settings()
     key = _private_key(key_file)
-    case = call("GET", f"{s.triage_url}/api/cases/{case_id}", token=bearer_token(s))
+    case = call("GET", f"{s.triage_url}/api/cases/{case_id}", auth=bearer_token(s))
     routing = routing_metadata(
         case["factory"], case["categories"], case["urgent"], case["language"]
     )

@@ -13,6 +13,9 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path.home() / ".local" / "share" / "hotline"
+# The downloaded engine distributions (Kafka's jars, Keycloak): one copy per machine, whatever
+# data directory a system or a test session runs on.
+DEFAULT_ENGINES_DIR = DEFAULT_DATA_DIR / "engines"
 DEV_PLACEHOLDER = "dev-only-change-me"
 
 
@@ -93,12 +96,13 @@ class Settings(BaseSettings):
         base = f"{self.keycloak_url}/realms/{self.keycloak_realm}/protocol/openid-connect"
         return f"{base}/auth/device"
 
-    # Downloaded engine distributions (Kafka jars, Keycloak); shareable between data dirs.
+    # Downloaded engine distributions ($HOTLINE_ENGINES); default: DEFAULT_ENGINES_DIR.
     engines: Path | None = None
 
     @property
     def engines_dir(self) -> Path:
-        return self.engines or self.data / "engines"
+        """Shared by every data directory, so a machine downloads the engines once."""
+        return self.engines or DEFAULT_ENGINES_DIR
 
     @property
     def logs_dir(self) -> Path:

@@ -1,31 +1,42 @@
-"""The typed FastAPI dependencies every service's routers use, declared once.
+"""What every service's routers share, declared once: the typed FastAPI dependencies and
+the one way a service answers its domain errors.
 
 `RuntimeDep` is the process's live clients; each role dependency admits a principal with
-that realm role (401 without a valid token, 403 with another role).
+that realm role (401 without a valid token, 403 with another role). `answer_errors` maps
+domain error classes (which know nothing of HTTP) to statuses, once per service.
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from .auth import Principal, require_role
+from .roles import Role
 from .service import Runtime, runtime_of
 
-
-class Role(StrEnum):
-    """The realm roles (deploy/keycloak/hotline-realm.json), one per kind of person."""
-
-    OPERATOR = "triage-analyst"
-    BUYER = "buyer"
-    COMPLIANCE_OFFICER = "compliance-officer"
-    FACTORY_MANAGER = "factory-manager"
-    PLATFORM_ADMIN = "platform-admin"
+__all__ = ["AdminDep", "BuyerDep", "OperatorDep", "Role", "RuntimeDep", "answer_errors"]
 
 
 RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
 OperatorDep = Annotated[Principal, Depends(require_role(Role.OPERATOR))]
 BuyerDep = Annotated[Principal, Depends(require_role(Role.BUYER))]
 AdminDep = Annotated[Principal, Depends(require_role(Role.PLATFORM_ADMIN))]
+
+
+def answer_errors(app: FastAPI, statuses: Mapping[type[Exception], int]) -> None:
+    """Answer each domain error raised by a route with its class's status (the most specific
+    class listed wins) and `{"detail": message}`, as FastAPI answers an HTTPException.
+    Domain error messages are written for the caller; nothing is logged here."""
+
+    def responder(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+        async def respond(_: Request, exc: Exception) -> JSONResponse:
+            return JSONResponse({"detail": str(exc)}, status_code=status)
+
+        return respond
+
+    for error, status in statuses.items():
+        app.add_exception_handler(error, responder(status))

@@ -1,27 +1,40 @@
 """Hand-out of an envelope to a principal: logged BEFORE the ciphertext leaves the service.
 
-The disclosure is written as one document with its `envelope.disclosed` event in the
-outbox, and that outbox is published synchronously (Kafka acknowledges with acks=all)
-before the caller may return the envelope. If Kafka cannot take it, the request fails
-with 503 and nothing is handed out; the relay publishes the entry later anyway.
+Each service that hands out envelopes keeps its disclosures in a collection of its own
+(`<service>_disclosures`, declared in its `collections.py` with `disclosures_collection`),
+so its relay publishes only what it wrote. `disclose` writes the disclosure as one
+document with its `envelope.disclosed` event in the outbox and publishes it synchronously
+(Kafka acknowledges with acks=all) before the caller may return the envelope, then marks
+the entry published so no relay publishes it again. If Kafka cannot take it, the request
+fails with 503 and nothing is handed out; the entry is then left to the relay, so the log may
+show a hand-out that was refused, never miss one that happened.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import HTTPException
+from pymongo import ASCENDING, IndexModel
 
-from .envelope import envelope_hash, envelope_recipients
+from .envelope import EnvelopeLike, envelope_hash, envelope_recipients
 from .events import EnvelopeClass, EnvelopeDisclosed, Principal, new_event
+from .outbox import outbox_collection, outbox_of
 from .service import Runtime
-from .store import publish_outbox, with_outbox
+from .store import Collection
+
+
+def _name(service: str) -> str:
+    return f"{service}_disclosures"
+
+
+def disclosures_collection(service: str) -> Collection:
+    """The declaration of `service`'s own disclosures collection."""
+    return outbox_collection(_name(service), IndexModel([("case_id", ASCENDING)]))
 
 
 async def disclose(
     runtime: Runtime,
     case_id: str,
-    envelope: dict[str, Any],
+    envelope: EnvelopeLike,
     envelope_class: EnvelopeClass,
     principal: Principal,
 ) -> None:
@@ -34,11 +47,11 @@ async def disclose(
             recipient_key_ids=sorted(envelope_recipients(envelope)),
         ),
     )
-    document = with_outbox({"_id": event.id, "case_id": case_id}, event)
-    collection = runtime.store.db.disclosures
-    await collection.insert_one(document)
+    disclosures = outbox_of(runtime.store, _name(runtime.store.collections.service))
     try:
-        await publish_outbox(collection, document, runtime.producer)
+        await disclosures.insert_and_publish(
+            {"_id": event.id, "case_id": case_id}, event, runtime.producer
+        )
     except Exception:  # noqa: BLE001 - whatever failed, the envelope must not leave
         raise HTTPException(
             503, "the audit log cannot record this disclosure now; try again"

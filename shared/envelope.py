@@ -12,6 +12,10 @@ of recipients. Its JSON shape, version 1 (all binary values standard padded base
       "ciphertext": "<base64, padded plaintext + 16-byte tag>"
     }
 
+In Python an envelope crossing a boundary (an API body or response, an event's data) is an
+:class:`Envelope` model: its validation IS :func:`validate_envelope_shape`, and its JSON is the
+envelope's JSON above, field for field.
+
 Construction:
 
 1. The plaintext is padded with ISO/IEC 7816-4 padding (libsodium ``sodium_pad``: one 0x80
@@ -38,20 +42,23 @@ is detectable.
 
 :func:`open_envelope` fails closed: every failure raises a typed :class:`EnvelopeError`,
 and it never returns unauthenticated bytes. The no-JavaScript path calls
-:func:`seal_envelope` on the server, in memory.
+:func:`seal_envelope` on the server, in memory. The functions that read an envelope take an
+:class:`Envelope` or its JSON object (as read from the store or the wire).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from typing import Any, Final, Literal, get_args
+from typing import Any, Final, Literal, TypeAlias, get_args
 
 import nacl.bindings
 import nacl.exceptions
 import nacl.public
 import nacl.utils
 import rfc8785
+from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic_core import PydanticCustomError
 
 from .keys import (
     KEY_BYTES,
@@ -66,6 +73,7 @@ from .keys import (
 
 __all__ = [
     "ENVELOPE_VERSION",
+    "Envelope",
     "MAX_CASE_ID_CHARS",
     "MAX_PLAINTEXT_BYTES",
     "MAX_RECIPIENTS",
@@ -74,6 +82,7 @@ __all__ = [
     "EnvelopeFormatError",
     "EnvelopeIntegrityError",
     "EnvelopeKind",
+    "EnvelopeLike",
     "KeyIdMismatch",
     "NotARecipient",
     "PlaintextTooLarge",
@@ -125,6 +134,53 @@ class KeyIdMismatch(EnvelopeError):
 
 class PlaintextTooLarge(EnvelopeError):
     """The plaintext exceeds :data:`MAX_PLAINTEXT_BYTES`."""
+
+
+class Envelope(BaseModel):
+    """A version-1 envelope as a typed value, well-formed by construction.
+
+    Validating one runs :func:`validate_envelope_shape` on the raw value, the one definition
+    of the shape; a failure is a pydantic ValidationError of type ``envelope_shape`` with that
+    function's message. ``model_dump()`` is the envelope's JSON object, field for field and in
+    the same order, so an envelope reads and writes the same bytes as before it was typed.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: Literal[1]
+    kind: EnvelopeKind
+    case_id: str
+    recipients: dict[str, str]  # key id -> base64 sealed box of the data key
+    nonce: str
+    ciphertext: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _well_formed(cls, data: Any) -> Any:
+        if isinstance(data, Envelope):
+            return data
+        try:
+            validate_envelope_shape(data)
+        except EnvelopeError as exc:
+            raise PydanticCustomError("envelope_shape", "{reason}", {"reason": str(exc)}) from None
+        return data
+
+
+EnvelopeLike: TypeAlias = Envelope | Mapping[str, Any]
+"""What the functions reading an envelope accept: the model, or its JSON object."""
+
+
+def _json_of(envelope: EnvelopeLike) -> Mapping[str, Any]:
+    return envelope.model_dump() if isinstance(envelope, Envelope) else envelope
+
+
+def _checked_json_of(envelope: EnvelopeLike) -> Mapping[str, Any]:
+    """The envelope's JSON object, its shape checked unless it is an `Envelope` (checked when
+    it was built: the audit log hashes every envelope of every event, so once is enough)."""
+    if isinstance(envelope, Envelope):
+        return envelope.model_dump()
+    validate_envelope_shape(envelope)
+    return envelope
 
 
 def padded_size(length: int) -> int:
@@ -217,9 +273,9 @@ def seal_envelope(
     kind: EnvelopeKind,
     routing: Mapping[str, Any],
     recipients: Mapping[str, bytes],
-) -> dict[str, Any]:
+) -> Envelope:
     """Encrypt ``plaintext`` for ``recipients`` (key id -> X25519 public key); return the
-    version-1 envelope as a JSON-ready dict (see the module docstring).
+    version-1 envelope (see the module docstring).
 
     Requires: ``plaintext`` bytes of at most MAX_PLAINTEXT_BYTES (else PlaintextTooLarge);
     1 to MAX_RECIPIENTS recipients, each key id equal to ``key_id`` of its public key (else
@@ -255,14 +311,16 @@ def seal_envelope(
         )
         for rid in recipient_ids
     }
-    return {
-        "version": ENVELOPE_VERSION,
-        "kind": kind,
-        "case_id": case_id,
-        "recipients": wrapped,
-        "nonce": b64encode(nonce),
-        "ciphertext": b64encode(ciphertext),
-    }
+    return Envelope.model_validate(
+        {
+            "version": ENVELOPE_VERSION,
+            "kind": kind,
+            "case_id": case_id,
+            "recipients": wrapped,
+            "nonce": b64encode(nonce),
+            "ciphertext": b64encode(ciphertext),
+        }
+    )
 
 
 def validate_envelope_shape(
@@ -280,7 +338,10 @@ def validate_envelope_shape(
     ciphertext from a faulty client is refused). When ``kind`` or ``case_id`` is given, the
     envelope must carry exactly that value (EnvelopeFormatError, resp. EnvelopeIntegrityError
     for a case id belonging to another case). It cannot tell whether decryption would succeed.
+    An :class:`Envelope` is checked as its JSON object.
     """
+    if isinstance(envelope, Envelope):
+        envelope = envelope.model_dump()
     if not isinstance(envelope, Mapping):
         raise EnvelopeFormatError("an envelope is a JSON object")
     fields = set(envelope)
@@ -310,7 +371,7 @@ def validate_envelope_shape(
 
 
 def open_envelope(
-    envelope: Mapping[str, Any],
+    envelope: EnvelopeLike,
     *,
     private_key: bytes,
     case_id: str,
@@ -324,23 +385,24 @@ def open_envelope(
     listed), EnvelopeIntegrityError (another case, wrong routing, changed recipient list, or
     any tampered byte). Never returns unauthenticated data.
     """
-    validate_envelope_shape(envelope, case_id=case_id)
+    raw = _json_of(envelope)
+    validate_envelope_shape(raw, case_id=case_id)
     if not isinstance(private_key, bytes) or len(private_key) != KEY_BYTES:
         raise EnvelopeFormatError(f"an X25519 private key is {KEY_BYTES} bytes")
-    recipients: Mapping[str, str] = envelope["recipients"]
+    recipients: Mapping[str, str] = raw["recipients"]
     own_id = key_id(public_key_of(private_key))
     if own_id not in recipients:
         raise NotARecipient(f"key {own_id} is not a recipient of this envelope")
     aad = associated_data(
-        kind=envelope["kind"], case_id=case_id, routing=routing, recipient_ids=list(recipients)
+        kind=raw["kind"], case_id=case_id, routing=routing, recipient_ids=list(recipients)
     )
     box = nacl.public.SealedBox(nacl.public.PrivateKey(private_key))
     try:
         data_key = box.decrypt(b64decode_strict(recipients[own_id]))
         padded = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_decrypt(
-            b64decode_strict(envelope["ciphertext"]),
+            b64decode_strict(raw["ciphertext"]),
             aad,
-            b64decode_strict(envelope["nonce"]),
+            b64decode_strict(raw["nonce"]),
             data_key,
         )
     except nacl.exceptions.CryptoError as exc:
@@ -354,19 +416,18 @@ def open_envelope(
         raise EnvelopeIntegrityError("authenticated plaintext has invalid padding") from exc
 
 
-def envelope_recipients(envelope: Mapping[str, Any]) -> set[str]:
+def envelope_recipients(envelope: EnvelopeLike) -> set[str]:
     """Return the key ids an envelope is wrapped for; validates its shape first."""
-    validate_envelope_shape(envelope)
-    return set(envelope["recipients"])
+    return set(_checked_json_of(envelope)["recipients"])
 
 
-def envelope_hash(envelope: Mapping[str, Any]) -> str:
+def envelope_hash(envelope: EnvelopeLike) -> str:
     """Return the SHA-256 (hex) of the envelope's RFC 8785 canonical JSON; validates first.
 
     This is what the audit log records for an envelope; equal envelopes hash equally whatever
     their key order or whitespace in transit.
     """
-    validate_envelope_shape(envelope)
-    canonical = {field: envelope[field] for field in _FIELDS}
-    canonical["recipients"] = dict(envelope["recipients"])
+    raw = _checked_json_of(envelope)
+    canonical = {field: raw[field] for field in _FIELDS}
+    canonical["recipients"] = dict(raw["recipients"])
     return hashlib.sha256(rfc8785.dumps(canonical)).hexdigest()

@@ -15,11 +15,15 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .envelope import Envelope
+
 TOPIC_PREFIX = "hotline."
 DEAD_LETTER_TOPIC = "hotline.deadletter"
 
 EnvelopeClass = Literal["content", "identity"]
 Severity = Literal["critical", "high", "normal"]
+Channel = Literal["web", "web-nojs", "phone"]
+RegistryChange = Literal["factory-added", "buyer-added", "link-added"]
 
 
 class EventType(StrEnum):
@@ -63,10 +67,10 @@ class ReportSubmitted(_Data):
     categories: list[str]
     urgent: bool
     language: str
-    channel: Literal["web", "web-nojs", "phone"]
+    channel: Channel
     server_encrypted: bool
-    content: dict[str, Any]
-    identity: dict[str, Any] | None = None
+    content: Envelope
+    identity: Envelope | None = None
 
 
 class CaseTriaged(_Data):
@@ -92,7 +96,7 @@ class CaseStatusChanged(_Data):
 class MessagePosted(_Data):
     TYPE = EventType.MESSAGE_POSTED
     author_role: str
-    envelope: dict[str, Any]
+    envelope: Envelope
 
 
 class DigestIssued(_Data):
@@ -136,7 +140,7 @@ class KeyRevoked(_Data):
 
 class RegistryChanged(_Data):
     TYPE = EventType.REGISTRY_CHANGED
-    change: Literal["factory-added", "buyer-added", "link-added"]
+    change: RegistryChange
     factory: str | None = None
     buyer: str | None = None
 

@@ -15,10 +15,24 @@ Contracts (DESIGN.md "Cryptography"):
   another key type can be added without ambiguity.
 - Keys travel as standard base64 (RFC 4648 section 4, with padding), decoded strictly:
   no whitespace inside, no missing padding, no non-canonical trailing bits.
-- Key files: the private key file holds one line of base64 and is created 0600 with
-  ``O_CREAT | O_EXCL`` (never world-readable, not even for a moment, and never overwritten);
-  the public key sits beside it in ``<name>.pub``. A private key file readable by group or
-  others is refused on load, as OpenSSH does.
+- Key files say what they hold: a first line naming the kind and the key id, then the key
+  in base64, e.g. (``operator.key`` and ``operator.key.pub``)::
+
+      hotline x25519 private key x25519:7c6d07e3...c025
+      AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=
+
+      hotline x25519 public key x25519:7c6d07e3...c025
+      j0DFrbaPJWJK5bIU6nZ6bslNgp09e14a0bpvPiE4KF8=
+
+  The private key file is created 0600 with ``O_CREAT | O_EXCL`` (never world-readable, not
+  even for a moment, and never overwritten); the public key sits beside it in ``<name>.pub``.
+  Loading checks the kind before anything else, so each misuse has its own error: a public
+  key where a private one is needed, a private key where a public one is needed (it is never
+  sent anywhere), a private key file readable by group or others (refused, as OpenSSH
+  does), a file that is not a key file, a key that does not match the id on its first line.
+  Files of the earlier format (one bare base64 line) are refused with a message saying so:
+  that format could not tell a private key from a public one, which is the misuse the
+  header exists to stop, and guessing by file name or mode would bring it back.
 - The platform's Ed25519 signing key (checkpoints, digests) is a 32-byte seed kept as 64 hex
   digits, the same text as ``HOTLINE_SIGNING_KEY``, so one can be copied into the other.
 
@@ -47,6 +61,7 @@ __all__ = [
     "CryptoError",
     "KeyFileError",
     "KeyFormatError",
+    "WrongKeyKindError",
     "b64decode_strict",
     "b64encode",
     "check_key_id",
@@ -67,8 +82,15 @@ KEY_ID_PREFIX = "x25519:"
 _KEY_ID_LABEL = b"hotline-key-id\x00"
 _KEY_ID_RE = re.compile(r"x25519:[0-9a-f]{64}")
 _HEX_SEED_RE = re.compile(r"[0-9a-fA-F]{64}")
-# A key file is one short line; refuse to read anything much larger.
+# A key file is two short lines; refuse to read anything much larger.
 _MAX_KEY_FILE_BYTES = 1024
+PRIVATE = "private"
+PUBLIC = "public"
+_KEY_FILE_HEADER = "hotline x25519 {kind} key {key_id}"
+_KEY_FILE_RE = re.compile(
+    r"hotline x25519 (?P<kind>private|public) key (?P<key_id>\S+)\n(?P<key>[^\n]*)\n?"
+)
+_BARE_BASE64_RE = re.compile(r"[A-Za-z0-9+/]{43}=\n?")
 # Any scalar works: X25519 yields all zeros (and libsodium fails) exactly for low-order points.
 _PROBE_SCALAR = bytes([9]) * KEY_BYTES
 
@@ -83,6 +105,10 @@ class KeyFormatError(CryptoError):
 
 class KeyFileError(CryptoError):
     """A key file cannot be used: missing, already present, unsafe permissions, unreadable."""
+
+
+class WrongKeyKindError(KeyFileError):
+    """A key file holds a public key where a private one is needed, or the other way round."""
 
 
 def b64encode(data: bytes) -> str:
@@ -185,23 +211,29 @@ def write_keypair(path: Path) -> str:
     pub_path = public_key_path(path)
     if pub_path.exists() or pub_path.is_symlink():
         raise KeyFileError(f"refusing to overwrite {pub_path}")
+    kid = key_id(public_key)
     try:
-        _create_exclusive(path, b64encode(private_key) + "\n", 0o600)
+        _create_exclusive(path, _key_file_text(PRIVATE, kid, private_key), 0o600)
     except FileExistsError as exc:
         raise KeyFileError(f"refusing to overwrite {path}") from exc
     except OSError as exc:
         raise KeyFileError(f"cannot create {path}: {exc.strerror}") from exc
     try:
-        _create_exclusive(pub_path, b64encode(public_key) + "\n", 0o644)
+        _create_exclusive(pub_path, _key_file_text(PUBLIC, kid, public_key), 0o644)
     except OSError as exc:
         path.unlink()  # ours: created just above with O_EXCL
         if isinstance(exc, FileExistsError):
             raise KeyFileError(f"refusing to overwrite {pub_path}") from exc
         raise KeyFileError(f"cannot create {pub_path}: {exc.strerror}") from exc
-    return key_id(public_key)
+    return kid
 
 
-def _read_key_file(path: Path, *, secret: bool) -> str:
+def _key_file_text(kind: str, kid: str, key: bytes) -> str:
+    return _KEY_FILE_HEADER.format(kind=kind, key_id=kid) + "\n" + b64encode(key) + "\n"
+
+
+def _read_key_file(path: Path) -> tuple[str, int]:
+    """The text of a small regular file and its permission bits; KeyFileError otherwise."""
     try:
         # O_NONBLOCK: a FIFO planted at the path must not hang us; regular files ignore it.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
@@ -213,10 +245,6 @@ def _read_key_file(path: Path, *, secret: bool) -> str:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise KeyFileError(f"key file {path} is not a regular file")
-        if secret and info.st_mode & 0o077:
-            raise KeyFileError(
-                f"private key file {path} is accessible by group or others; chmod 600 it"
-            )
         raw = b""
         while len(raw) <= _MAX_KEY_FILE_BYTES:
             chunk = os.read(fd, _MAX_KEY_FILE_BYTES + 1 - len(raw))
@@ -226,39 +254,88 @@ def _read_key_file(path: Path, *, secret: bool) -> str:
     finally:
         os.close(fd)
     if len(raw) > _MAX_KEY_FILE_BYTES:
-        raise KeyFileError(f"key file {path} is too large to be a key")
+        raise KeyFileError(f"{path} is too large to be a key file")
     try:
-        text = raw.decode("ascii")
+        return raw.decode("ascii"), stat.S_IMODE(info.st_mode)
     except UnicodeDecodeError as exc:
-        raise KeyFormatError(f"key file {path} is not ASCII base64") from exc
-    # One line: a single trailing newline is tolerated, nothing else around the value.
-    return text.removesuffix("\n")
+        raise KeyFormatError(f"{path} is not a hotline key file (not ASCII text)") from exc
+
+
+def _parse_key_file(path: Path, text: str, wanted: str) -> tuple[str, str, bytes]:
+    """The kind, written key id and raw key of a key file's text; an error naming the misuse."""
+    found = _KEY_FILE_RE.fullmatch(text)
+    if found is None:
+        if _BARE_BASE64_RE.fullmatch(text):
+            raise KeyFormatError(
+                f"{path} holds a bare base64 key, the format from before key files said what "
+                "they hold; it cannot tell a private key from a public one, so it is no "
+                "longer read: create a new pair with `hotline keys generate`"
+            )
+        raise KeyFormatError(
+            f"{path} is not a hotline key file: its first line should be "
+            f"'hotline x25519 {wanted} key x25519:...' (from `hotline keys generate`)"
+        )
+    try:
+        key = b64decode_strict(found["key"])
+    except KeyFormatError as exc:
+        raise KeyFormatError(f"{path}: the key on its second line is not valid: {exc}") from exc
+    if len(key) != KEY_BYTES:
+        raise KeyFormatError(f"{path}: an X25519 key is {KEY_BYTES} bytes")
+    return found["kind"], found["key_id"], key
+
+
+def _check_file_key_id(path: Path, written: str, public_key: bytes) -> None:
+    if written != key_id(public_key):
+        raise KeyFormatError(f"{path} is damaged: its key does not match the key id it names")
 
 
 def load_private_key(path: Path) -> bytes:
-    """Read an X25519 private key written by :func:`write_keypair`; return its 32 raw bytes.
+    """Read an X25519 private key file written by :func:`write_keypair`; return its 32 bytes.
 
-    Raises KeyFileError (missing, not a regular file, group/other permission bits set) or
-    KeyFormatError (not canonical base64, not 32 bytes).
+    Raises WrongKeyKindError (a public key file), KeyFileError (missing, not a regular file,
+    group/other permission bits set) or KeyFormatError (not a key file, the old bare-base64
+    format, a key that does not match its key id).
     """
-    data = b64decode_strict(_read_key_file(path, secret=True))
-    return _check_private_key(data)
+    text, mode = _read_key_file(path)
+    kind, written_id, key = _parse_key_file(path, text, PRIVATE)
+    if kind == PUBLIC:
+        private_name = path.name.removesuffix(".pub")
+        hint = f" (probably {private_name})" if private_name != path.name else ""
+        raise WrongKeyKindError(f"{path} is a public key; this needs your private key file{hint}")
+    if mode & 0o077:
+        raise KeyFileError(
+            f"private key file {path} is accessible by group or others; chmod 600 {path}"
+        )
+    _check_file_key_id(path, written_id, public_key_of(key))
+    return key
 
 
 def load_public_key(source: Path | str) -> bytes:
     """Return a 32-byte X25519 public key from a ``.pub`` file (a Path) or base64 text (a str).
 
     A ``str`` is always taken as the key itself, never as a file name (no guessing); pass a
-    Path to read a file. Surrounding whitespace of the text is ignored. Raises KeyFileError or
-    KeyFormatError (not canonical base64, not 32 bytes, low-order point).
+    Path to read a file. Surrounding whitespace of the text is ignored. Raises
+    WrongKeyKindError (the file holds a PRIVATE key: it is refused before anything could send
+    it anywhere), KeyFileError or KeyFormatError (not a key file, not canonical base64, not 32
+    bytes, low-order point, a key that does not match its key id).
     """
     if isinstance(source, Path):
-        text = _read_key_file(source, secret=False)
-    elif isinstance(source, str):
-        text = source.strip()
-    else:
-        raise KeyFormatError("public key source must be a Path or base64 text")
-    return check_public_key(b64decode_strict(text))
+        text, _ = _read_key_file(source)
+        kind, written_id, key = _parse_key_file(source, text, PUBLIC)
+        if kind == PRIVATE:
+            raise WrongKeyKindError(
+                f"{source} is a PRIVATE key: keep it secret and never send it; "
+                f"give its public key instead ({public_key_path(source).name})"
+            )
+        try:
+            check_public_key(key)
+        except KeyFormatError as exc:
+            raise KeyFormatError(f"{source}: {exc}") from exc
+        _check_file_key_id(source, written_id, key)
+        return key
+    if isinstance(source, str):
+        return check_public_key(b64decode_strict(source.strip()))
+    raise KeyFormatError("public key source must be a Path or base64 text")
 
 
 def signing_key_from_hex(seed_hex: str) -> nacl.signing.SigningKey:
@@ -290,4 +367,9 @@ def load_or_create_signing_key(path: Path) -> nacl.signing.SigningKey:
             raise KeyFileError(f"cannot create signing key {path}: {exc.strerror}") from exc
         finally:
             tmp.unlink(missing_ok=True)
-    return signing_key_from_hex(_read_key_file(path, secret=True))
+    text, mode = _read_key_file(path)
+    if mode & 0o077:
+        raise KeyFileError(
+            f"signing key file {path} is accessible by group or others; chmod 600 {path}"
+        )
+    return signing_key_from_hex(text.removesuffix("\n"))

@@ -4,6 +4,9 @@ Written by the platform admin (through the triage service's admin API), read by 
 check that a report is sealed to exactly the expected keys) and by notify (to route digests).
 Every change is one document write carrying its events in the outbox: a key registration is
 a `key.registered` event, so the audit log knows every key that may ever be a recipient.
+
+Refusals are typed domain errors (subclasses of `RegistryError`) whose messages are written
+for the caller; they carry no HTTP status: each service's router maps them.
 """
 
 from __future__ import annotations
@@ -15,20 +18,38 @@ from pymongo.errors import DuplicateKeyError
 
 from .events import KeyRegistered, RegistryChanged, new_event
 from .keys import CryptoError, key_id, load_public_key
-from .store import Document, Store, with_outbox
+from .outbox import outbox_of
+from .store import Document, Store
 
 FACTORY_CODE = re.compile(r"^[A-Z0-9][A-Z0-9-]{1,31}$")
 BUYER_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,63}$")
 COUNTRY = re.compile(r"^[A-Z]{2}$")
+MAX_NAME = 200
 OPERATOR_ORG = "hotline-operator"
 
 
-class RegistryError(ValueError):
-    """Bad input for the registry; `status` is the HTTP status it maps to."""
+class RegistryError(Exception):
+    """A registry operation refused; the subclass says why, the message says what."""
 
-    def __init__(self, message: str, status: int = 422) -> None:
-        super().__init__(message)
-        self.status = status
+
+class InvalidInput(RegistryError, ValueError):
+    """A value is malformed: a code, id, name, country or public key."""
+
+
+class UnknownFactory(RegistryError):
+    """No factory has this code."""
+
+
+class UnknownBuyer(RegistryError):
+    """No buyer has this id."""
+
+
+class AlreadyExists(RegistryError):
+    """The factory, buyer, key or link is registered already (nothing was changed)."""
+
+
+class NoOperatorKey(RegistryError):
+    """No operator key is registered yet, so no report could be read by anyone."""
 
 
 @dataclass(frozen=True)
@@ -44,32 +65,46 @@ def decode_public_key(text: str) -> bytes:
     try:
         return load_public_key(text.strip())
     except CryptoError as exc:
-        raise RegistryError(f"public key: {exc}") from None
+        raise InvalidInput(f"public key: {exc}") from None
+
+
+def check_factory(code: str, name: str, country: str) -> None:
+    """Raise InvalidInput unless these are a factory code, a name and an ISO country code."""
+    _check(FACTORY_CODE, code, "factory code")
+    _check(COUNTRY, country, "country (ISO 3166 alpha-2)")
+    _check_name(name, "factory")
+
+
+def check_buyer(buyer_id: str, name: str) -> None:
+    """Raise InvalidInput unless these are a buyer id (its Keycloak `org`) and a name."""
+    _check(BUYER_ID, buyer_id, "buyer id")
+    _check_name(name, "buyer")
 
 
 def _check(pattern: re.Pattern[str], value: str, what: str) -> None:
-    if not pattern.match(value):
-        raise RegistryError(f"invalid {what} {value!r}: expected {pattern.pattern}")
+    if not pattern.fullmatch(value):  # not match: `$` also matches before a final newline
+        raise InvalidInput(f"invalid {what} {value!r}: expected {pattern.pattern}")
+
+
+def _check_name(name: str, what: str) -> None:
+    if not 1 <= len(name.strip()) <= MAX_NAME:
+        raise InvalidInput(f"{what} name must be 1 to {MAX_NAME} characters")
 
 
 async def add_factory(store: Store, code: str, name: str, country: str) -> Document:
-    _check(FACTORY_CODE, code, "factory code")
-    _check(COUNTRY, country, "country (ISO 3166 alpha-2)")
-    if not 1 <= len(name.strip()) <= 200:
-        raise RegistryError("factory name must be 1 to 200 characters")
+    check_factory(code, name, country)
     event = new_event(code, RegistryChanged(change="factory-added", factory=code))
-    document = with_outbox({"_id": code, "name": name.strip(), "country": country}, event)
     try:
-        await store.db.factories.insert_one(document)
+        document = await outbox_of(store, "factories").insert(
+            {"_id": code, "name": name.strip(), "country": country}, event
+        )
     except DuplicateKeyError:
-        raise RegistryError(f"factory {code} already exists", status=409) from None
+        raise AlreadyExists(f"factory {code} already exists") from None
     return document
 
 
 async def add_buyer(store: Store, buyer_id: str, name: str, public_key_b64: str) -> Document:
-    _check(BUYER_ID, buyer_id, "buyer id")
-    if not 1 <= len(name.strip()) <= 200:
-        raise RegistryError("buyer name must be 1 to 200 characters")
+    check_buyer(buyer_id, name)
     public_key = decode_public_key(public_key_b64)
     kid = key_id(public_key)
     events = (
@@ -81,38 +116,36 @@ async def add_buyer(store: Store, buyer_id: str, name: str, public_key_b64: str)
             ),
         ),
     )
-    document = with_outbox(
-        {
-            "_id": buyer_id,
-            "name": name.strip(),
-            "key_id": kid,
-            "public_key": public_key_b64.strip(),
-        },
-        *events,
-    )
     try:
-        await store.db.buyers.insert_one(document)
+        document = await outbox_of(store, "buyers").insert(
+            {
+                "_id": buyer_id,
+                "name": name.strip(),
+                "key_id": kid,
+                "public_key": public_key_b64.strip(),
+            },
+            *events,
+        )
     except DuplicateKeyError:
-        raise RegistryError(f"buyer {buyer_id} or its key already exists", status=409) from None
+        raise AlreadyExists(f"buyer {buyer_id} or its key already exists") from None
     return document
 
 
 async def link(store: Store, buyer_id: str, factory: str) -> Document:
     if await store.db.buyers.find_one({"_id": buyer_id}) is None:
-        raise RegistryError(f"no buyer {buyer_id}", status=404)
+        raise UnknownBuyer(f"no buyer {buyer_id}")
     if await store.db.factories.find_one({"_id": factory}) is None:
-        raise RegistryError(f"no factory {factory}", status=404)
+        raise UnknownFactory(f"no factory {factory}")
     event = new_event(
         factory,
         RegistryChanged(change="link-added", factory=factory, buyer=buyer_id),
     )
-    document = with_outbox(
-        {"_id": f"{buyer_id}|{factory}", "buyer": buyer_id, "factory": factory}, event
-    )
     try:
-        await store.db.links.insert_one(document)
+        document = await outbox_of(store, "links").insert(
+            {"_id": f"{buyer_id}|{factory}", "buyer": buyer_id, "factory": factory}, event
+        )
     except DuplicateKeyError:
-        raise RegistryError(f"{buyer_id} is already linked to {factory}", status=409) from None
+        raise AlreadyExists(f"{buyer_id} is already linked to {factory}") from None
     return document
 
 
@@ -125,11 +158,12 @@ async def add_operator_key(store: Store, public_key_b64: str) -> Document:
             key_id=kid, public_key=public_key_b64.strip(), org=OPERATOR_ORG, org_kind="operator"
         ),
     )
-    document = with_outbox({"_id": kid, "public_key": public_key_b64.strip()}, event)
     try:
-        await store.db.operator_keys.insert_one(document)
+        document = await outbox_of(store, "operator_keys").insert(
+            {"_id": kid, "public_key": public_key_b64.strip()}, event
+        )
     except DuplicateKeyError:
-        raise RegistryError(f"operator key {kid} is already registered", status=409) from None
+        raise AlreadyExists(f"operator key {kid} is already registered") from None
     return document
 
 
@@ -144,13 +178,13 @@ async def buyers_of(store: Store, factory: str) -> list[Document]:
 async def recipients_for(store: Store, factory: str) -> Recipients:
     """Content goes to the operator keys and the factory's buyers; identity to operators only."""
     if await store.db.factories.find_one({"_id": factory}) is None:
-        raise RegistryError(f"unknown factory {factory}", status=404)
+        raise UnknownFactory(f"unknown factory {factory}")
     operators = {
         doc["_id"]: decode_public_key(doc["public_key"])
         async for doc in store.db.operator_keys.find({})
     }
     if not operators:
-        raise RegistryError("no operator key is registered yet", status=409)
+        raise NoOperatorKey("no operator key is registered yet")
     buyers = {
         doc["key_id"]: decode_public_key(doc["public_key"])
         for doc in await buyers_of(store, factory)

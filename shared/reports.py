@@ -1,7 +1,9 @@
-"""The report as it crosses the wire: the submission body and its routing metadata.
+"""The report as it crosses the wire: the submission body, its routing metadata, and the
+keys a client seals to.
 
 Shared by the submitting clients (CLI, browser page) and intake, so that both bind the same
-routing metadata into the envelopes' associated data.
+routing metadata into the envelopes' associated data and the CLI builds its request from the
+very model intake validates.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ import re
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .envelope import Envelope
 from .taxonomy import category_codes
 
 LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
@@ -30,8 +33,19 @@ def routing_metadata(
     }
 
 
+class RecipientKeys(BaseModel):
+    """GET /api/recipients/{factory}: the keys a report there is sealed to, key id -> base64
+    X25519 public key; content to operators and linked buyers, identity to operators only."""
+
+    factory: str
+    content: dict[str, str]
+    identity: dict[str, str]
+
+
 class ReportCreate(BaseModel):
-    """POST /api/reports: routing metadata in clear, content and identity as envelopes."""
+    """POST /api/reports: routing metadata in clear, content and identity as envelopes of
+    this case (each of its own kind). Whether they are sealed to the right keys takes the
+    registry, so intake checks that."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -42,8 +56,8 @@ class ReportCreate(BaseModel):
     language: str = "en"
     channel: Literal["web", "phone"] = "web"
     receipt: str = Field(min_length=16, max_length=128)
-    content: dict[str, Any]
-    identity: dict[str, Any] | None = None
+    content: Envelope
+    identity: Envelope | None = None
 
     @field_validator("case_id")
     @classmethod
@@ -69,9 +83,16 @@ class ReportCreate(BaseModel):
     @field_validator("language")
     @classmethod
     def _language_tag(cls, value: str) -> str:
-        if not LANGUAGE.match(value):
+        if not LANGUAGE.fullmatch(value):  # `$` alone would let "en\n" through
             raise ValueError("language must be a BCP 47 tag such as 'en' or 'zh-Hans'")
         return value
+
+    @model_validator(mode="after")
+    def _envelopes_of_this_case(self) -> ReportCreate:
+        for kind, envelope in (("content", self.content), ("identity", self.identity)):
+            if envelope is not None and (envelope.kind, envelope.case_id) != (kind, self.case_id):
+                raise ValueError(f"the {kind} envelope is not the {kind} of case {self.case_id}")
+        return self
 
     def routing(self) -> dict[str, Any]:
         return routing_metadata(self.factory, self.categories, self.urgent, self.language)

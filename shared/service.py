@@ -14,10 +14,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from .auth import TokenVerifier, install_token_verifier
-from .bus import ConsumerRunner, Handler, make_producer
+from .bus import AppliedEvents, ConsumerRunner, EachEvent, Handler, make_producer
 from .config import Settings
 from .logpolicy import configure_logging
-from .store import OutboxRelay, Store
+from .outbox import OutboxRelay, relay_for
+from .store import Collections, Store
 
 log = logging.getLogger("hotline.service")
 
@@ -32,8 +33,22 @@ class Runtime:
     relay: OutboxRelay
     consumers: list[ConsumerRunner] = field(default_factory=list)
 
-    def consume(self, group: str, topics: Sequence[str], handler: Handler) -> ConsumerRunner:
-        runner = ConsumerRunner(self.settings, self.store, self.producer, group, topics, handler)
+    def consume(
+        self, group: str, topics: Sequence[str], handler: Handler, *, deduplicate: bool
+    ) -> ConsumerRunner:
+        """Run `handler` once per event of `topics` in consumer group `group` (started with
+        the service).
+
+        `deduplicate` is each registration's explicit choice. True is for a handler that is
+        not idempotent by construction: the runner then records every event id it applied
+        in `applied_events` and skips those on redelivery (two more round trips per event).
+        No handler of the project needs it: triage inserts the case under the case id and
+        notify each digest item under `buyer:case`, so a redelivered event meets a duplicate
+        key and changes nothing (the audit log's batches are idempotent by the sequencer's
+        unique event id, and do not come through here)."""
+        applied = AppliedEvents(self.store.db.applied_events, group) if deduplicate else None
+        strategy = EachEvent(handler, applied=applied)
+        runner = ConsumerRunner(self.settings, self.producer, group, topics, strategy)
         self.consumers.append(runner)
         return runner
 
@@ -42,18 +57,19 @@ Setup = Callable[[Runtime], None]
 
 
 def service_lifespan(
-    settings: Settings, audience: str, outbox_collections: Sequence[str], setup: Setup
+    settings: Settings, audience: str, collections: Collections, setup: Setup
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    """Lifespan: connect, create indexes, start producer, relay and the consumers `setup`
-    declares; on shutdown stop them in reverse, consumers first (no work is half done)."""
+    """Lifespan: connect, create the indexes of the service's `collections`, start producer,
+    the relay of its outbox collections and the consumers `setup` declares; on shutdown stop
+    them in reverse, consumers first (no work is half done)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = Store(settings)
+        store = Store(settings, collections)
         await store.ensure_indexes()
         producer = make_producer(settings)
         await producer.start()
-        relay = OutboxRelay(store, producer, outbox_collections)
+        relay = relay_for(store, producer)
         runtime = Runtime(settings, store, producer, relay)
         setup(runtime)
         verifier = TokenVerifier(settings, audience)

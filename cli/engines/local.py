@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 from hotline.shared.config import Settings
 
 from . import kafka, keycloak, mongo
-from .process import EngineError, ManagedProcess, check_ports_free, http_ready, say
+from .process import (
+    EngineError,
+    ManagedProcess,
+    check_ports_free,
+    http_ready,
+    require_java,
+    say,
+)
 
 # name -> (python module, port setting)
 SERVICES = {
@@ -41,6 +48,7 @@ class LocalSystem:
 
     def prepare(self) -> None:
         """Download and build what is missing (first run only), with progress."""
+        say(f"Kafka and Keycloak run on {require_java()}")
         for engine in (mongo, kafka, keycloak):
             engine.prepare(self.settings)
 
@@ -70,7 +78,7 @@ class LocalSystem:
             self.services[name] = process.start()
         for name, (_, port_attr) in SERVICES.items():
             url = f"http://{self.settings.host}:{getattr(self.settings, port_attr)}/healthz"
-            self.services[name].wait_until(http_ready(url), SERVICE_START_TIMEOUT)
+            self.services[name].wait_until(http_ready(url), SERVICE_START_TIMEOUT, what=url)
             say(f"  {name:<10} healthy")
 
     def start(self) -> None:

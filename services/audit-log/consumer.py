@@ -1,34 +1,35 @@
-"""The audit log's consumer: sequences each polled batch with one write, then commits.
+"""The audit log's consumer: the shared runner with a strategy that sequences each poll in
+one write.
 
-It is the shared `ConsumerRunner` (dead letters, transient-error retries, per-event
-handling) with one difference: the events of a poll are sequenced together
-(`Sequencer.sequence_many`, one ordered insert) instead of three round trips per event,
-which is what lets the log keep up with every other service's events at once. The
-per-group `applied_events` record is not needed here: the sequencer is itself idempotent
-by event id. The offsets are committed only after the batch is durable; if the batch
-fails for any reason but an unreachable store, its events are handled one by one by the
-shared runner, so one poison event is dead-lettered and the others are sequenced.
+The runner polls, dead-letters what is not an event, commits only what is durable, retries
+while an engine is away, and flushes before a rebalance lets a partition go. `Sequencing`
+is the audit log's strategy: the events of a poll are sequenced together
+(`Sequencer.sequence_many`, one ordered insert) instead of one write per event, which is
+what lets the log keep up with every other service's events at once. No `applied_events`
+record is kept: the sequencer is itself idempotent by event id. If a batch fails for any
+reason but an unreachable store, its events are sequenced one by one, so one poison event is
+dead-lettered and the others are sequenced.
 
 Causal order across topics: Kafka orders a partition, never two topics, yet the policy
 says an identity envelope's recipients must be keys registered EARLIER in the log. A
 report whose identity recipients the log has not registered yet is held back: its
-partition is committed up to before it and rewound to it, while the other partitions (the
-key registrations among them) move on; it is sequenced once its keys are in the log, or
-after HOLD_LIMIT seconds anyway (then the verifier reports the truth: not registered first).
+partition is committed up to before it and read again from it a poll later, while the
+other partitions (the key registrations among them) move on; it is sequenced once its keys
+are in the log, or after HOLD_LIMIT seconds anyway (then the verifier reports the truth:
+not registered first).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
+from collections.abc import Sequence
 
-from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka import AIOKafkaProducer, TopicPartition
 
-from hotline.shared.bus import ConsumerRunner
+from hotline.shared.bus import TRANSIENT_ERRORS, ConsumerRunner, Delivery, EachEvent, Outcome
 from hotline.shared.config import Settings
-from hotline.shared.events import Event, EventError, EventType, parse_event
+from hotline.shared.events import Event, EventType
 from hotline.shared.store import Store
 
 from .sequencer import Sequencer
@@ -38,9 +39,7 @@ POLL_RECORDS = 500
 # Facts that later events rely on ("an operator key registered EARLIER in the log").
 REGISTRATIONS = frozenset({EventType.KEY_REGISTERED, EventType.REGISTRY_CHANGED})
 HOLD_LIMIT = 60.0  # seconds a report may wait for its keys' registration to be sequenced
-HOLD_RETRY = 0.2  # seconds between polls while a report is held back
-Record = ConsumerRecord[bytes, bytes]
-Polled = tuple[TopicPartition, Record, "Event | EventError"]
+_AFTER_ALL = float("inf")  # where a partition that is not held back is held from
 
 
 def keys_needed(event: Event) -> set[str]:
@@ -56,22 +55,44 @@ def consumer_group(settings: Settings) -> str:
     return f"audit-log.{settings.mongo_db}"
 
 
-class SequencingConsumer(ConsumerRunner):
-    def __init__(
-        self,
-        settings: Settings,
-        store: Store,
-        producer: AIOKafkaProducer,
-        topics: list[str],
-        sequencer: Sequencer,
-    ) -> None:
-        async def one(event: Event) -> None:
-            await sequencer.sequence(event)
+def sequencing_consumer(
+    settings: Settings,
+    store: Store,
+    producer: AIOKafkaProducer,
+    topics: Sequence[str],
+    sequencer: Sequencer,
+) -> ConsumerRunner:
+    """The audit log's consumer over `topics` (`producer` is for dead letters)."""
+    return ConsumerRunner(
+        settings,
+        producer,
+        consumer_group(settings),
+        topics,
+        Sequencing(store, sequencer),
+        poll_records=POLL_RECORDS,
+    )
 
-        super().__init__(settings, store, producer, consumer_group(settings), topics, one)
+
+class Sequencing:
+    """Sequences the events of a poll in one write, holding back a report until its keys'
+    registrations are in the log (a `bus.Strategy`)."""
+
+    def __init__(self, store: Store, sequencer: Sequencer) -> None:
+        self.store = store
         self.sequencer = sequencer
+        self.one_by_one = EachEvent(self._sequence_one)  # finds the poison in a failed batch
         self.registered_keys: set[str] | None = None  # loaded from the log on first use
         self._held_since: dict[str, float] = {}  # event id -> when it was first held back
+
+    async def apply(self, deliveries: Sequence[Delivery]) -> Outcome:
+        held = await self._held_back(deliveries)
+        ready = [d for d in deliveries if d.record.offset < held.get(d.partition, _AFTER_ALL)]
+        outcome = await self._sequence(ready)
+        outcome.held = held
+        return outcome
+
+    async def _sequence_one(self, event: Event) -> None:
+        await self.sequencer.sequence(event)
 
     async def _load_registered_keys(self) -> set[str]:
         if self.registered_keys is None:
@@ -79,81 +100,43 @@ class SequencingConsumer(ConsumerRunner):
             self.registered_keys = {doc["key_id"] async for doc in found}
         return self.registered_keys
 
-    async def _run(self) -> None:
-        consumer = self._consumer
-        assert consumer is not None
-        while True:
-            batches = await consumer.getmany(timeout_ms=500, max_records=POLL_RECORDS)
-            if consumer.assignment():
-                self.ready.set()
-            if not batches:
-                continue
-            polled = [(tp, m, _parsed(m)) for tp, ms in batches.items() for m in ms]
-            held = await self._held_back(polled)
-            await self._sequence(
-                [(m, e) for tp, m, e in polled if m.offset < held.get(tp, m.offset + 1)]
-            )
-            positions = {tp: held.get(tp, ms[-1].offset + 1) for tp, ms in batches.items()}
-            for tp, offset in held.items():
-                consumer.seek(tp, offset)  # read the held report again on a later poll
-            try:
-                # Every event before these positions is durable: only now are they committed.
-                await consumer.commit(positions)
-            except KafkaError as exc:
-                # A rebalance took a partition away: its next owner reads the events again,
-                # and sequencing is idempotent by event id.
-                log.warning(
-                    "commit failed", extra={"group": self.group, "error_type": type(exc).__name__}
-                )
-            if held:
-                await asyncio.sleep(HOLD_RETRY)  # let the registrations arrive, do not spin
-
-    async def _held_back(self, polled: list[Polled]) -> dict[TopicPartition, int]:
+    async def _held_back(self, deliveries: Sequence[Delivery]) -> dict[TopicPartition, int]:
         """Per partition, the offset of the first report that must wait for its keys."""
         known = await self._load_registered_keys()
-        events = [(tp, m.offset, e) for tp, m, e in polled if isinstance(e, Event)]
-        arriving = {e.data["key_id"] for _, _, e in events if e.type == EventType.KEY_REGISTERED}
+        arriving = {
+            d.event.data["key_id"] for d in deliveries if d.event.type == EventType.KEY_REGISTERED
+        }
         held: dict[TopicPartition, int] = {}
         now = time.monotonic()
-        for tp, offset, event in events:
-            if tp in held or not keys_needed(event) - known - arriving:
+        for delivery in deliveries:
+            event = delivery.event
+            if delivery.partition in held or not keys_needed(event) - known - arriving:
                 continue
             since = self._held_since.setdefault(event.id, now)
             if now - since < HOLD_LIMIT:
-                held[tp] = offset
+                held[delivery.partition] = delivery.record.offset
             else:
                 log.warning("sequenced before its keys", extra={"event_id": event.id})
-        for tp, offset, event in events:
-            if offset < held.get(tp, offset + 1):
-                self._held_since.pop(event.id, None)
+        for delivery in deliveries:
+            if delivery.record.offset < held.get(delivery.partition, _AFTER_ALL):
+                self._held_since.pop(delivery.event.id, None)
         known |= arriving
         return held
 
-    async def _sequence(self, polled: list[tuple[Record, Event | EventError]]) -> None:
-        """Sequence the valid events of a poll in one write; dead-letter the invalid."""
-        for message, parsed in polled:
-            if isinstance(parsed, EventError):
-                await self._dead_letter(message, str(parsed))
-        valid = [(m, e) for m, e in polled if isinstance(e, Event)]
-        if not valid:
-            return
+    async def _sequence(self, deliveries: list[Delivery]) -> Outcome:
+        """Sequence `deliveries` in one write; if that fails, one by one."""
+        if not deliveries:
+            return Outcome()
         # Kafka orders a partition, never two topics: within a poll, registrations go
         # first. A topic holds one event type, so this stable sort keeps partition order.
-        events = sorted((e for _, e in valid), key=lambda event: event.type not in REGISTRATIONS)
-
-        async def write() -> None:
-            await self.sequencer.sequence_many(events)
-
+        events = sorted(
+            (d.event for d in deliveries), key=lambda event: event.type not in REGISTRATIONS
+        )
         try:
-            await self._with_transient_retry(write)
+            await self.sequencer.sequence_many(events)
+        except TRANSIENT_ERRORS:
+            raise  # the store is away: the runner retries the batch
         except Exception as exc:  # noqa: BLE001 - find the poison event, keep the others
             log.warning("batch sequencing failed", extra={"error_type": type(exc).__name__})
-            for message, _ in valid:
-                await self._process(message)
-
-
-def _parsed(message: Record) -> Event | EventError:
-    try:
-        return parse_event(message.value or b"")
-    except EventError as exc:
-        return exc
+            return await self.one_by_one.apply(deliveries)
+        return Outcome()

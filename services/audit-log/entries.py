@@ -1,83 +1,134 @@
 """What the audit log records of each event: hashes and metadata, never ciphertext or content.
 
-Pure: `audit_entry(event)` is a dict, `entry_bytes` its RFC 8785 canonical form, which is
-the leaf anyone can re-hash (RFC 9162 leaf hash) to recompute the tree.
+Pure: `audit_entry(event)` is the typed entry (hotline.shared.audit.entry, which the
+auditor's policy reads back); its `leaf()` is the RFC 8785 canonical form, the bytes anyone
+re-hashes (RFC 9162 leaf hash) to recompute the tree.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import rfc8785
+from pydantic import ValidationError
 
+from hotline.shared.audit.entry import (
+    AuditEntry,
+    CaseEscalatedEntry,
+    CaseStatusChangedEntry,
+    CaseTriagedEntry,
+    DigestIssuedEntry,
+    DisclosedTo,
+    EnvelopeDisclosedEntry,
+    EnvelopeSummary,
+    KeyRegisteredEntry,
+    KeyRevokedEntry,
+    MessagePostedEntry,
+    RegistryChangedEntry,
+    ReportSubmittedEntry,
+    SummaryClass,
+)
 from hotline.shared.envelope import envelope_hash, envelope_recipients
-from hotline.shared.events import Event, EventType
+from hotline.shared.events import (
+    DATA_MODELS,
+    CaseEscalated,
+    CaseStatusChanged,
+    CaseTriaged,
+    DigestIssued,
+    EnvelopeDisclosed,
+    Event,
+    EventError,
+    KeyRegistered,
+    KeyRevoked,
+    MessagePosted,
+    RegistryChanged,
+    ReportSubmitted,
+)
 
 
-def _envelope_summary(envelope: dict[str, Any], envelope_class: str) -> dict[str, Any]:
-    return {
-        "class": envelope_class,
-        "hash": envelope_hash(envelope),
-        "recipients": sorted(envelope_recipients(envelope)),
-    }
+def _summary(envelope: Any, envelope_class: SummaryClass) -> EnvelopeSummary:
+    return EnvelopeSummary(
+        envelope_class=envelope_class,
+        hash=envelope_hash(envelope),
+        recipients=sorted(envelope_recipients(envelope)),
+    )
 
 
-def audit_entry(event: Event) -> dict[str, Any]:
-    """The leaf recorded for `event`: common fields plus the facts its type needs."""
-    data = event.data
-    entry: dict[str, Any] = {
+def audit_entry(event: Event) -> AuditEntry:
+    """The entry recorded for `event`: common fields plus the facts its type needs.
+
+    Raises EventError when the event's data does not validate against its type's model.
+    """
+    model = DATA_MODELS.get((event.type, event.schema_version))
+    if model is None:
+        raise EventError(f"unknown event type/schema {event.type!r} v{event.schema_version}")
+    try:
+        data = model.model_validate(event.data)
+    except ValidationError as exc:
+        raise EventError(f"bad data for {event.type}: {exc.error_count()} error(s)") from None
+    common: dict[str, Any] = {
         "event_id": event.id,
-        "type": event.type,
         "time": event.time,
         "subject": event.subject,
-        "schema": event.schema_version,
+        "schema_version": event.schema_version,
     }
-    if event.type == EventType.REPORT_SUBMITTED:
-        envelopes = [_envelope_summary(data["content"], "content")]
-        if data.get("identity") is not None:
-            envelopes.append(_envelope_summary(data["identity"], "identity"))
-        entry |= {
-            "factory": data["factory"],
-            "categories": data["categories"],
-            "urgent": data["urgent"],
-            "channel": data["channel"],
-            "server_encrypted": data["server_encrypted"],
-            "envelopes": envelopes,
-        }
-    elif event.type == EventType.ENVELOPE_DISCLOSED:
-        entry |= {
-            "principal": {"role": data["principal"]["role"], "org": data["principal"]["org"]},
-            "class": data["envelope_class"],
-            "envelope_hash": data["envelope_hash"],
-            "recipients": data["recipient_key_ids"],
-        }
-    elif event.type == EventType.DIGEST_ISSUED:
-        entry |= {
-            "buyer": data["buyer"],
-            "factory": data["factory"],
-            "envelope_hash": data["envelope_hash"],
-            "recipients": data["recipient_key_ids"],
-        }
-    elif event.type == EventType.MESSAGE_POSTED:
-        entry |= {
-            "author_role": data["author_role"],
-            "envelopes": [_envelope_summary(data["envelope"], "message")],
-        }
-    elif event.type in (EventType.KEY_REGISTERED, EventType.KEY_REVOKED):
-        entry |= {k: data[k] for k in ("key_id", "org", "org_kind")}
-        if "public_key" in data:
-            entry["public_key"] = data["public_key"]
-    elif event.type in (EventType.CASE_TRIAGED, EventType.CASE_ESCALATED):
-        entry |= {k: data[k] for k in ("severity", "due") if k in data}
-        if "reason" in data:
-            entry["reason"] = data["reason"]
-    elif event.type == EventType.CASE_STATUS_CHANGED:
-        entry["status"] = data["status"]
-    elif event.type == EventType.REGISTRY_CHANGED:
-        entry |= {k: data.get(k) for k in ("change", "factory", "buyer")}
-    return entry
-
-
-def entry_bytes(entry: dict[str, Any]) -> bytes:
-    """RFC 8785 canonical JSON of an entry: the exact bytes that are hashed as a leaf."""
-    return rfc8785.dumps(entry)
+    match data:
+        case ReportSubmitted():
+            envelopes = [_summary(data.content, "content")]
+            if data.identity is not None:
+                envelopes.append(_summary(data.identity, "identity"))
+            return ReportSubmittedEntry(
+                **common,
+                factory=data.factory,
+                categories=data.categories,
+                urgent=data.urgent,
+                channel=data.channel,
+                server_encrypted=data.server_encrypted,
+                envelopes=envelopes,
+            )
+        case EnvelopeDisclosed():
+            return EnvelopeDisclosedEntry(
+                **common,
+                principal=DisclosedTo(role=data.principal.role, org=data.principal.org),
+                envelope_class=data.envelope_class,
+                envelope_hash=data.envelope_hash,
+                recipients=data.recipient_key_ids,
+            )
+        case DigestIssued():
+            return DigestIssuedEntry(
+                **common,
+                buyer=data.buyer,
+                factory=data.factory,
+                envelope_hash=data.envelope_hash,
+                recipients=data.recipient_key_ids,
+            )
+        case MessagePosted():
+            return MessagePostedEntry(
+                **common,
+                author_role=data.author_role,
+                envelopes=[_summary(data.envelope, "message")],
+            )
+        case KeyRegistered():
+            return KeyRegisteredEntry(
+                **common,
+                key_id=data.key_id,
+                org=data.org,
+                org_kind=data.org_kind,
+                public_key=data.public_key,
+            )
+        case KeyRevoked():
+            return KeyRevokedEntry(
+                **common, key_id=data.key_id, org=data.org, org_kind=data.org_kind
+            )
+        case CaseTriaged():
+            return CaseTriagedEntry(**common, severity=data.severity, due=data.due)
+        case CaseEscalated():
+            return CaseEscalatedEntry(
+                **common, severity=data.severity, due=data.due, reason=data.reason
+            )
+        case CaseStatusChanged():
+            return CaseStatusChangedEntry(**common, status=data.status)
+        case RegistryChanged():
+            return RegistryChangedEntry(
+                **common, change=data.change, factory=data.factory, buyer=data.buyer
+            )
+    raise EventError(f"the audit log has no entry for events of type {event.type!r}")

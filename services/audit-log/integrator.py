@@ -21,22 +21,22 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from hotline.shared.tlog.compact import CompactRange, NodeID
-from hotline.shared.tlog.hashing import leaf_hash
+from hotline.shared.tlog.hashing import HASH_SIZE, leaf_hash
 from hotline.shared.tlog.tiles import (
-    TILE_HEIGHT,
-    TILE_WIDTH,
     EntryBundle,
     Tile,
     decode_bundle,
     encode_bundle,
     entries_path,
+    hashes_at_level,
     hashes_from_tiles,
     new_bundles,
     new_tiles,
+    partial_bundle,
+    partial_tiles,
+    stored_level,
     tile_path,
 )
-
-HASH = 32
 
 
 class IntegrationError(RuntimeError):
@@ -50,24 +50,6 @@ class Integration:
     size: int
     root: bytes
     resources: dict[str, bytes]
-
-
-def partial_tiles(size: int) -> list[Tile]:
-    """The rightmost, partial tile of every level of a tree of `size` (none when full)."""
-    tiles = []
-    level = 0
-    while size >> (TILE_HEIGHT * level):
-        width = (size >> (TILE_HEIGHT * level)) % TILE_WIDTH
-        if width:
-            tiles.append(Tile(level, (size >> (TILE_HEIGHT * level)) // TILE_WIDTH, width))
-        level += 1
-    return tiles
-
-
-def partial_bundle(size: int) -> EntryBundle | None:
-    """The rightmost bundle when it is partial."""
-    width = size % TILE_WIDTH
-    return EntryBundle(size // TILE_WIDTH, width) if width else None
 
 
 def partial_paths(size: int) -> list[str]:
@@ -87,8 +69,9 @@ def integrate(size: int, partials: Mapping[str, bytes], entries: Sequence[bytes]
     added: dict[int, list[bytes]] = {}
 
     def visit(node: NodeID, value: bytes) -> None:
-        if node.level % TILE_HEIGHT == 0:  # only these are tile contents
-            added.setdefault(node.level // TILE_HEIGHT, []).append(value)
+        level = stored_level(node)
+        if level is not None:  # only these are tile contents
+            added.setdefault(level, []).append(value)
 
     compact.extend((leaf_hash(entry) for entry in entries), visit)
     new_size = compact.size
@@ -105,7 +88,7 @@ def _partial_contents(size: int, partials: Mapping[str, bytes]) -> dict[Tile, by
     contents = {}
     for tile in partial_tiles(size):
         data = partials.get(tile_path(tile))
-        if data is None or len(data) != HASH * tile.width:
+        if data is None or len(data) != HASH_SIZE * tile.width:
             raise IntegrationError(f"{tile_path(tile)} of the tree of size {size} is missing")
         contents[tile] = data
     return contents
@@ -115,14 +98,13 @@ def _grown_tile(
     tile: Tile, size: int, old: Mapping[Tile, bytes], added: dict[int, list[bytes]]
 ) -> bytes:
     """Contents of `tile` (at its new width): what it held at `size`, then the new hashes."""
-    start = tile.index * TILE_WIDTH
-    before = (size >> (TILE_HEIGHT * tile.level)) - start  # hashes it held at `size`
+    first_new = hashes_at_level(size, tile.level)  # level index of the first added hash
+    before = first_new - tile.start  # hashes it held at `size`
     held = old[Tile(tile.level, tile.index, before)] if before > 0 else b""
-    first_new = size >> (TILE_HEIGHT * tile.level)  # level index of the first added hash
-    begin = max(start, first_new) - first_new
+    begin = max(tile.start, first_new) - first_new
     new = added.get(tile.level, [])[begin : begin + tile.width - max(before, 0)]
     data = held + b"".join(new)
-    if len(data) != HASH * tile.width:
+    if len(data) != HASH_SIZE * tile.width:
         raise IntegrationError(f"{tile_path(tile)} would hold {len(data)} bytes")
     return data
 
@@ -131,8 +113,7 @@ def _grown_bundle(
     bundle: EntryBundle, size: int, partials: Mapping[str, bytes], entries: Sequence[bytes]
 ) -> bytes:
     """Contents of `bundle` at its new width: its old entries, then the new ones."""
-    start = bundle.index * TILE_WIDTH
-    before = max(size - start, 0)
+    before = max(size - bundle.start, 0)
     held: list[bytes] = []
     if before:
         old = EntryBundle(bundle.index, before)
@@ -140,7 +121,7 @@ def _grown_bundle(
         if data is None:
             raise IntegrationError(f"{entries_path(old)} of the tree of size {size} is missing")
         held = decode_bundle(data, before)
-    offset = start + before - size  # index in `entries` of the bundle's first new entry
+    offset = bundle.start + before - size  # index in `entries` of the bundle's first new one
     return encode_bundle([*held, *entries[offset : offset + bundle.width - before]])
 
 

@@ -7,7 +7,8 @@ refuses to start, saying what differs, when:
 - the last checkpoint does not verify with this log's key and origin;
 - a sequenced entry is missing, or no longer hashes to the leaf hash recorded for it;
 - an entry bundle differs from the sequenced entries, or a tile (any level) from the
-  hashes of the entries (the same `TreeWalk` the auditor's `hotline audit verify` runs);
+  hashes of the entries (the same `TreeWalk` the auditor's `hotline audit verify` runs:
+  only the pure checks of hotline.shared.audit are imported, never the auditor's client);
 - the root of the entries is not the checkpoint's root.
 
 Cost: one read of every entry, bundle and tile (about 10 s per million entries here).
@@ -15,19 +16,12 @@ Cost: one read of every entry, bundle and tile (about 10 s per million entries h
 
 from __future__ import annotations
 
-from hotline.shared.auditor import (
-    RULE_ENTRY,
-    RULE_MISSING,
-    RULE_ROOT,
-    AuditFailure,
-    TreeWalk,
-    bundle_paths,
-    open_log_checkpoint,
-    upper_tiles,
-)
+from hotline.shared.audit.failures import AuditFailure, Rule
+from hotline.shared.audit.trust import open_log_checkpoint
+from hotline.shared.audit.walk import TreeWalk
 from hotline.shared.store import Store
 from hotline.shared.tlog.note import Ed25519Verifier
-from hotline.shared.tlog.tiles import TILE_WIDTH, entries_path, tile_path
+from hotline.shared.tlog.tiles import entries_path, tile_path, upper_tiles
 
 from . import storage
 from .checkpoints import StoredCheckpoint, latest_checkpoint
@@ -50,14 +44,14 @@ async def check_store(store: Store, log_key: Ed25519Verifier) -> StoredCheckpoin
         ) from None
     try:
         walk = TreeWalk(latest.size)
-        for bundle, tile in bundle_paths(latest.size):
+        for bundle in walk.tree_bundles:
             stored = await _resource(store, entries_path(bundle))
-            entries = walk.add_bundle(bundle, stored, await _resource(store, tile_path(tile)))
-            await _check_sequenced(store, bundle.index * TILE_WIDTH, entries)
-        for tile in upper_tiles(latest.size):
-            walk.check_tile(tile, await _resource(store, tile_path(tile)))
+            tile = await _resource(store, tile_path(bundle.leaf_tile))
+            await _check_sequenced(store, bundle.start, walk.add_bundle(bundle, stored, tile))
+        for upper in upper_tiles(latest.size):
+            walk.check_tile(upper, await _resource(store, tile_path(upper)))
         if walk.root() != latest.checkpoint.root_hash:
-            raise AuditFailure(RULE_ROOT, "the stored tree has another root")
+            raise AuditFailure(Rule.ROOT, "the stored tree has another root")
     except AuditFailure as failure:
         raise storage.StoreRewrittenError(
             f"the stored log differs from its last checkpoint (size {latest.size}): {failure}"
@@ -68,7 +62,7 @@ async def check_store(store: Store, log_key: Ed25519Verifier) -> StoredCheckpoin
 async def _resource(store: Store, path: str) -> bytes:
     data = await storage.read_resource(store, path)
     if data is None:
-        raise AuditFailure(RULE_MISSING, f"{path} is missing from the store")
+        raise AuditFailure(Rule.MISSING, f"{path} is missing from the store")
     return data
 
 
@@ -77,13 +71,13 @@ async def _check_sequenced(store: Store, first: int, bundled: list[bytes]) -> No
     try:
         sequenced = await storage.read_entries(store, first, len(bundled))
     except storage.StoreRewrittenError as exc:
-        raise AuditFailure(RULE_ENTRY, str(exc)) from None
+        raise AuditFailure(Rule.ENTRY, str(exc)) from None
     for offset, raw in enumerate(bundled):
         if offset >= len(sequenced):
-            raise AuditFailure(RULE_ENTRY, "the sequenced entry is missing", first + offset)
+            raise AuditFailure(Rule.ENTRY, "the sequenced entry is missing", first + offset)
         if sequenced[offset] != raw:
             raise AuditFailure(
-                RULE_ENTRY,
+                Rule.ENTRY,
                 "the sequenced entry differs from the one in its entry bundle",
                 first + offset,
             )

@@ -9,8 +9,8 @@ re-reads the next free index and tries again.
 
 `sequence_many` writes a batch with one ordered `insert_many` (Tessera batches sequencing
 too): an ordered insert stops at the first failing document (checked on nx-27017 in
-tests/test_audit_service.py), so the indices written stay contiguous, and the clash is
-resolved before the rest of the batch is written again.
+tests/integration/test_audit_service.py), so the indices written stay contiguous, and the
+clash is resolved before the rest of the batch is written again.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from hotline.shared.store import Store
 from hotline.shared.tlog.hashing import leaf_hash
 from hotline.shared.tlog.tiles import MAX_ENTRY_SIZE
 
-from .entries import audit_entry, entry_bytes
+from .entries import audit_entry
 
 DUPLICATE_KEY = 11000
 
@@ -36,7 +36,7 @@ class EntryTooLargeError(ValueError):
 
 def entry_of(event: Event) -> bytes:
     """The canonical leaf bytes of `event`; raises EntryTooLargeError beyond the bundle limit."""
-    leaf = entry_bytes(audit_entry(event))
+    leaf = audit_entry(event).leaf()
     if len(leaf) > MAX_ENTRY_SIZE:
         raise EntryTooLargeError(f"the entry of event {event.id} has {len(leaf)} bytes")
     return leaf

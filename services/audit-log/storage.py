@@ -32,12 +32,14 @@ ENTRIES = "audit_entries"
 CHECKPOINTS = "audit_checkpoints"
 COSIGNATURES = "audit_cosignatures"
 
-# The audit log's own indexes, beside `store.INDEXES` (which holds the event_id one). Sorts
-# and ranges use these numeric fields, never an integer `_id`: nx-27017 orders those as text
-# when a query has no filter (`find_one({}, sort=[("_id", -1)])` answered 99 in a log of
-# 403), and a range on `_id` scans the whole collection (0.5 s at 100,000 entries).
+# The audit log's indexes, declared here only and created at its start-up. `event_id` is
+# unique: sequencing is idempotent by event id. Sorts and ranges use the numeric fields,
+# never an integer `_id`: nx-27017 orders those as text when a query has no filter
+# (`find_one({}, sort=[("_id", -1)])` answered 99 in a log of 403), and a range on `_id`
+# scans the whole collection (0.5 s at 100,000 entries).
 INDEXES = {
     ENTRIES: [
+        IndexModel([("event_id", ASCENDING)], unique=True),
         IndexModel([("index", ASCENDING)], unique=True),
         IndexModel([("subject", ASCENDING), ("index", ASCENDING)]),
     ],

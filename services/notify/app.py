@@ -8,8 +8,9 @@ from fastapi import FastAPI
 from hotline.shared.config import Settings
 from hotline.shared.service import Runtime, add_health, service_lifespan
 
+from .collections import COLLECTIONS
 from .consumer import add_to_digests
-from .digest import router
+from .digest import digests
 
 AUDIENCE = "hotline-notify"
 
@@ -19,15 +20,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def setup(runtime: Runtime) -> None:
         runtime.consume(
-            "notify", ["hotline.report.submitted"], lambda event: add_to_digests(runtime, event)
+            "notify",
+            ["hotline.report.submitted"],
+            lambda event: add_to_digests(runtime, event),
+            deduplicate=False,  # idempotent by construction: one item per `buyer:case` id
         )
 
     app = FastAPI(
         title="Hotline notify",
-        lifespan=service_lifespan(settings, AUDIENCE, ["notify_items", "disclosures"], setup),
+        lifespan=service_lifespan(settings, AUDIENCE, COLLECTIONS, setup),
         docs_url=None,
         redoc_url=None,
     )
-    app.include_router(router)
+    app.include_router(digests)
     add_health(app)
     return app

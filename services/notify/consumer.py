@@ -9,8 +9,10 @@ from pymongo.errors import DuplicateKeyError
 from hotline.shared import registry
 from hotline.shared.envelope import envelope_hash, envelope_recipients
 from hotline.shared.events import DigestIssued, Event, ReportSubmitted, event_data, new_event
+from hotline.shared.outbox import outbox_of
 from hotline.shared.service import Runtime
-from hotline.shared.store import with_outbox
+
+from .collections import NOTIFY_ITEMS
 
 log = logging.getLogger("hotline.notify")
 
@@ -33,22 +35,19 @@ async def add_to_digests(runtime: Runtime, event: Event) -> None:
                 recipient_key_ids=[buyer["key_id"]],
             ),
         )
-        item = with_outbox(
-            {
-                "_id": f"{buyer['_id']}:{event.subject}",
-                "buyer": buyer["_id"],
-                "case_id": event.subject,
-                "factory": report.factory,
-                "categories": report.categories,
-                "urgent": report.urgent,
-                "language": report.language,
-                "received": event.time,
-                "content": report.content,
-            },
-            issued,
-        )
+        item = {
+            "_id": f"{buyer['_id']}:{event.subject}",
+            "buyer": buyer["_id"],
+            "case_id": event.subject,
+            "factory": report.factory,
+            "categories": report.categories,
+            "urgent": report.urgent,
+            "language": report.language,
+            "received": event.time,
+            "content": report.content.model_dump(),
+        }
         try:
-            await runtime.store.db.notify_items.insert_one(item)
+            await outbox_of(runtime.store, NOTIFY_ITEMS.name).insert(item, issued)
         except DuplicateKeyError:
             continue  # this delivery was already applied
     runtime.relay.poke()

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel
 
 from hotline.shared.deps import BuyerDep, Role, RuntimeDep
 from hotline.shared.disclosure import disclose
+from hotline.shared.envelope import Envelope
 from hotline.shared.events import Principal as EventPrincipal
 
-router = APIRouter(prefix="/api", tags=["digests"])
+digests = APIRouter(prefix="/api/digest", tags=["digests"])
 
 
 class DigestItem(BaseModel):
@@ -21,10 +20,10 @@ class DigestItem(BaseModel):
     urgent: bool
     language: str
     received: str
-    content: dict[str, Any]
+    content: Envelope
 
 
-@router.get("/digest", response_model=list[DigestItem])
+@digests.get("", response_model=list[DigestItem])
 async def my_digest(runtime: RuntimeDep, buyer: BuyerDep) -> list[DigestItem]:
     """The calling buyer's cases (its `org` claim), content envelopes only."""
     if not buyer.org:
@@ -32,7 +31,8 @@ async def my_digest(runtime: RuntimeDep, buyer: BuyerDep) -> list[DigestItem]:
     items = [
         doc async for doc in runtime.store.db.notify_items.find({"buyer": buyer.org}).sort("_id", 1)
     ]
+    digest = [DigestItem(**doc) for doc in items]  # validated before anything is disclosed
     who = EventPrincipal(role=Role.BUYER, org=buyer.org, subject=buyer.subject)
     for doc in items:
         await disclose(runtime, doc["case_id"], doc["content"], "content", who)
-    return [DigestItem(**doc) for doc in items]
+    return digest

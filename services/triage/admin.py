@@ -1,86 +1,125 @@
-"""The platform admin's registry API (role platform-admin)."""
+"""The platform admin's registry API (role platform-admin), one router per resource.
+
+Refusals are the registry's typed errors; `ERROR_STATUS` is how triage answers them, and
+create_app registers it once. Each answer is the `XPublic` model of what is now stored.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict
 
 from hotline.shared import registry
 from hotline.shared.deps import AdminDep, RuntimeDep
+from hotline.shared.store import Document
 
-admin = APIRouter(prefix="/api/admin", tags=["admin"])
+factories = APIRouter(prefix="/api/admin/factories", tags=["factories"])
+buyers = APIRouter(prefix="/api/admin/buyers", tags=["buyers"])
+links = APIRouter(prefix="/api/admin/links", tags=["links"])
+operator_keys = APIRouter(prefix="/api/admin/operator-keys", tags=["operator-keys"])
+ROUTERS = (factories, buyers, links, operator_keys)
+
+ERROR_STATUS: dict[type[Exception], int] = {
+    registry.InvalidInput: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    registry.UnknownFactory: status.HTTP_404_NOT_FOUND,
+    registry.UnknownBuyer: status.HTTP_404_NOT_FOUND,
+    registry.AlreadyExists: status.HTTP_409_CONFLICT,
+}
 
 
-class FactoryCreate(BaseModel):
+class _Create(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class FactoryCreate(_Create):
     code: str
     name: str
     country: str
 
 
-class BuyerCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class FactoryPublic(BaseModel):
+    code: str
+    name: str
+    country: str
+
+    @classmethod
+    def of(cls, doc: Document) -> FactoryPublic:
+        return cls(code=doc["_id"], name=doc["name"], country=doc["country"])
+
+
+class BuyerCreate(_Create):
     buyer_id: str
     name: str
-    public_key: str
+    public_key: str  # base64 X25519
 
 
-class LinkCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class BuyerPublic(BaseModel):
+    buyer_id: str
+    name: str
+    key_id: str
+
+    @classmethod
+    def of(cls, doc: Document) -> BuyerPublic:
+        return cls(buyer_id=doc["_id"], name=doc["name"], key_id=doc["key_id"])
+
+
+class LinkCreate(_Create):
     buyer_id: str
     factory: str
 
 
-class KeyCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    public_key: str
+class LinkPublic(BaseModel):
+    buyer_id: str
+    factory: str
+
+    @classmethod
+    def of(cls, doc: Document) -> LinkPublic:
+        return cls(buyer_id=doc["buyer"], factory=doc["factory"])
 
 
-def _registry_call_failed(exc: registry.RegistryError) -> HTTPException:
-    return HTTPException(exc.status, str(exc))
+class OperatorKeyCreate(_Create):
+    public_key: str  # base64 X25519
 
 
-@admin.post("/factories", status_code=status.HTTP_201_CREATED)
-async def add_factory(body: FactoryCreate, runtime: RuntimeDep, _: AdminDep) -> dict[str, str]:
-    try:
-        await registry.add_factory(runtime.store, body.code, body.name, body.country)
-    except registry.RegistryError as exc:
-        raise _registry_call_failed(exc) from None
+class OperatorKeyPublic(BaseModel):
+    key_id: str
+
+    @classmethod
+    def of(cls, doc: Document) -> OperatorKeyPublic:
+        return cls(key_id=doc["_id"])
+
+
+@factories.post("", status_code=status.HTTP_201_CREATED, response_model=FactoryPublic)
+async def add_factory(body: FactoryCreate, runtime: RuntimeDep, _: AdminDep) -> FactoryPublic:
+    doc = await registry.add_factory(runtime.store, body.code, body.name, body.country)
     runtime.relay.poke()
-    return {"code": body.code}
+    return FactoryPublic.of(doc)
 
 
-@admin.get("/factories")
-async def list_factories(runtime: RuntimeDep, _: AdminDep) -> list[dict[str, str]]:
+@factories.get("", response_model=list[FactoryPublic])
+async def list_factories(runtime: RuntimeDep, _: AdminDep) -> list[FactoryPublic]:
     found = runtime.store.db.factories.find({}, {"name": 1, "country": 1}).sort("_id", 1)
-    return [{"code": d["_id"], "name": d["name"], "country": d["country"]} async for d in found]
+    return [FactoryPublic.of(doc) async for doc in found]
 
 
-@admin.post("/buyers", status_code=status.HTTP_201_CREATED)
-async def add_buyer(body: BuyerCreate, runtime: RuntimeDep, _: AdminDep) -> dict[str, str]:
-    try:
-        doc = await registry.add_buyer(runtime.store, body.buyer_id, body.name, body.public_key)
-    except registry.RegistryError as exc:
-        raise _registry_call_failed(exc) from None
+@buyers.post("", status_code=status.HTTP_201_CREATED, response_model=BuyerPublic)
+async def add_buyer(body: BuyerCreate, runtime: RuntimeDep, _: AdminDep) -> BuyerPublic:
+    doc = await registry.add_buyer(runtime.store, body.buyer_id, body.name, body.public_key)
     runtime.relay.poke()
-    return {"buyer_id": body.buyer_id, "key_id": doc["key_id"]}
+    return BuyerPublic.of(doc)
 
 
-@admin.post("/links", status_code=status.HTTP_201_CREATED)
-async def add_link(body: LinkCreate, runtime: RuntimeDep, _: AdminDep) -> dict[str, str]:
-    try:
-        await registry.link(runtime.store, body.buyer_id, body.factory)
-    except registry.RegistryError as exc:
-        raise _registry_call_failed(exc) from None
+@links.post("", status_code=status.HTTP_201_CREATED, response_model=LinkPublic)
+async def add_link(body: LinkCreate, runtime: RuntimeDep, _: AdminDep) -> LinkPublic:
+    doc = await registry.link(runtime.store, body.buyer_id, body.factory)
     runtime.relay.poke()
-    return {"buyer_id": body.buyer_id, "factory": body.factory}
+    return LinkPublic.of(doc)
 
 
-@admin.post("/operator-keys", status_code=status.HTTP_201_CREATED)
-async def add_operator_key(body: KeyCreate, runtime: RuntimeDep, _: AdminDep) -> dict[str, str]:
-    try:
-        doc = await registry.add_operator_key(runtime.store, body.public_key)
-    except registry.RegistryError as exc:
-        raise _registry_call_failed(exc) from None
+@operator_keys.post("", status_code=status.HTTP_201_CREATED, response_model=OperatorKeyPublic)
+async def add_operator_key(
+    body: OperatorKeyCreate, runtime: RuntimeDep, _: AdminDep
+) -> OperatorKeyPublic:
+    doc = await registry.add_operator_key(runtime.store, body.public_key)
     runtime.relay.poke()
-    return {"key_id": doc["_id"]}
+    return OperatorKeyPublic.of(doc)

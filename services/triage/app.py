@@ -6,10 +6,12 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from hotline.shared.config import Settings
+from hotline.shared.deps import answer_errors
 from hotline.shared.service import Runtime, add_health, service_lifespan
 
-from .admin import admin
+from . import admin
 from .cases import cases
+from .collections import COLLECTIONS
 from .consumer import triage_report
 
 AUDIENCE = "hotline-triage"
@@ -20,17 +22,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def setup(runtime: Runtime) -> None:
         runtime.consume(
-            "triage", ["hotline.report.submitted"], lambda event: triage_report(runtime, event)
+            "triage",
+            ["hotline.report.submitted"],
+            lambda event: triage_report(runtime, event),
+            deduplicate=False,  # idempotent by construction: the case id is the document id
         )
 
-    outboxes = ["triage_cases", "disclosures", "factories", "buyers", "links", "operator_keys"]
     app = FastAPI(
         title="Hotline triage",
-        lifespan=service_lifespan(settings, AUDIENCE, outboxes, setup),
+        lifespan=service_lifespan(settings, AUDIENCE, COLLECTIONS, setup),
         docs_url=None,
         redoc_url=None,
     )
     app.include_router(cases)
-    app.include_router(admin)
+    for router in admin.ROUTERS:
+        app.include_router(router)
+    answer_errors(app, admin.ERROR_STATUS)
     add_health(app)
     return app

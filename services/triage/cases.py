@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict
 
 from hotline.shared.deps import OperatorDep, Role, RuntimeDep
 from hotline.shared.disclosure import disclose
+from hotline.shared.envelope import Envelope
 from hotline.shared.events import Principal as EventPrincipal
 
 cases = APIRouter(prefix="/api/cases", tags=["cases"])
@@ -33,8 +32,8 @@ SUMMARY_FIELDS = tuple(name for name in CaseSummary.model_fields if name != "cas
 
 class CaseDetail(CaseSummary):
     server_encrypted: bool
-    content: dict[str, Any]
-    identity: dict[str, Any] | None
+    content: Envelope
+    identity: Envelope | None
 
 
 @cases.get("", response_model=list[CaseSummary])
@@ -50,8 +49,9 @@ async def show_case(case_id: str, runtime: RuntimeDep, operator: OperatorDep) ->
     doc = await runtime.store.db.triage_cases.find_one({"_id": case_id})
     if doc is None:
         raise HTTPException(404, "no such case (it may still be on its way from intake)")
+    detail = CaseDetail(case_id=doc["_id"], **doc)  # validated before anything is disclosed
     who = EventPrincipal(role=Role.OPERATOR, org=operator.org, subject=operator.subject)
     await disclose(runtime, case_id, doc["content"], "content", who)
-    if doc.get("identity") is not None:
+    if detail.identity is not None:
         await disclose(runtime, case_id, doc["identity"], "identity", who)
-    return CaseDetail(case_id=doc["_id"], **doc)
+    return detail

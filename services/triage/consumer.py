@@ -14,9 +14,10 @@ from hotline.shared.events import (
     event_data,
     new_event,
 )
+from hotline.shared.outbox import outbox_of
 from hotline.shared.service import Runtime
-from hotline.shared.store import with_outbox
 
+from .collections import TRIAGE_CASES
 from .rules import rate
 
 
@@ -44,28 +45,25 @@ async def triage_report(runtime: Runtime, event: Event) -> None:
                 CaseEscalated(severity=rating.severity, reason=rating.reason, due=due),
             )
         )
-    document = with_outbox(
-        {
-            "_id": event.subject,
-            "factory": report.factory,
-            "categories": report.categories,
-            "urgent": report.urgent,
-            "language": report.language,
-            "channel": report.channel,
-            "server_encrypted": report.server_encrypted,
-            "severity": rating.severity,
-            "reason": rating.reason,
-            "escalated": rating.escalate,
-            "due": due,
-            "received": event.time,
-            "status": "new",
-            "content": report.content,
-            "identity": report.identity,
-        },
-        *events,
-    )
+    document = {
+        "_id": event.subject,
+        "factory": report.factory,
+        "categories": report.categories,
+        "urgent": report.urgent,
+        "language": report.language,
+        "channel": report.channel,
+        "server_encrypted": report.server_encrypted,
+        "severity": rating.severity,
+        "reason": rating.reason,
+        "escalated": rating.escalate,
+        "due": due,
+        "received": event.time,
+        "status": "new",
+        "content": report.content.model_dump(),
+        "identity": report.identity.model_dump() if report.identity else None,
+    }
     try:
-        await runtime.store.db.triage_cases.insert_one(document)
+        await outbox_of(runtime.store, TRIAGE_CASES.name).insert(document, *events)
     except DuplicateKeyError:
         return  # already triaged by an earlier delivery
     runtime.relay.poke()

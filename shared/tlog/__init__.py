@@ -12,8 +12,9 @@ One module per concern (after transparency-dev/merkle and the C2SP specification
 - `note`       – C2SP signed notes with Ed25519 (keys, sign, strict open) and
                  tlog-cosignature/v1 (witness cosignatures).
 - `checkpoint` – C2SP tlog-checkpoint bodies: strict parse and format, sign and open.
-- `tiles`      – C2SP tlog-tiles: paths, tile contents from stored hashes, node hashes from
-                 tiles, entry bundles.
+- `tiles`      – C2SP tlog-tiles: paths, tile geometry (which tiles and bundles a tree holds,
+                 their widths), tile contents from stored hashes, node hashes from tiles,
+                 entry bundles.
 
 Ranges are half-open [begin, end); a tree of `size` leaves holds indices 0 .. size - 1.
 """

@@ -2,7 +2,9 @@
 
 This module alone formats and parses the paths (`tile/<L>/<N>[.p/<W>]`,
 `tile/entries/<N>[.p/<W>]`; N in 3-digit groups, all but the last prefixed `x`, e.g.
-`x001/x234/067`), so the server and the auditor cannot disagree on them.
+`x001/x234/067`), so the server and the auditor cannot disagree on them. It is also the
+one owner of tile geometry (which tiles and bundles a tree of `size` leaves holds, their
+widths, where a node's hash is stored): nothing else computes `size >> 8L`.
 
 Tiles have height 8: tile (L, N) holds up to 256 hashes, the hash at position i being
 node (8*L, 256*N + i) in `compact.NodeID` addressing. The nodes at levels 8L+1 .. 8L+7
@@ -55,6 +57,11 @@ class Tile:
         """True when the tile holds fewer than 256 hashes."""
         return self.width < TILE_WIDTH
 
+    @property
+    def start(self) -> int:
+        """Position, among the hashes of its level, of the first hash the tile holds."""
+        return self.index * TILE_WIDTH
+
 
 @dataclass(frozen=True, slots=True, order=True)
 class EntryBundle:
@@ -73,6 +80,16 @@ class EntryBundle:
     def is_partial(self) -> bool:
         """True when the bundle holds fewer than 256 entries."""
         return self.width < TILE_WIDTH
+
+    @property
+    def start(self) -> int:
+        """Index of the first entry the bundle holds."""
+        return self.index * TILE_WIDTH
+
+    @property
+    def leaf_tile(self) -> Tile:
+        """The level-0 tile holding the leaf hashes of the bundle's entries."""
+        return Tile(0, self.index, self.width)
 
 
 def format_tile_index(index: int) -> str:
@@ -132,12 +149,25 @@ def parse_path(path: str) -> Tile | EntryBundle:
     return parse_tile_path(path)
 
 
+def hashes_at_level(size: int, level: int) -> int:
+    """Return how many hashes tile level `level` of a tree of `size` leaves holds: one per
+    perfect subtree of 256**level leaves (Merkle level 8*level). Requires size, level >= 0."""
+    return size >> (TILE_HEIGHT * level)
+
+
+def in_tree(resource: Tile | EntryBundle, size: int) -> bool:
+    """True when the tree of `size` leaves holds `resource` at its width (or wider): a
+    resource's contents never change, so a path of an older, smaller tree stays valid."""
+    level = resource.level if isinstance(resource, Tile) else 0
+    return hashes_at_level(size, level) - resource.start >= resource.width
+
+
 def tile_width(level: int, index: int, size: int) -> int:
     """Return the width of tile (level, index) in a tree of `size` leaves.
 
     Requires the tile to exist in that tree (at least one hash); else OutOfRangeError.
     """
-    width = min((size >> (TILE_HEIGHT * level)) - index * TILE_WIDTH, TILE_WIDTH)
+    width = min(hashes_at_level(size, level) - index * TILE_WIDTH, TILE_WIDTH)
     if width <= 0:
         raise OutOfRangeError(f"tile {level}/{index} is empty in a tree of size {size}")
     return width
@@ -155,6 +185,13 @@ def tile_for_node(node: NodeID, size: int) -> Tile:
     return Tile(level, index, tile_width(level, index, size))
 
 
+def stored_level(node: NodeID) -> int | None:
+    """Return the tile level whose tiles hold `node`'s hash; None for a node no tile holds
+    (Merkle levels 8L+1 .. 8L+7, rehashed from the tile below)."""
+    level, rest = divmod(node.level, TILE_HEIGHT)
+    return None if rest else level
+
+
 def tiles_for_nodes(nodes: Iterable[NodeID], size: int) -> list[Tile]:
     """Return the distinct tiles holding `nodes` in a tree of `size`, in first-use order."""
     return list(dict.fromkeys(tile_for_node(node, size) for node in nodes))
@@ -162,8 +199,7 @@ def tiles_for_nodes(nodes: Iterable[NodeID], size: int) -> list[Tile]:
 
 def tile_nodes(tile: Tile) -> list[NodeID]:
     """Return the nodes whose hashes `tile` holds, in order."""
-    first = tile.index * TILE_WIDTH
-    return [NodeID(tile.level * TILE_HEIGHT, first + i) for i in range(tile.width)]
+    return [NodeID(tile.level * TILE_HEIGHT, tile.start + i) for i in range(tile.width)]
 
 
 def tile_data(tile: Tile, get_hashes: GetHashes) -> bytes:
@@ -184,7 +220,7 @@ def node_hash_from_tile(tile: Tile, data: bytes, node: NodeID) -> bytes:
     Requires `node` to lie in `tile` within its width, and data of 32 * width bytes.
     """
     level, shift = divmod(node.level, TILE_HEIGHT)
-    begin = (node.index << shift) - tile.index * TILE_WIDTH
+    begin = (node.index << shift) - tile.start
     end = begin + (1 << shift)
     if level != tile.level or not 0 <= begin < end <= tile.width:
         raise TileError(f"{node} is not in tile {tile_path(tile)}")
@@ -215,8 +251,8 @@ def new_tiles(old_size: int, new_size: int) -> list[Tile]:
         raise OutOfRangeError(f"need 0 <= old_size <= new_size, got {old_size}, {new_size}")
     tiles: list[Tile] = []
     level = 0
-    while new_size >> (TILE_HEIGHT * level):
-        old, new = old_size >> (TILE_HEIGHT * level), new_size >> (TILE_HEIGHT * level)
+    while hashes_at_level(new_size, level):
+        old, new = hashes_at_level(old_size, level), hashes_at_level(new_size, level)
         if old != new:
             full, width = divmod(new, TILE_WIDTH)
             tiles.extend(Tile(level, n) for n in range(old // TILE_WIDTH, full))
@@ -224,6 +260,40 @@ def new_tiles(old_size: int, new_size: int) -> list[Tile]:
                 tiles.append(Tile(level, full, width))
         level += 1
     return tiles
+
+
+def upper_tiles(size: int) -> list[Tile]:
+    """Return every tile of level 1 and above in a tree of `size` (full and partial), in
+    level order."""
+    return [tile for tile in new_tiles(0, size) if tile.level > 0]
+
+
+def partial_tiles(size: int) -> list[Tile]:
+    """Return the rightmost tile of every level of a tree of `size` that is partial (none
+    when every level is full): together they hold the tree's compact range."""
+    tiles = []
+    level = 0
+    while hashes_at_level(size, level):
+        full, width = divmod(hashes_at_level(size, level), TILE_WIDTH)
+        if width:
+            tiles.append(Tile(level, full, width))
+        level += 1
+    return tiles
+
+
+def partial_bundle(size: int) -> EntryBundle | None:
+    """Return the rightmost bundle of a tree of `size` when it is partial, else None."""
+    full, width = divmod(size, TILE_WIDTH)
+    return EntryBundle(full, width) if width else None
+
+
+def tile_roots(hashes: Sequence[bytes]) -> list[bytes]:
+    """Return the hashes one tile level up from a level's `hashes` (from its first): the
+    root of each full run of 256; a partial run at the end has none."""
+    full = len(hashes) // TILE_WIDTH
+    return [
+        root_from_leaf_hashes(hashes[n * TILE_WIDTH : (n + 1) * TILE_WIDTH]) for n in range(full)
+    ]
 
 
 def bundle_for_entry(index: int, size: int) -> EntryBundle:

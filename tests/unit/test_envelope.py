@@ -5,17 +5,21 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import uuid
 from typing import Any
 
 import pytest
 import rfc8785
+from pydantic import ValidationError
 
 from hotline.shared.envelope import (
     MAX_PLAINTEXT_BYTES,
     PADDED_SIZES,
+    Envelope,
     EnvelopeError,
     EnvelopeFormatError,
     EnvelopeIntegrityError,
+    EnvelopeKind,
     KeyIdMismatch,
     NotARecipient,
     PlaintextTooLarge,
@@ -27,6 +31,15 @@ from hotline.shared.envelope import (
     seal_envelope,
     validate_envelope_shape,
 )
+from hotline.shared.events import (
+    Event,
+    EventError,
+    MessagePosted,
+    ReportSubmitted,
+    event_data,
+    new_event,
+    parse_event,
+)
 from hotline.shared.keys import (
     CryptoError,
     b64decode_strict,
@@ -34,6 +47,7 @@ from hotline.shared.keys import (
     generate_keypair,
     key_id,
 )
+from hotline.shared.reports import ReportCreate, routing_metadata
 
 CASE = "case-0001"
 ROUTING: dict[str, Any] = {
@@ -68,7 +82,7 @@ def outsider() -> Party:
 
 
 @pytest.fixture
-def envelope(operator: Party, buyer: Party) -> dict[str, Any]:
+def sealed(operator: Party, buyer: Party) -> Envelope:
     return seal_envelope(
         TEXT,
         case_id=CASE,
@@ -76,6 +90,12 @@ def envelope(operator: Party, buyer: Party) -> dict[str, Any]:
         routing=ROUTING,
         recipients={operator.id: operator.public, buyer.id: buyer.public},
     )
+
+
+@pytest.fixture
+def envelope(sealed: Envelope) -> dict[str, Any]:
+    """The sealed envelope as its JSON object (as the store and the wire hold it)."""
+    return sealed.model_dump()
 
 
 def open_as(party: Party, env: Any, *, case_id: str = CASE, routing: Any = None) -> bytes:
@@ -122,7 +142,7 @@ def test_identity_envelope_and_json_transport(operator: Party) -> None:
         routing=ROUTING,
         recipients={operator.id: operator.public},
     )
-    over_the_wire = json.loads(json.dumps(env, indent=2))
+    over_the_wire = json.loads(json.dumps(env.model_dump(), indent=2))
     assert open_as(operator, over_the_wire) == b"Name: A. Worker, line 7"
     assert envelope_hash(over_the_wire) == envelope_hash(env)
     with pytest.raises(EnvelopeFormatError):
@@ -152,9 +172,9 @@ def test_each_seal_is_fresh(operator: Party) -> None:
         )
         for _ in range(2)
     )
-    assert one["nonce"] != two["nonce"]
-    assert one["ciphertext"] != two["ciphertext"]
-    assert one["recipients"] != two["recipients"]
+    assert one.nonce != two.nonce
+    assert one.ciphertext != two.ciphertext
+    assert one.recipients != two.recipients
 
 
 # --- who may open ---------------------------------------------------------------------------
@@ -279,7 +299,7 @@ def ciphertext_length(party: Party, text: bytes) -> int:
     env = seal_envelope(
         text, case_id=CASE, kind="content", routing=ROUTING, recipients={party.id: party.public}
     )
-    return len(b64decode_strict(env["ciphertext"]))
+    return len(b64decode_strict(env.ciphertext))
 
 
 def test_lengths_in_one_bucket_give_equal_ciphertexts(operator: Party) -> None:
@@ -407,6 +427,149 @@ def test_envelope_hash(envelope: dict[str, Any], operator: Party) -> None:
     assert envelope_hash(reordered) == digest
     envelope["ciphertext"] = flip(envelope["ciphertext"])
     assert envelope_hash(envelope) != digest
+
+
+# --- the typed envelope (Envelope) at the boundaries ---------------------------------------
+
+
+def test_sealing_gives_the_model_whose_json_is_the_envelope_json(sealed: Envelope) -> None:
+    fields = ["version", "kind", "case_id", "recipients", "nonce", "ciphertext"]
+    assert list(sealed.model_dump()) == fields, "same fields, same order as before typing"
+    assert json.loads(sealed.model_dump_json()) == sealed.model_dump()
+    assert Envelope.model_validate(sealed.model_dump()) == sealed
+    assert Envelope.model_validate_json(sealed.model_dump_json()) == sealed
+
+
+def test_the_model_refuses_exactly_what_the_shape_check_refuses(
+    envelope: dict[str, Any], operator: Party
+) -> None:
+    for bad in _malformed(envelope, operator):
+        with pytest.raises(EnvelopeFormatError) as shape_error:
+            validate_envelope_shape(bad)
+        with pytest.raises(ValidationError) as model_error:
+            Envelope.model_validate(bad)
+        [error] = model_error.value.errors()
+        assert error["type"] == "envelope_shape"
+        assert error["msg"] == str(shape_error.value), "one source of truth, one message"
+
+
+def test_readers_take_the_model_or_its_json(
+    sealed: Envelope, envelope: dict[str, Any], operator: Party, buyer: Party
+) -> None:
+    assert open_as(operator, sealed) == open_as(operator, envelope) == TEXT
+    assert envelope_hash(sealed) == envelope_hash(envelope)
+    assert envelope_recipients(sealed) == envelope_recipients(envelope) == {operator.id, buyer.id}
+    with pytest.raises(EnvelopeIntegrityError):
+        validate_envelope_shape(sealed, case_id="case-0002")
+
+
+def test_events_carry_the_same_json_as_before_typing(
+    operator: Party, buyer: Party, sealed: Envelope
+) -> None:
+    """The audit log's entries are made from an event's JSON data: typing the envelope must
+    not change one byte of it, in Kafka or in the store."""
+    identity = seal_envelope(
+        b"A. Worker",
+        case_id=CASE,
+        kind="identity",
+        routing={},
+        recipients={operator.id: operator.public},
+    )
+    routing = routing_metadata("F-042", ["safety"], True, "bn")
+    typed = new_event(
+        CASE,
+        ReportSubmitted(
+            **routing,
+            channel="web",
+            server_encrypted=False,
+            content=sealed,
+            identity=identity,
+        ),
+    )
+    as_before = {
+        **routing,
+        "channel": "web",
+        "server_encrypted": False,
+        "content": sealed.model_dump(),
+        "identity": identity.model_dump(),
+    }
+    assert typed.data == as_before
+    untyped = Event(id=typed.id, type=typed.type, time=typed.time, subject=CASE, data=as_before)
+    assert typed.to_bytes() == untyped.to_bytes()
+    parsed = event_data(parse_event(typed.to_bytes()), ReportSubmitted)
+    assert parsed.content == sealed and parsed.identity == identity
+    message = new_event(CASE, MessagePosted(author_role="triage-analyst", envelope=sealed))
+    assert message.data == {"author_role": "triage-analyst", "envelope": sealed.model_dump()}
+
+
+def test_an_event_with_a_malformed_envelope_is_poison(envelope: dict[str, Any]) -> None:
+    envelope["nonce"] = b64encode(bytes(12))
+    data = {"author_role": "triage-analyst", "envelope": envelope}
+    raw = Event(type=MessagePosted.TYPE, subject=CASE, data=data).to_bytes()
+    with pytest.raises(EventError):
+        parse_event(raw)
+
+
+def report_body(**change: Any) -> dict[str, Any]:
+    operator = Party()
+    routing = {"factory": "F-042", "categories": ["safety"], "urgent": False, "language": "en"}
+    case_id = str(uuid.uuid4())
+
+    def sealed_as(kind: EnvelopeKind, of_case: str = case_id) -> dict[str, Any]:
+        envelope = seal_envelope(
+            b"x",
+            case_id=of_case,
+            kind=kind,
+            routing=routing,
+            recipients={operator.id: operator.public},
+        )
+        return envelope.model_dump()
+
+    body = {
+        **routing,
+        "case_id": case_id,
+        "receipt": "1234-5678-9012-3456",
+        "content": sealed_as("content"),
+        "identity": sealed_as("identity"),
+    }
+    for field, value in change.items():
+        body[field] = value(sealed_as, case_id) if callable(value) else value
+    return body
+
+
+def test_report_create_takes_the_envelopes_as_models() -> None:
+    body = report_body()
+    report = ReportCreate.model_validate(body)
+    assert isinstance(report.content, Envelope) and isinstance(report.identity, Envelope)
+    assert report.model_dump(mode="json")["content"] == body["content"]
+    assert ReportCreate.model_validate(report_body(identity=None)).identity is None
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"content": lambda sealed_as, _: sealed_as("identity")}, "not the content of case"),
+        ({"identity": lambda sealed_as, _: sealed_as("content")}, "not the identity of case"),
+        (
+            {"content": lambda sealed_as, _: sealed_as("content", str(uuid.uuid4()))},
+            "not the content of case",
+        ),
+        ({"content": {"version": 1}}, "envelope fields: missing"),
+        ({"identity": "ciphertext"}, "an envelope is a JSON object"),
+    ],
+)
+def test_report_create_refuses_envelopes_that_are_not_this_cases(
+    change: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        ReportCreate.model_validate(report_body(**change))
+    assert message in str(refused.value)
+
+
+@pytest.mark.parametrize("language", ["en\n", "EN", "english", ""])
+def test_report_create_refuses_a_language_that_is_not_a_tag(language: str) -> None:
+    with pytest.raises(ValidationError, match="BCP 47"):
+        ReportCreate.model_validate(report_body(language=language))
 
 
 # --- vectors --------------------------------------------------------------------------------

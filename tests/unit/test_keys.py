@@ -15,6 +15,7 @@ from hotline.shared.keys import (
     CryptoError,
     KeyFileError,
     KeyFormatError,
+    WrongKeyKindError,
     b64decode_strict,
     b64encode,
     check_key_id,
@@ -119,9 +120,9 @@ def test_write_keypair_modes_and_round_trip(tmp_path: Path, open_umask: None) ->
     public = load_public_key(pub_path)
     assert public_key_of(private) == public
     assert kid == key_id(public)
-    # One line of base64 each.
-    assert pub_path.read_text() == b64encode(public) + "\n"
-    assert path.read_text() == b64encode(private) + "\n"
+    # Each file says what it holds, then the key in base64.
+    assert pub_path.read_text() == f"hotline x25519 public key {kid}\n{b64encode(public)}\n"
+    assert path.read_text() == f"hotline x25519 private key {kid}\n{b64encode(private)}\n"
 
 
 def test_write_keypair_refuses_to_overwrite_private_key(tmp_path: Path) -> None:
@@ -159,15 +160,82 @@ def test_load_private_key_refuses_readable_by_others(tmp_path: Path) -> None:
         load_private_key(path)
 
 
+def test_a_public_key_given_as_private_key_is_named_so_even_after_chmod(tmp_path: Path) -> None:
+    path = tmp_path / "buyer1.key"
+    write_keypair(path)
+    pub = public_key_path(path)
+    for mode in (0o644, 0o600):  # the old code said "chmod 600", then took it as private
+        pub.chmod(mode)
+        with pytest.raises(WrongKeyKindError, match=r"is a public key.*probably buyer1\.key\)"):
+            load_private_key(pub)
+
+
+def test_a_private_key_given_as_public_key_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "operator.key"
+    write_keypair(path)
+    with pytest.raises(WrongKeyKindError, match=r"PRIVATE key.*operator\.key\.pub"):
+        load_public_key(path)
+
+
+def test_old_bare_base64_files_are_refused_with_the_reason(tmp_path: Path) -> None:
+    private, public = generate_keypair()
+    old_private, old_public = tmp_path / "old.key", tmp_path / "old.key.pub"
+    old_private.write_text(b64encode(private) + "\n")
+    old_private.chmod(0o600)
+    old_public.write_text(b64encode(public) + "\n")
+    with pytest.raises(KeyFormatError, match="bare base64.*cannot tell a private key"):
+        load_private_key(old_private)
+    with pytest.raises(KeyFormatError, match="bare base64"):
+        load_public_key(old_public)
+
+
 @pytest.mark.parametrize(
     "content",
-    [b"", b"not base64!\n", b64encode(bytes(31)).encode(), b"  " + b64encode(bytes(32)).encode()],
+    [
+        b"",
+        b"not base64!\n",
+        b"hotline x25519 private key x25519:00\nnot base64!\n",
+        b"hotline x25519 private key x25519:00\n" + b64encode(bytes(31)).encode() + b"\n",
+        b"hotline x25519 secret key x25519:00\n" + b64encode(bytes(32)).encode() + b"\n",
+        b"PRIVATE+KEY+auditor.example+06+AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=\n",
+        b"\xff\xfe",
+    ],
 )
-def test_load_private_key_refuses_malformed(tmp_path: Path, content: bytes) -> None:
+def test_load_private_key_refuses_what_is_not_a_key_file(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "k"
     path.write_bytes(content)
     path.chmod(0o600)
-    with pytest.raises(KeyFormatError):
+    with pytest.raises(KeyFormatError, match="not a hotline key file|second line|32 bytes"):
+        load_private_key(path)
+
+
+def test_a_key_that_does_not_match_its_key_id_is_damaged(tmp_path: Path) -> None:
+    path = tmp_path / "k"
+    write_keypair(path)
+    other = tmp_path / "other"
+    write_keypair(other)
+    header = path.read_text().splitlines()[0]
+    path.write_text(header + "\n" + other.read_text().splitlines()[1] + "\n")
+    with pytest.raises(KeyFormatError, match="damaged"):
+        load_private_key(path)
+    pub = public_key_path(path)
+    pub.write_text(pub.read_text().splitlines()[0] + "\n" + FIXED_PUBLIC_B64 + "\n")
+    with pytest.raises(KeyFormatError, match="damaged"):
+        load_public_key(pub)
+
+
+def test_a_public_key_file_with_a_low_order_point_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "k.pub"
+    path.write_text(f"hotline x25519 public key {FIXED_KEY_ID}\n{b64encode(bytes(32))}\n")
+    with pytest.raises(KeyFormatError, match="low-order"):
+        load_public_key(path)
+
+
+def test_a_large_file_is_not_read_as_a_key(tmp_path: Path) -> None:
+    path = tmp_path / "k"
+    path.write_bytes(b"A" * 5000)
+    path.chmod(0o600)
+    with pytest.raises(KeyFileError, match="too large"):
         load_private_key(path)
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
+import sys
 import threading
-import time
 from itertools import product
 from typing import Any
 
@@ -30,6 +30,7 @@ from hotline.shared.receipt import (
     receipt_keypair,
     receipt_lookup_id,
 )
+from tests.support.waiting import wait_for
 
 # Vector: 39 chosen digits and their Damm check digit (5).
 RECEIPT = "4821 0937 5560 1234 9876 5432 1012 3456 7890 1235"
@@ -218,28 +219,60 @@ def test_replies_sealed_to_the_receipt_key_open_with_the_receipt() -> None:
     )
 
 
-def test_argon2_concurrency_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    running = 0
-    peak = 0
-    lock = threading.Lock()
+def _waiting_for_a_slot(thread: threading.Thread) -> bool:
+    """True while `thread` is parked in the semaphore's `acquire` (not merely on its way)."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    return (
+        frame is not None
+        and frame.f_code.co_name == "wait"
+        and frame.f_back is not None
+        and frame.f_back.f_code.co_name == "acquire"
+        and frame.f_back.f_code.co_filename == threading.__file__
+    )
 
-    def slow_kdf(size: int, password: bytes, salt: bytes, **_: Any) -> bytes:
-        nonlocal running, peak
-        with lock:
-            running += 1
-            peak = max(peak, running)
-        time.sleep(0.05)
-        with lock:
-            running -= 1
+
+def test_argon2_concurrency_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ARGON2_MAX_CONCURRENT derivations run at once; every further one waits for a slot."""
+    callers = 8
+    inside: set[int] = set()  # threads now in the KDF
+    peak = 0
+    condition = threading.Condition()
+    release = threading.Event()
+
+    def held_kdf(size: int, password: bytes, salt: bytes, **_: Any) -> bytes:
+        nonlocal peak
+        with condition:
+            inside.add(threading.get_ident())
+            peak = max(peak, len(inside))
+            condition.notify_all()
+        release.wait(timeout=30)
+        with condition:
+            inside.discard(threading.get_ident())
         return bytes(size)
 
-    monkeypatch.setattr(nacl.pwhash.argon2id, "kdf", slow_kdf)
-    threads = [threading.Thread(target=receipt_keypair, args=(RECEIPT, SALT)) for _ in range(8)]
+    monkeypatch.setattr(nacl.pwhash.argon2id, "kdf", held_kdf)
+    threads = [
+        threading.Thread(target=receipt_keypair, args=(RECEIPT, SALT)) for _ in range(callers)
+    ]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()
+    try:
+        with condition:
+            full = condition.wait_for(lambda: len(inside) >= ARGON2_MAX_CONCURRENT, timeout=30)
+        assert full, f"{ARGON2_MAX_CONCURRENT} derivations never ran at once"
+        outside = [t for t in threads if t.ident not in inside]
+        wait_for(
+            lambda: all(_waiting_for_a_slot(t) for t in outside),
+            what="the other callers to wait for a slot",
+        )
+        with condition:
+            assert len(inside) == ARGON2_MAX_CONCURRENT
+    finally:
+        release.set()
+        for thread in threads:
+            thread.join(timeout=30)
     assert peak == ARGON2_MAX_CONCURRENT
+    assert not any(thread.is_alive() for thread in threads)
 
 
 # --- both secrets, with distinct pepper and salt --------------------------------------------

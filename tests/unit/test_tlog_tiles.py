@@ -19,7 +19,9 @@ from hotline.shared.tlog.tiles import (
     encode_bundle,
     entries_path,
     format_tile_index,
+    hashes_at_level,
     hashes_from_tiles,
+    in_tree,
     new_bundles,
     new_tiles,
     node_hash_from_tile,
@@ -27,12 +29,17 @@ from hotline.shared.tlog.tiles import (
     parse_path,
     parse_tile_index,
     parse_tile_path,
+    partial_bundle,
+    partial_tiles,
+    stored_level,
     tile_data,
     tile_for_node,
     tile_hashes,
     tile_nodes,
     tile_path,
+    tile_roots,
     tiles_for_nodes,
+    upper_tiles,
 )
 
 SIZE = 70_000  # the tree size of the spec's example: three tile levels, partial tiles
@@ -178,6 +185,39 @@ def test_spec_tile_counts() -> None:
     assert new_tiles(300, 600) == [Tile(0, 1), Tile(0, 2, 88), Tile(1, 0, 2)]
     with pytest.raises(OutOfRangeError):
         new_tiles(5, 4)
+
+
+def test_tree_geometry() -> None:
+    """Which tiles and bundles a tree of `size` holds, from the spec's example tree."""
+    assert [hashes_at_level(70_000, level) for level in range(4)] == [70_000, 273, 1, 0]
+    assert partial_tiles(70_000) == [Tile(0, 273, 112), Tile(1, 1, 17), Tile(2, 0, 1)]
+    assert partial_tiles(65_536) == [Tile(2, 0, 1)]  # levels 0 and 1 are all full tiles
+    assert partial_tiles(0) == []
+    assert partial_bundle(70_000) == EntryBundle(273, 112)
+    assert partial_bundle(512) is None and partial_bundle(0) is None
+    assert upper_tiles(70_000) == [Tile(1, 0), Tile(1, 1, 17), Tile(2, 0, 1)]
+    assert upper_tiles(255) == []
+    bundle = EntryBundle(273, 112)
+    assert (bundle.start, bundle.leaf_tile) == (69_888, Tile(0, 273, 112))
+    assert Tile(1, 1, 17).start == 256
+
+
+def test_in_tree_holds_every_width_up_to_the_current_one() -> None:
+    """A path of an older, smaller tree stays served; a wider or later one is not yet."""
+    for resource in (Tile(0, 273, 112), Tile(0, 273, 1), EntryBundle(273, 112), Tile(0, 0)):
+        assert in_tree(resource, 70_000), resource
+    for resource in (Tile(0, 273, 113), Tile(0, 273), EntryBundle(274, 1), Tile(1, 1, 18)):
+        assert not in_tree(resource, 70_000), resource
+    assert in_tree(Tile(2, 0, 1), 65_536) and not in_tree(Tile(2, 0, 1), 65_535)
+
+
+def test_stored_level_and_tile_roots(tree: Tree) -> None:
+    levels = [stored_level(NodeID(level, 0)) for level in (0, 1, 7, 8, 9, 16)]
+    assert levels == [0, None, None, 1, None, 2]
+    level0 = tree.get_hashes(tile_nodes(Tile(0, 0))) + tree.get_hashes(tile_nodes(Tile(0, 1)))
+    assert tile_roots(level0) == [tree.stored[NodeID(8, 0)], tree.stored[NodeID(8, 1)]]
+    assert tile_roots(level0[:511]) == [tree.stored[NodeID(8, 0)]]  # a partial run has none
+    assert tile_roots([]) == []
 
 
 def test_tile_contents(tree: Tree) -> None:

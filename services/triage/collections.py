@@ -1,0 +1,33 @@
+"""The collections triage owns, declared once: created at start-up, relayed by its relay.
+
+The registry (factories, buyers, links, operator keys) is written by `shared/registry.py`
+from triage's admin API, so it is triage's; intake and notify only read it.
+"""
+
+from __future__ import annotations
+
+from pymongo import ASCENDING, IndexModel
+
+from hotline.shared.disclosure import disclosures_collection
+from hotline.shared.outbox import outbox_collection
+from hotline.shared.store import Collections
+
+TRIAGE_CASES = outbox_collection(
+    "triage_cases", IndexModel([("status", ASCENDING), ("due", ASCENDING)])
+)
+FACTORIES = outbox_collection("factories")
+BUYERS = outbox_collection("buyers", IndexModel([("key_id", ASCENDING)], unique=True))
+LINKS = outbox_collection(
+    "links", IndexModel([("factory", ASCENDING)]), IndexModel([("buyer", ASCENDING)])
+)
+OPERATOR_KEYS = outbox_collection("operator_keys")
+
+COLLECTIONS = Collections(
+    "triage",
+    TRIAGE_CASES,
+    disclosures_collection("triage"),
+    FACTORIES,
+    BUYERS,
+    LINKS,
+    OPERATOR_KEYS,
+)

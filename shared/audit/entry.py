@@ -1,0 +1,180 @@
+"""The audit log's entries: one typed model per event type, and the leaf bytes of each.
+
+An entry is what the log records of one event: hashes and metadata, never ciphertext or
+content. Its leaf is the RFC 8785 canonical JSON of the model (`AuditEntryBase.leaf`): the
+bytes anyone re-hashes (RFC 9162 leaf hash) to recompute the tree. The audit log builds
+entries from events (services/audit-log/entries.py); the auditor's policy and proof files
+read leaves back with `parse_entry`. The fields, their JSON names and which are present
+(null included) fix the leaf bytes, so changing any of them changes every later leaf:
+tests/unit/test_audit_entry.py pins the bytes of one entry of each type.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import rfc8785
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from hotline.shared.events import (
+    Channel,
+    EnvelopeClass,
+    EventType,
+    OrgKind,
+    RegistryChange,
+    Severity,
+)
+
+SummaryClass = EnvelopeClass | Literal["message"]
+
+
+class _Model(BaseModel):
+    # Strict and closed: a leaf is exactly what the writer writes, or it is malformed (the
+    # log must not hide facts in fields, spellings or types an auditor would not read).
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        strict=True,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+    )
+
+
+class EnvelopeSummary(_Model):
+    """An envelope as the log records it: its class, hash and recipient key ids (sorted)."""
+
+    envelope_class: SummaryClass = Field(validation_alias="class", serialization_alias="class")
+    hash: str
+    recipients: list[str]
+
+
+class DisclosedTo(_Model):
+    """The principal an envelope was disclosed to: role and org only."""
+
+    role: str
+    org: str | None
+
+
+class AuditEntryBase(_Model):
+    """The fields every entry has; `type` (each subclass's) says which event it records."""
+
+    event_id: str
+    time: str  # the event's time, truncated to the hour
+    subject: str
+    schema_version: int = Field(validation_alias="schema", serialization_alias="schema")
+
+    def leaf(self) -> bytes:
+        """RFC 8785 canonical JSON of the entry: the exact bytes hashed as its leaf."""
+        return rfc8785.dumps(self.model_dump(mode="json"))
+
+
+class ReportSubmittedEntry(AuditEntryBase):
+    type: Literal[EventType.REPORT_SUBMITTED] = EventType.REPORT_SUBMITTED
+    factory: str
+    categories: list[str]
+    urgent: bool
+    channel: Channel
+    server_encrypted: bool
+    envelopes: list[EnvelopeSummary]  # content, then identity when the worker gave it
+
+
+class CaseTriagedEntry(AuditEntryBase):
+    type: Literal[EventType.CASE_TRIAGED] = EventType.CASE_TRIAGED
+    severity: Severity
+    due: str
+
+
+class CaseEscalatedEntry(AuditEntryBase):
+    type: Literal[EventType.CASE_ESCALATED] = EventType.CASE_ESCALATED
+    severity: Severity
+    due: str
+    reason: str
+
+
+class CaseStatusChangedEntry(AuditEntryBase):
+    type: Literal[EventType.CASE_STATUS_CHANGED] = EventType.CASE_STATUS_CHANGED
+    status: str
+
+
+class MessagePostedEntry(AuditEntryBase):
+    type: Literal[EventType.MESSAGE_POSTED] = EventType.MESSAGE_POSTED
+    author_role: str
+    envelopes: list[EnvelopeSummary]
+
+
+class DigestIssuedEntry(AuditEntryBase):
+    type: Literal[EventType.DIGEST_ISSUED] = EventType.DIGEST_ISSUED
+    buyer: str
+    factory: str
+    envelope_hash: str
+    recipients: list[str]
+
+
+class EnvelopeDisclosedEntry(AuditEntryBase):
+    type: Literal[EventType.ENVELOPE_DISCLOSED] = EventType.ENVELOPE_DISCLOSED
+    principal: DisclosedTo
+    envelope_class: EnvelopeClass = Field(validation_alias="class", serialization_alias="class")
+    envelope_hash: str
+    recipients: list[str]
+
+
+class KeyRegisteredEntry(AuditEntryBase):
+    type: Literal[EventType.KEY_REGISTERED] = EventType.KEY_REGISTERED
+    key_id: str
+    org: str
+    org_kind: OrgKind
+    public_key: str
+
+
+class KeyRevokedEntry(AuditEntryBase):
+    type: Literal[EventType.KEY_REVOKED] = EventType.KEY_REVOKED
+    key_id: str
+    org: str
+    org_kind: OrgKind
+
+
+class RegistryChangedEntry(AuditEntryBase):
+    type: Literal[EventType.REGISTRY_CHANGED] = EventType.REGISTRY_CHANGED
+    change: RegistryChange
+    factory: str | None
+    buyer: str | None
+
+
+AuditEntry = Annotated[
+    ReportSubmittedEntry
+    | CaseTriagedEntry
+    | CaseEscalatedEntry
+    | CaseStatusChangedEntry
+    | MessagePostedEntry
+    | DigestIssuedEntry
+    | EnvelopeDisclosedEntry
+    | KeyRegisteredEntry
+    | KeyRevokedEntry
+    | RegistryChangedEntry,
+    Field(discriminator="type"),
+]
+"""An entry of the log, of whichever event type its `type` names."""
+
+_ENTRY: TypeAdapter[AuditEntry] = TypeAdapter(AuditEntry)
+
+
+class MalformedEntryError(ValueError):
+    """A leaf that is not an audit entry (not JSON, an unknown type, a field missing,
+    extra or of the wrong type)."""
+
+
+def parse_entry(leaf: bytes) -> AuditEntry:
+    """Read a leaf back into its typed entry; raise MalformedEntryError saying what is wrong.
+
+    Only the JSON names are accepted (`class`, `schema`), never the Python field names.
+    """
+    try:
+        return _ENTRY.validate_json(leaf, by_alias=True, by_name=False)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise MalformedEntryError(
+            f"not an audit entry: {where + ': ' if where else ''}{first['msg']}{more}"
+        ) from None

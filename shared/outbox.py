@@ -1,0 +1,227 @@
+"""The outbox: a state change and the events announcing it in ONE single-document write, and
+the relay that publishes them (DESIGN.md, Events and Storage). The whole protocol is here.
+
+A document with an outbox carries:
+- `outbox`: event id -> event, written with `$set: {"outbox.<event id>": event}` in the same
+  write as the state change (never a pushed array: nx-27017 corrupts pushed documents); the
+  map keeps insertion order, which is the order the events are published in;
+- `outbox_pending`: how many entries the relay still has to publish. This counter is the
+  pending marker and it is indexed: nx-27017 refuses `{"outbox": {"$ne": {}}}`, and an
+  indexed `outbox_pending > 0` lets a relay pass over published documents read none;
+- `version`: set to 1 on insert and bumped by every guarded update.
+
+The relay publishes a pending document's entries in order; after Kafka acknowledges an entry,
+ONE update unsets its key and decrements the counter, conditional on the key still being
+there, so two relays racing over one entry decrement once. Delivery is at-least-once: a
+process that dies between publishing and unsetting leaves the entry pending, and the next
+periodic pass (the reconciler, in any replica of the service) publishes it again; consumers
+are idempotent by event id.
+
+Writes go through an `OutboxCollection`, which `outbox_of` hands out only for a collection
+the store's service declared as an outbox collection (`outbox_collection(...)` in its
+`collections.py`), and the service's relay publishes every such collection: an outbox that
+no relay publishes cannot be written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from pymongo import ASCENDING, IndexModel
+from pymongo.asynchronous.collection import AsyncCollection
+
+from .aio import cancel_and_wait
+from .bus import publish
+from .events import Event
+from .store import Collection, Document, Store
+
+log = logging.getLogger("hotline.outbox")
+
+PENDING_FIELD = "outbox_pending"
+PENDING: Mapping[str, Any] = {PENDING_FIELD: {"$gt": 0}}
+PENDING_INDEX = IndexModel([(PENDING_FIELD, ASCENDING)])
+# What a relay pass reads of a pending document: not the state (envelopes can be large).
+RELAY_PROJECTION: Mapping[str, Any] = {"outbox": 1, PENDING_FIELD: 1, "version": 1}
+PROTOCOL_FIELDS = frozenset({"outbox", PENDING_FIELD, "version"})
+
+
+class UndeclaredOutbox(LookupError):
+    """An outbox write into a collection the service did not declare as an outbox
+    collection: its relay would never publish the events."""
+
+
+def outbox_collection(name: str, *indexes: IndexModel) -> Collection:
+    """The declaration of a collection whose documents carry an outbox (with its pending index)."""
+    return Collection(name, (*indexes, PENDING_INDEX), outbox=True)
+
+
+def outbox_of(store: Store, name: str) -> OutboxCollection:
+    """The outbox writer of `name`; raises UndeclaredOutbox unless the store's service
+    declared it as an outbox collection (so that its relay publishes it)."""
+    if name not in store.collections.outbox_names():
+        raise UndeclaredOutbox(
+            f"service {store.collections.service!r} did not declare {name!r} as an outbox "
+            "collection: declare it in the service's collections.py so that its relay publishes it"
+        )
+    return OutboxCollection(store.db[name])
+
+
+def _entries(events: Sequence[Event]) -> dict[str, Any]:
+    return {event.id: event.model_dump() for event in events}
+
+
+class OutboxCollection:
+    """A collection whose documents carry an outbox: the write helpers and the relay pass."""
+
+    def __init__(self, collection: AsyncCollection[Document]) -> None:
+        self.collection = collection
+
+    @property
+    def name(self) -> str:
+        return self.collection.name
+
+    async def insert(self, document: Document, *events: Event) -> Document:
+        """Insert `document` with the events announcing it, in one write; the relay publishes
+        them. Raises DuplicateKeyError as `insert_one` does (nothing is written then)."""
+        _check_state(document)
+        stored = {**document, "version": 1, "outbox": _entries(events), PENDING_FIELD: len(events)}
+        await self.collection.insert_one(stored)
+        return stored
+
+    async def update(
+        self, document_id: Any, version: int, change: Mapping[str, Any], *events: Event
+    ) -> bool:
+        """Apply `change` (an update document) and add `events` in one write, only if the
+        document is still at `version`; bumps the version. False when another writer got
+        there first: re-read the document and decide again."""
+        update: dict[str, dict[str, Any]] = {}
+        for operator, fields in change.items():
+            _check_state(fields)
+            update[operator] = dict(fields)
+        update.setdefault("$set", {}).update(
+            {f"outbox.{event_id}": raw for event_id, raw in _entries(events).items()}
+        )
+        update.setdefault("$inc", {}).update({"version": 1, PENDING_FIELD: len(events)})
+        result = await self.collection.update_one({"_id": document_id, "version": version}, update)
+        return result.modified_count == 1
+
+    async def insert_and_publish(
+        self, document: Document, event: Event, producer: AIOKafkaProducer
+    ) -> Document:
+        """Insert `document` with `event`, publish the event now, then mark it published.
+
+        The entry is held by this call while it publishes (not counted pending, so no relay
+        publishes it as well). If Kafka does not take it, the entry is handed to the relay
+        (counted pending) and the error is raised: the caller must not act as if announced."""
+        _check_state(document)
+        stored = {**document, "version": 1, "outbox": _entries([event]), PENDING_FIELD: 0}
+        await self.collection.insert_one(stored)
+        entry = {"_id": stored["_id"], f"outbox.{event.id}": {"$exists": True}}
+        try:
+            await publish(producer, event)
+        except BaseException:
+            await self.collection.update_one(entry, {"$inc": {PENDING_FIELD: 1}})
+            raise
+        await self.collection.update_one(entry, {"$unset": {f"outbox.{event.id}": ""}})
+        return stored
+
+    async def pending_count(self) -> int:
+        """How many documents have entries the relay has yet to publish."""
+        return await self.collection.count_documents(dict(PENDING))
+
+    async def publish_pending(self, producer: AIOKafkaProducer) -> int:
+        """One relay pass over this collection; return how many events were published."""
+        published = 0
+        async for document in self.collection.find(dict(PENDING), dict(RELAY_PROJECTION)):
+            published += await self._publish_document(document, producer)
+        return published
+
+    async def _publish_document(self, document: Document, producer: AIOKafkaProducer) -> int:
+        outbox: dict[str, Any] = document.get("outbox") or {}
+        if not outbox:
+            # Counted pending with nothing to publish (written before the relay decremented
+            # the counter): reset it, unless a writer has added an entry since it was read.
+            await self.collection.update_one(
+                {
+                    "_id": document["_id"],
+                    "version": document.get("version"),
+                    PENDING_FIELD: document[PENDING_FIELD],
+                },
+                {"$set": {PENDING_FIELD: 0}},
+            )
+            return 0
+        for event_id, raw in outbox.items():  # insertion order = the order they were written
+            await publish(producer, Event.model_validate(raw))
+            await self.collection.update_one(
+                {"_id": document["_id"], f"outbox.{event_id}": {"$exists": True}},
+                {"$unset": {f"outbox.{event_id}": ""}, "$inc": {PENDING_FIELD: -1}},
+            )
+        return len(outbox)
+
+
+def _check_state(fields: Mapping[str, Any]) -> None:
+    """The protocol's own fields are written by this module only."""
+    taken = PROTOCOL_FIELDS.intersection(key.split(".")[0] for key in fields)
+    if taken:
+        raise ValueError(f"fields {sorted(taken)} belong to the outbox protocol")
+
+
+class OutboxRelay:
+    """Publishes the pending outbox entries of one service's outbox collections.
+
+    Wakes on `poke()` (after a local write) and every `interval` seconds otherwise; the
+    periodic pass is the reconciler for entries a process that died left behind.
+    """
+
+    def __init__(
+        self,
+        producer: AIOKafkaProducer,
+        collections: Sequence[OutboxCollection],
+        interval: float = 1.0,
+    ) -> None:
+        self.producer = producer
+        self.collections = list(collections)
+        self.interval = interval
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        await cancel_and_wait(self._task)
+        await self.flush()  # publish what the last requests wrote, if Kafka is there
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.flush()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the relay must outlive a Kafka outage
+                log.warning("outbox relay pass failed", extra={"error_type": type(exc).__name__})
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def flush(self) -> int:
+        """One relay pass: publish every pending entry; return how many were published."""
+        published = 0
+        for collection in self.collections:
+            published += await collection.publish_pending(self.producer)
+        return published
+
+
+def relay_for(store: Store, producer: AIOKafkaProducer, interval: float = 1.0) -> OutboxRelay:
+    """The relay of every outbox collection the store's service declared, and only those."""
+    names = store.collections.outbox_names()
+    return OutboxRelay(producer, [outbox_of(store, name) for name in names], interval)

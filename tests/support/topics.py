@@ -1,0 +1,44 @@
+"""Reading a Kafka topic as any client of the broker can: a plain consumer, no group."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from hotline.cli.engines import kafka
+from hotline.shared.config import Settings
+from hotline.shared.events import EventError, parse_event
+
+
+async def event_ids_on(settings: Settings, topic: str) -> Counter[str]:
+    """How many records of each event id `topic` holds, from its beginning to its end now.
+    Records that are not events (other tests' poison messages) are not counted."""
+    # `earliest`: with the default `latest`, the reset that `assign` starts can land after
+    # `seek_to_beginning` and leave the positions at the end (seen here: nothing read).
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        [count] = [t["partitions"] for t in kafka.declared_topics() if t["name"] == topic]
+        partitions = [TopicPartition(topic, p) for p in range(count)]
+        consumer.assign(partitions)
+        end = await consumer.end_offsets(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        seen: Counter[str] = Counter()
+        while [p for p in partitions if await consumer.position(p) < end[p]]:
+            batches = await consumer.getmany(*partitions, timeout_ms=1000)
+            for records in batches.values():
+                for record in records:
+                    if record.offset >= end[TopicPartition(record.topic, record.partition)]:
+                        continue
+                    try:
+                        seen[parse_event(record.value or b"").id] += 1
+                    except EventError:
+                        continue
+        return seen
+    finally:
+        await consumer.stop()

@@ -1,0 +1,299 @@
+"""The audit entry model (hotline.shared.audit.entry): the leaf bytes of each event type are
+pinned, byte for byte, so existing logs still verify; leaves read back into the same model."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from hotline.audit_log.entries import audit_entry
+from hotline.shared.audit.entry import (
+    KeyRegisteredEntry,
+    MalformedEntryError,
+    ReportSubmittedEntry,
+    parse_entry,
+)
+from hotline.shared.envelope import Envelope, EnvelopeKind, padded_size
+from hotline.shared.events import (
+    CaseEscalated,
+    CaseStatusChanged,
+    CaseTriaged,
+    DigestIssued,
+    EnvelopeDisclosed,
+    Event,
+    EventType,
+    KeyRegistered,
+    KeyRevoked,
+    MessagePosted,
+    Principal,
+    RegistryChanged,
+    ReportSubmitted,
+    new_event,
+)
+from hotline.shared.keys import b64encode, key_id
+
+OPERATOR = key_id(bytes([1]) * 32)
+BUYER = key_id(bytes([2]) * 32)
+
+
+def envelope(kind: EnvelopeKind, to: list[str]) -> Envelope:
+    """A well-formed envelope with fixed bytes (never opened: only its hash is recorded)."""
+    return Envelope.model_validate(
+        {
+            "version": 1,
+            "kind": kind,
+            "case_id": "case-1",
+            "recipients": {k: b64encode(bytes(80)) for k in to},
+            "nonce": b64encode(bytes(24)),
+            "ciphertext": b64encode(bytes(padded_size(1) + 16)),
+        }
+    )
+
+
+def event(subject: str, data: Any) -> Event:
+    """The event of `data`, with a fixed id and time (what a leaf records of them)."""
+    fixed = {"id": "00000000-0000-4000-8000-000000000001", "time": "2026-03-01T10:00:00Z"}
+    return new_event(subject, data).model_copy(update=fixed)
+
+
+EVENTS: dict[str, Event] = {
+    "report": event(
+        "case-1",
+        ReportSubmitted(
+            factory="F-001",
+            categories=["safety", "wages"],
+            urgent=True,
+            language="en",
+            channel="web",
+            server_encrypted=False,
+            content=envelope("content", [BUYER, OPERATOR]),
+            identity=envelope("identity", [OPERATOR]),
+        ),
+    ),
+    "triaged": event(
+        "case-1",
+        CaseTriaged(
+            severity="high", due="2026-03-02T10:00:00Z", categories=["safety"], factory="F-001"
+        ),
+    ),
+    "escalated": event(
+        "case-1",
+        CaseEscalated(severity="critical", reason="no-response", due="2026-03-01T12:00:00Z"),
+    ),
+    "status": event("case-1", CaseStatusChanged(status="closed")),
+    "message": event(
+        "case-1", MessagePosted(author_role="worker", envelope=envelope("content", [OPERATOR]))
+    ),
+    "digest": event(
+        "case-1",
+        DigestIssued(
+            buyer="B-001", factory="F-001", envelope_hash="ab" * 32, recipient_key_ids=[BUYER]
+        ),
+    ),
+    "disclosed": event(
+        "case-1",
+        EnvelopeDisclosed(
+            principal=Principal(role="triage-analyst", org="hotline-operator", subject="u-1"),
+            envelope_class="identity",
+            envelope_hash="cd" * 32,
+            recipient_key_ids=[OPERATOR],
+        ),
+    ),
+    "key_registered": event(
+        OPERATOR,
+        KeyRegistered(
+            key_id=OPERATOR,
+            public_key=b64encode(bytes([1]) * 32),
+            org="hotline-operator",
+            org_kind="operator",
+        ),
+    ),
+    "key_revoked": event(
+        OPERATOR, KeyRevoked(key_id=OPERATOR, org="hotline-operator", org_kind="operator")
+    ),
+    "factory_added": event("F-001", RegistryChanged(change="factory-added", factory="F-001")),
+    "report_without_identity": event(
+        "case-2",
+        ReportSubmitted(
+            factory="F-001",
+            categories=["safety"],
+            urgent=False,
+            language="en",
+            channel="phone",
+            server_encrypted=True,
+            content=envelope("content", [OPERATOR]),
+        ),
+    ),
+    "disclosed_to_no_org": event(
+        "case-2",
+        EnvelopeDisclosed(
+            principal=Principal(role="platform-admin"),
+            envelope_class="content",
+            envelope_hash="ef" * 32,
+            recipient_key_ids=[],
+        ),
+    ),
+    "buyer_added": event("B-001", RegistryChanged(change="buyer-added", buyer="B-001")),
+}
+
+# The leaves the audit log wrote for these events before the typed model (RFC 8785: keys
+# sorted, no spaces; absent optional values as null, where the log has always written them).
+LEAVES: dict[str, bytes] = {
+    "report": (
+        b'{"categories":["safety","wages"],"channel":"web","envelopes":[{"class":"content",'
+        b'"hash":"3b423fac00264fcc5bf928e5d5f5d288ffdd48605e91e9b6d965b7a800f70125",'
+        b'"recipients":["x25519:16158b9e944de5de52fb5ba4217c610a27581b075629735bd810735a103686'
+        b'2c","x25519:d53100a789907980aa234f4927110ce74070303efa131f743a6729a7926e3446"]},'
+        b'{"class":"identity","hash":"98aea18938e4147531a8b73b6785aea1d3e40430995f2c3ddb51a78b'
+        b'bc8a7362","recipients":["x25519:16158b9e944de5de52fb5ba4217c610a27581b075629735bd810'
+        b'735a1036862c"]}],"event_id":"00000000-0000-4000-8000-000000000001",'
+        b'"factory":"F-001","schema":1,"server_encrypted":false,"subject":"case-1",'
+        b'"time":"2026-03-01T10:00:00Z","type":"report.submitted","urgent":true}'
+    ),
+    "triaged": (
+        b'{"due":"2026-03-02T10:00:00Z","event_id":"00000000-0000-4000-8000-000000000001",'
+        b'"schema":1,"severity":"high","subject":"case-1","time":"2026-03-01T10:00:00Z",'
+        b'"type":"case.triaged"}'
+    ),
+    "escalated": (
+        b'{"due":"2026-03-01T12:00:00Z","event_id":"00000000-0000-4000-8000-000000000001",'
+        b'"reason":"no-response","schema":1,"severity":"critical","subject":"case-1",'
+        b'"time":"2026-03-01T10:00:00Z","type":"case.escalated"}'
+    ),
+    "status": (
+        b'{"event_id":"00000000-0000-4000-8000-000000000001","schema":1,"status":"closed",'
+        b'"subject":"case-1","time":"2026-03-01T10:00:00Z","type":"case.status-changed"}'
+    ),
+    "message": (
+        b'{"author_role":"worker","envelopes":[{"class":"message",'
+        b'"hash":"37ddbc5a9819a63206e336f3b13a1476cc32cd97cca8bcfe564e7678741fe39a",'
+        b'"recipients":["x25519:16158b9e944de5de52fb5ba4217c610a27581b075629735bd810735a103686'
+        b'2c"]}],"event_id":"00000000-0000-4000-8000-000000000001","schema":1,'
+        b'"subject":"case-1","time":"2026-03-01T10:00:00Z","type":"message.posted"}'
+    ),
+    "digest": (
+        b'{"buyer":"B-001","envelope_hash":"ababababababababababababababababababababababababab'
+        b'ababababababab","event_id":"00000000-0000-4000-8000-000000000001","factory":"F-001",'
+        b'"recipients":["x25519:d53100a789907980aa234f4927110ce74070303efa131f743a6729a7926e34'
+        b'46"],"schema":1,"subject":"case-1","time":"2026-03-01T10:00:00Z",'
+        b'"type":"digest.issued"}'
+    ),
+    "disclosed": (
+        b'{"class":"identity","envelope_hash":"cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdc'
+        b'dcdcdcdcdcdcdcdcd","event_id":"00000000-0000-4000-8000-000000000001",'
+        b'"principal":{"org":"hotline-operator","role":"triage-analyst"},'
+        b'"recipients":["x25519:16158b9e944de5de52fb5ba4217c610a27581b075629735bd810735a103686'
+        b'2c"],"schema":1,"subject":"case-1","time":"2026-03-01T10:00:00Z",'
+        b'"type":"envelope.disclosed"}'
+    ),
+    "key_registered": (
+        b'{"event_id":"00000000-0000-4000-8000-000000000001",'
+        b'"key_id":"x25519:16158b9e944de5de52fb5ba4217c610a27581b075629735bd810735a1036862c",'
+        b'"org":"hotline-operator","org_kind":"operator",'
+        b'"public_key":"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=","schema":1,'
+        b'"subject":"x25519:16158b9e944de5de52fb5ba4217c610a27581b075629735bd810735a1036862c",'
+        b'"time":"2026-03-01T10:00:00Z","type":"key.registered"}'
+    ),
+    "key_revoked": (
+        b'{"event_id":"00000000-0000-4000-8000-000000000001",'
+        b'"key_id":"x25519:16158b9e944de5de52fb5ba4217c610a27581b075629735bd810735a1036862c",'
+        b'"org":"hotline-operator","org_kind":"operator","schema":1,'
+        b'"subject":"x25519:16158b9e944de5de52fb5ba4217c610a27581b075629735bd810735a1036862c",'
+        b'"time":"2026-03-01T10:00:00Z","type":"key.revoked"}'
+    ),
+    "factory_added": (
+        b'{"buyer":null,"change":"factory-added",'
+        b'"event_id":"00000000-0000-4000-8000-000000000001","factory":"F-001","schema":1,'
+        b'"subject":"F-001","time":"2026-03-01T10:00:00Z","type":"registry.changed"}'
+    ),
+    "report_without_identity": (
+        b'{"categories":["safety"],"channel":"phone","envelopes":[{"class":"content",'
+        b'"hash":"37ddbc5a9819a63206e336f3b13a1476cc32cd97cca8bcfe564e7678741fe39a",'
+        b'"recipients":["x25519:16158b9e944de5de52fb5ba4217c610a27581b075629735bd810735a103686'
+        b'2c"]}],"event_id":"00000000-0000-4000-8000-000000000001","factory":"F-001",'
+        b'"schema":1,"server_encrypted":true,"subject":"case-2","time":"2026-03-01T10:00:00Z",'
+        b'"type":"report.submitted","urgent":false}'
+    ),
+    "disclosed_to_no_org": (
+        b'{"class":"content","envelope_hash":"efefefefefefefefefefefefefefefefefefefefefefefef'
+        b'efefefefefefefef","event_id":"00000000-0000-4000-8000-000000000001",'
+        b'"principal":{"org":null,"role":"platform-admin"},"recipients":[],"schema":1,'
+        b'"subject":"case-2","time":"2026-03-01T10:00:00Z","type":"envelope.disclosed"}'
+    ),
+    "buyer_added": (
+        b'{"buyer":"B-001","change":"buyer-added",'
+        b'"event_id":"00000000-0000-4000-8000-000000000001","factory":null,"schema":1,'
+        b'"subject":"B-001","time":"2026-03-01T10:00:00Z","type":"registry.changed"}'
+    ),
+}
+
+
+def test_every_event_type_is_pinned() -> None:
+    assert {e.type for e in EVENTS.values()} == set(EventType)
+    assert set(LEAVES) == set(EVENTS)
+
+
+@pytest.mark.parametrize("name", list(EVENTS))
+def test_the_leaf_bytes_of_each_entry_are_pinned(name: str) -> None:
+    assert audit_entry(EVENTS[name]).leaf() == LEAVES[name]
+
+
+@pytest.mark.parametrize("name", list(EVENTS))
+def test_a_leaf_reads_back_into_the_entry_it_was_written_from(name: str) -> None:
+    entry = parse_entry(LEAVES[name])
+    assert entry == audit_entry(EVENTS[name])
+    assert entry.leaf() == LEAVES[name]
+
+
+def test_entries_are_typed_per_event_type() -> None:
+    report = parse_entry(LEAVES["report"])
+    assert isinstance(report, ReportSubmittedEntry)
+    assert [e.envelope_class for e in report.envelopes] == ["content", "identity"]
+    assert report.envelopes[1].recipients == [OPERATOR]
+    key = parse_entry(LEAVES["key_registered"])
+    assert isinstance(key, KeyRegisteredEntry) and key.org_kind == "operator"
+
+
+def edited(name: str, **changes: Any) -> bytes:
+    """The pinned leaf of `name` with fields replaced (None: removed), as JSON text."""
+    entry = json.loads(LEAVES[name])
+    for field, value in changes.items():
+        if value is None:
+            del entry[field]
+        else:
+            entry[field] = value
+    return json.dumps(entry).encode()
+
+
+@pytest.mark.parametrize(
+    "leaf,says",
+    [
+        (b"not json", "Invalid JSON"),
+        (b"[1, 2]", "not an audit entry"),
+        (edited("status", type="case.deleted"), "does not match any of the expected tags"),
+        (edited("status", type=None), "Unable to extract tag"),
+        (edited("status", status=None), "case.status-changed.status: Field required"),
+        (edited("status", schema="1"), "case.status-changed.schema: Input should be a valid"),
+        (edited("status", note="hidden"), "case.status-changed.note: Extra inputs"),
+        (edited("report", urgent="true"), "report.submitted.urgent: Input should be a valid"),
+        (edited("key_registered", org_kind="god"), "key.registered.org_kind: Input should be"),
+        (edited("disclosed", principal={"role": "x"}), "principal.org: Field required"),
+    ],
+)
+def test_a_leaf_that_is_not_an_entry_is_refused_saying_where(leaf: bytes, says: str) -> None:
+    with pytest.raises(MalformedEntryError, match="not an audit entry") as refused:
+        parse_entry(leaf)
+    assert says in str(refused.value)
+
+
+def test_only_the_json_names_are_read_not_the_python_ones() -> None:
+    """`class` and `schema` are the names in a leaf; `envelope_class`/`schema_version` (the
+    model's field names) are extra fields there, so no entry has two spellings."""
+    renamed = edited("status", schema=None, schema_version=1)
+    with pytest.raises(MalformedEntryError, match="schema"):
+        parse_entry(renamed)
+    disclosed = edited("disclosed", **{"class": None}, envelope_class="identity")
+    with pytest.raises(MalformedEntryError, match="class"):
+        parse_entry(disclosed)
