@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh
 .venv/bin/ruff check shared services cli deploy tests
-.venv/bin/mypy --strict shared
+scripts/typecheck.sh
 exec .venv/bin/pytest -q "$@"

@@ -213,10 +213,12 @@ async def test_malformed_event_goes_to_dead_letter_and_next_is_processed(
             timeout=60,
             what="the good event",
         )
+        # The poll's poison is parked after the poll's events are applied: read the dead
+        # letter while the consumer still runs (stopping it could cut the send short).
+        found = await find_record(test_settings, DEAD_LETTER_TOPIC, holding(marker, group))
     finally:
         await consumer.stop()
 
-    found = await find_record(test_settings, DEAD_LETTER_TOPIC, holding(marker, group))
     headers = dict(found.headers)
     assert headers["topic"] == TOPIC.encode()
     assert b"not an event" in headers["error"]
@@ -247,11 +249,12 @@ async def test_handler_that_keeps_failing_is_dead_lettered_with_its_error(
         await async_wait_for(
             _returns(lambda: good.id in handled), timeout=60, what="the next event"
         )
+        # Parked after the poll is applied: read it while the consumer still runs.
+        found = await find_record(test_settings, DEAD_LETTER_TOPIC, holding(bad.id.encode(), group))
     finally:
         await consumer.stop()
     assert bad.id not in handled
     assert attempts[bad.id] == 3, "three attempts, then the dead-letter topic"
-    found = await find_record(test_settings, DEAD_LETTER_TOPIC, holding(bad.id.encode(), group))
     assert dict(found.headers)["error"] == b"ValueError: cannot apply this one"
     assert found.timestamp == record_timestamp(bad)
 

@@ -10,6 +10,7 @@ file:// one the test builds; test_wheel prepares Kafka so from an installed whee
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -97,7 +98,21 @@ async def test_every_declared_topic_exists_as_declared(admin: AIOKafkaAdminClien
 
 
 def test_create_topics_is_idempotent(kafka_engine: ManagedProcess, test_settings: Settings) -> None:
-    kafka.create_topics(test_settings)  # every topic exists already: must not raise
+    kafka.create_topics(test_settings)  # every topic exists already (the session made them)
+    kafka.create_topics(test_settings)
+
+    async def partition_counts() -> dict[str, int]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=test_settings.kafka_bootstrap)
+        await admin.start()
+        try:
+            names = [t["name"] for t in kafka.declared_topics()]
+            described = await admin.describe_topics(names)
+            return {d["topic"]: len(d["partitions"]) for d in described}
+        finally:
+            await admin.close()
+
+    declared = {t["name"]: t["partitions"] for t in kafka.declared_topics()}
+    assert asyncio.run(partition_counts()) == declared
 
 
 async def test_idempotent_producer_and_manual_commit_round_trip(

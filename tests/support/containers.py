@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-# The images of docker-compose.yml (tests/test_compose.py keeps the two in step).
+# The images of docker-compose.yml (tests/unit/test_compose.py keeps the two in step).
 KAFKA_IMAGE = "apache/kafka:4.4.0"
 MONGO_IMAGE = "mongo:8.0"
 KEYCLOAK_IMAGE = "quay.io/keycloak/keycloak:26.7.3"
