@@ -5,14 +5,14 @@ Each service that hands out envelopes keeps its disclosures in a collection of i
 so its relay publishes only what it wrote. `disclose` writes the disclosure as one
 document with its `envelope.disclosed` event in the outbox and publishes it synchronously
 (Kafka acknowledges with acks=all) before the caller may return the envelope, then marks
-the entry published so no relay publishes it again. If Kafka cannot take it, the request
-fails with 503 and nothing is handed out; the entry is then left to the relay, so the log may
-show a hand-out that was refused, never miss one that happened.
+the entry published so no relay publishes it again. If Kafka cannot take it,
+`DisclosureNotRecorded` is raised (each service answers it with 503) and nothing is handed
+out; the entry is then left to the relay, so the log may show a hand-out that was refused,
+never miss one that happened.
 """
 
 from __future__ import annotations
 
-from fastapi import HTTPException
 from pymongo import ASCENDING, IndexModel
 
 from .envelope import EnvelopeLike, envelope_hash, envelope_recipients
@@ -20,6 +20,17 @@ from .events import EnvelopeClass, EnvelopeDisclosed, Principal, new_event
 from .outbox import outbox_collection, outbox_of
 from .service import Runtime
 from .store import Collection
+
+
+class DisclosureNotRecorded(RuntimeError):
+    """The audit log could not record a hand-out now: the envelope must not leave."""
+
+    def __init__(self) -> None:
+        super().__init__("the audit log cannot record this disclosure now; try again")
+
+
+# How a service answers it (with `deps.answer_errors`): the caller may try again later.
+DISCLOSURE_ERROR_STATUS: dict[type[Exception], int] = {DisclosureNotRecorded: 503}
 
 
 def _name(service: str) -> str:
@@ -53,6 +64,4 @@ async def disclose(
             {"_id": event.id, "case_id": case_id}, event, runtime.producer
         )
     except Exception:  # noqa: BLE001 - whatever failed, the envelope must not leave
-        raise HTTPException(
-            503, "the audit log cannot record this disclosure now; try again"
-        ) from None
+        raise DisclosureNotRecorded() from None

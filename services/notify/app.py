@@ -6,6 +6,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from hotline.shared.config import Settings
+from hotline.shared.deps import answer_errors
+from hotline.shared.disclosure import DISCLOSURE_ERROR_STATUS
 from hotline.shared.service import Runtime, add_health, service_lifespan
 
 from .collections import COLLECTIONS
@@ -33,5 +35,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.include_router(digests)
+    answer_errors(app, DISCLOSURE_ERROR_STATUS)
     add_health(app)
     return app

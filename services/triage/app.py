@@ -7,6 +7,7 @@ from fastapi import FastAPI
 
 from hotline.shared.config import Settings
 from hotline.shared.deps import answer_errors
+from hotline.shared.disclosure import DISCLOSURE_ERROR_STATUS
 from hotline.shared.service import Runtime, add_health, service_lifespan
 
 from . import admin
@@ -37,6 +38,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(cases)
     for router in admin.ROUTERS:
         app.include_router(router)
-    answer_errors(app, admin.ERROR_STATUS)
+    answer_errors(app, {**admin.ERROR_STATUS, **DISCLOSURE_ERROR_STATUS})
     add_health(app)
     return app
