@@ -45,7 +45,12 @@ from hotline.shared.tlog.tiles import in_tree, parse_path
 
 from . import storage
 from .checkpoints import (
+    BadCosignature,
     CosignatureRefused,
+    NoSuchCheckpoint,
+    NotANote,
+    NotAWitness,
+    OtherCheckpoint,
     Publisher,
     WitnessConfigError,
     add_cosignatures,
@@ -64,6 +69,13 @@ CHECKPOINT_CACHE = "public, max-age=2"  # C2SP: no caching beyond a few seconds
 VKEY_CACHE = "public, max-age=300"
 OCTET_STREAM = "application/octet-stream"
 MAX_COSIGNED_NOTE = 16 * 1024
+COSIGNATURE_REFUSED_STATUS: dict[type[CosignatureRefused], int] = {
+    NotANote: 400,
+    NoSuchCheckpoint: 404,
+    OtherCheckpoint: 409,
+    NotAWitness: 403,
+    BadCosignature: 422,
+}
 
 log = logging.getLogger("hotline.audit_log")
 
@@ -151,7 +163,7 @@ async def cosignature(request: Request, audit: AuditDep) -> CosignatureRecorded:
     except UnicodeDecodeError:
         raise HTTPException(400, "the note is not UTF-8") from None
     except CosignatureRefused as exc:
-        raise HTTPException(exc.status, str(exc)) from None
+        raise HTTPException(COSIGNATURE_REFUSED_STATUS[type(exc)], str(exc)) from None
     return CosignatureRecorded(size=size, witnesses=names)
 
 

@@ -54,11 +54,28 @@ class WitnessConfigError(ValueError):
 
 
 class CosignatureRefused(Exception):
-    """A posted cosignature is refused; `status` is the HTTP status that says why."""
+    """A posted cosignature is refused; the subclass says why (the router maps each to an
+    HTTP status)."""
 
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+
+class NotANote(CosignatureRefused):
+    """The body is not a cosigned checkpoint note."""
+
+
+class NoSuchCheckpoint(CosignatureRefused):
+    """This log published no checkpoint of that size (or origin)."""
+
+
+class OtherCheckpoint(CosignatureRefused):
+    """A checkpoint of that size, but not the one this log published."""
+
+
+class NotAWitness(CosignatureRefused):
+    """A key that is not a witness of this log, or no witness cosignature at all."""
+
+
+class BadCosignature(CosignatureRefused):
+    """A witness's cosignature that does not verify."""
 
 
 def log_signer(settings: Settings) -> Ed25519Signer:
@@ -155,22 +172,20 @@ async def add_cosignatures(
     """Record witness cosignatures on a published checkpoint; return its size and the names.
 
     `body` is the checkpoint note cosigned by one or more witnesses (the log's own
-    signature may be on it too). Raises CosignatureRefused: 400 malformed, 404 no such
-    checkpoint, 409 not the checkpoint published at that size, 403 a key that is not a
-    witness of this log, 422 a cosignature that does not verify.
+    signature may be on it too). Raises a CosignatureRefused: NotANote, NoSuchCheckpoint,
+    OtherCheckpoint (not the checkpoint published at that size), NotAWitness (a key that is
+    not a witness of this log), BadCosignature (a cosignature that does not verify).
     """
     try:
         text, signatures = parse_note(body)
         checkpoint = parse_checkpoint(text)
     except TlogError as exc:
-        raise CosignatureRefused(400, f"not a cosigned checkpoint note: {exc}") from None
+        raise NotANote(f"not a cosigned checkpoint note: {exc}") from None
     stored = await checkpoint_at(store, checkpoint.size)
     if stored is None or checkpoint.origin != log_key.name:
-        raise CosignatureRefused(404, f"this log published no checkpoint of size {checkpoint.size}")
+        raise NoSuchCheckpoint(f"this log published no checkpoint of size {checkpoint.size}")
     if stored.text != text:
-        raise CosignatureRefused(
-            409, f"not the checkpoint this log published at size {stored.size}"
-        )
+        raise OtherCheckpoint(f"not the checkpoint this log published at size {stored.size}")
     cosignatures = _witness_signatures(text, signatures, log_key, witnesses)
     for signature in cosignatures:
         try:
@@ -203,18 +218,17 @@ def _witness_signatures(
         witness = known.get(ident)
         if witness is None:
             listed = ", ".join(w.vkey() for w in witnesses) or "none configured"
-            raise CosignatureRefused(
-                403,
+            raise NotAWitness(
                 f"{signature.name}+{signature.key_id:08x} is not a witness of this log "
                 f"(accepted witness keys: {listed})",
             )
         try:
             witness.verify(text.encode(), signature.signature)
         except InvalidSignatureError as exc:
-            raise CosignatureRefused(422, f"cosignature refused: {exc}") from None
+            raise BadCosignature(f"cosignature refused: {exc}") from None
         accepted.append(signature)
     if not accepted:
-        raise CosignatureRefused(403, "the note carries no cosignature from a witness")
+        raise NotAWitness("the note carries no cosignature from a witness")
     return accepted
 
 

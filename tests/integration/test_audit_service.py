@@ -288,7 +288,7 @@ def assert_refuses(instance: LogInstance, detail: str) -> None:
 
 
 def test_cosignature_round_trip_and_unknown_witnesses_refused(
-    test_settings: Settings, tmp_path: Path
+    mongo_engine: Any, test_settings: Settings, tmp_path: Path
 ) -> None:
     witness_file, stranger_file = tmp_path / "witness.key", tmp_path / "stranger.key"
     witness_vkey = hotline(
