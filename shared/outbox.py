@@ -47,6 +47,7 @@ PENDING_INDEX = IndexModel([(PENDING_FIELD, ASCENDING)])
 # What a relay pass reads of a pending document: not the state (envelopes can be large).
 RELAY_PROJECTION: Mapping[str, Any] = {"outbox": 1, PENDING_FIELD: 1, "version": 1}
 PROTOCOL_FIELDS = frozenset({"outbox", PENDING_FIELD, "version"})
+BATCH = 500  # pending documents a relay pass lists at a time
 
 
 class UndeclaredOutbox(LookupError):
@@ -134,11 +135,20 @@ class OutboxCollection:
         return await self.collection.count_documents(dict(PENDING))
 
     async def publish_pending(self, producer: AIOKafkaProducer) -> int:
-        """One relay pass over this collection; return how many events were published."""
+        """One relay pass over this collection; return how many events were published.
+
+        Pending documents are listed BATCH at a time, each list read in full before any of
+        its documents is published and updated: no cursor stays open on the server while
+        the pass updates the very documents it lists."""
         published = 0
-        async for document in self.collection.find(dict(PENDING), dict(RELAY_PROJECTION)):
-            published += await self._publish_document(document, producer)
-        return published
+        while True:
+            pending = await self.collection.find(dict(PENDING), dict(RELAY_PROJECTION)).to_list(
+                BATCH
+            )
+            for document in pending:
+                published += await self._publish_document(document, producer)
+            if len(pending) < BATCH:
+                return published
 
     async def _publish_document(self, document: Document, producer: AIOKafkaProducer) -> int:
         outbox: dict[str, Any] = document.get("outbox") or {}

@@ -119,10 +119,12 @@ async def test_concurrent_writers_and_two_relays_publish_every_event_once_finish
                 relay.poke()
 
     try:
-        await asyncio.gather(*(writer(n) for n in range(5)))
+        async with asyncio.timeout(120):  # a hang fails here, saying which phase
+            await asyncio.gather(*(writer(n) for n in range(5)))
     finally:
-        for relay in relays:
-            await relay.stop()
+        async with asyncio.timeout(120):
+            for relay in relays:
+                await relay.stop()
     doc = await cases.collection.find_one({"_id": "case"})
     assert doc is not None and won
     assert doc["version"] == 1 + len(won), "each winning write bumped the version once"

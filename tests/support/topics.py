@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -9,6 +10,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from hotline.cli.engines import kafka
 from hotline.shared.config import Settings
 from hotline.shared.events import EventError, parse_event
+
+READ_TIMEOUT = 60.0  # seconds to read a topic to its end; a hang fails here, saying so
 
 
 async def event_ids_on(settings: Settings, topic: str) -> Counter[str]:
@@ -28,17 +31,24 @@ async def event_ids_on(settings: Settings, topic: str) -> Counter[str]:
         consumer.assign(partitions)
         end = await consumer.end_offsets(partitions)
         await consumer.seek_to_beginning(*partitions)
-        seen: Counter[str] = Counter()
-        while [p for p in partitions if await consumer.position(p) < end[p]]:
-            batches = await consumer.getmany(*partitions, timeout_ms=1000)
-            for records in batches.values():
-                for record in records:
-                    if record.offset >= end[TopicPartition(record.topic, record.partition)]:
-                        continue
-                    try:
-                        seen[parse_event(record.value or b"").id] += 1
-                    except EventError:
-                        continue
-        return seen
+        async with asyncio.timeout(READ_TIMEOUT):
+            return await _count_to_end(consumer, partitions, end)
     finally:
         await consumer.stop()
+
+
+async def _count_to_end(
+    consumer: AIOKafkaConsumer, partitions: list[TopicPartition], end: dict[TopicPartition, int]
+) -> Counter[str]:
+    seen: Counter[str] = Counter()
+    while [p for p in partitions if await consumer.position(p) < end[p]]:
+        batches = await consumer.getmany(*partitions, timeout_ms=1000)
+        for records in batches.values():
+            for record in records:
+                if record.offset >= end[TopicPartition(record.topic, record.partition)]:
+                    continue
+                try:
+                    seen[parse_event(record.value or b"").id] += 1
+                except EventError:
+                    continue
+    return seen
