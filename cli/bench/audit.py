@@ -50,6 +50,7 @@ from hotline.shared.events import (
     new_event,
 )
 from hotline.shared.keys import b64encode, generate_keypair, key_id
+from hotline.shared.roles import Role
 from hotline.shared.store import Store
 from hotline.shared.tlog.checkpoint import parse_checkpoint
 from hotline.shared.tlog.errors import TlogError
@@ -184,8 +185,8 @@ class Workload:
             envelope_hash="ab" * 32,
             recipient_key_ids=[self.buyer_id],
         )
-        operator = Principal(role="triage-analyst", org="hotline-operator")
-        buyer = Principal(role="buyer", org="buyer-1")
+        operator = Principal(role=Role.OPERATOR, org="hotline-operator")
+        buyer = Principal(role=Role.BUYER, org="buyer-1")
         return [
             new_event(case_id, report),
             new_event(case_id, triaged),
@@ -209,7 +210,6 @@ class Workload:
 
 async def _open_store(settings: Settings, database: str) -> tuple[Store, Any]:
     store = Store(settings.model_copy(update={"mongo_db": database}))
-    await store.ensure_indexes()
     await audit_storage.ensure_indexes(store)
     return store, Sequencer(store)
 

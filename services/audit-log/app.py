@@ -212,8 +212,7 @@ def create_app(settings: Settings | None = None, *, consume: bool = True) -> Fas
         consumer: ConsumerRunner | None = None
         publisher: Publisher | None = None
         try:
-            await store.ensure_indexes()
-            await storage.ensure_indexes(store)
+            await storage.ensure_indexes(store)  # the audit log's own (storage.INDEXES)
             try:
                 signer = log_signer(settings)
                 witnesses = witness_keys(settings)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -37,6 +36,7 @@ from hotline.shared.auth import (
     require_role,
 )
 from hotline.shared.config import Settings
+from tests.support.realm import admin_headers
 
 AUDIENCE = "hotline-intake"
 
@@ -93,24 +93,6 @@ class RealmKey:
     kid: str
 
 
-def _admin_headers(settings: Settings) -> dict[str, str]:
-    response = httpx.post(
-        f"{settings.keycloak_url}/realms/master/protocol/openid-connect/token",
-        data={
-            "grant_type": "password",
-            "client_id": "admin-cli",
-            "username": os.environ.get(
-                "KC_BOOTSTRAP_ADMIN_USERNAME", keycloak.LOCAL_ADMIN_USERNAME
-            ),
-            "password": os.environ.get(
-                "KC_BOOTSTRAP_ADMIN_PASSWORD", keycloak.LOCAL_ADMIN_PASSWORD
-            ),
-        },
-    )
-    response.raise_for_status()
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-
 @contextlib.contextmanager
 def passive_realm_key(settings: Settings) -> Iterator[RealmKey]:
     """Register a passive RS256 key of the test's own in the realm; Keycloak publishes it."""
@@ -121,7 +103,7 @@ def passive_realm_key(settings: Settings) -> Iterator[RealmKey]:
         serialization.NoEncryption(),
     ).decode()
     admin = f"{settings.keycloak_url}/admin/realms/{settings.keycloak_realm}"
-    headers = _admin_headers(settings)
+    headers = admin_headers(settings)
     realm_id = httpx.get(admin, headers=headers).raise_for_status().json()["id"]
     created = httpx.post(
         f"{admin}/components",
@@ -147,7 +129,7 @@ def passive_realm_key(settings: Settings) -> Iterator[RealmKey]:
         yield RealmKey(private_key, kid)
     finally:
         httpx.delete(
-            f"{admin}/components/{component_id}", headers=_admin_headers(settings)
+            f"{admin}/components/{component_id}", headers=admin_headers(settings)
         ).raise_for_status()
 
 

@@ -16,7 +16,7 @@ from hotline.cli.engines import keycloak
 from hotline.shared.config import Settings
 
 
-def _admin_headers(settings: Settings) -> dict[str, str]:
+def admin_headers(settings: Settings) -> dict[str, str]:
     """A master-realm admin token (the local bootstrap admin)."""
     response = httpx.post(
         f"{settings.keycloak_url}/realms/master/protocol/openid-connect/token",
@@ -41,7 +41,7 @@ def add_user(settings: Settings, role: str, org: str | None = None) -> str:
     its password, as for the demo users."""
     name = f"t-{role}-{uuid.uuid4().hex[:8]}"
     admin = f"{settings.keycloak_url}/admin/realms/{settings.keycloak_realm}"
-    headers = _admin_headers(settings)
+    headers = admin_headers(settings)
     user = {
         "username": name,
         "enabled": True,
