@@ -24,8 +24,9 @@ from hotline.shared.keys import (
     public_key_path,
     write_keypair,
 )
-from hotline.shared.receipt import new_receipt
-from hotline.shared.reports import ReportCreate, routing_metadata
+from hotline.shared.pow import solve
+from hotline.shared.receipt import derive_receipt, new_receipt
+from hotline.shared.reports import ProofOfWork, ReportCreate, routing_metadata
 from hotline.shared.taxonomy import categories as taxonomy_categories
 from hotline.shared.taxonomy import category_codes
 
@@ -270,14 +271,15 @@ def admin_factory() -> None:
 @click.argument("code")
 @click.option("--name", required=True, help="The factory's name.")
 @click.option("--country", required=True, help="ISO 3166 alpha-2 country code, e.g. CN.")
-def admin_factory_add(code: str, name: str, country: str) -> None:
+@click.option("--city", default="", help="The factory's city (workers search by name and city).")
+def admin_factory_add(code: str, name: str, country: str, city: str) -> None:
     """Register factory CODE (e.g. F-001)."""
     s = Settings()
     call(
         "POST",
         f"{s.triage_url}/api/admin/factories",
         auth=bearer_token(s),
-        json_body={"code": code, "name": name, "country": country},
+        json_body={"code": code, "name": name, "country": country, "city": city},
     )
     click.echo(f"factory {code} added")
 
@@ -437,6 +439,8 @@ def submit(
     except CryptoError as exc:
         raise click.ClickException(f"cannot seal the report: {exc}") from None
     receipt = new_receipt()
+    derived = derive_receipt(receipt)  # the receipt itself never leaves this machine
+    issued = call("GET", f"{s.intake_url}/api/challenge")
     try:  # the very model intake validates: a report it would refuse is refused here
         report = ReportCreate(
             case_id=case_id,
@@ -445,9 +449,14 @@ def submit(
             urgent=urgent,
             language=language,
             channel="phone",
-            receipt=receipt,
+            lookup_token=derived.lookup_token.hex(),
+            reply_key=b64encode(derived.reply_public),
             content=content,
             identity=sealed_identity,
+            pow=ProofOfWork(
+                challenge=issued["challenge"],
+                solution=solve(issued["challenge"], issued["difficulty"]),
+            ),
         )
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
@@ -586,6 +595,59 @@ def cases_show(case_id: str, key_file: Path, as_json: bool) -> None:
         return
     for name, value in shown.items():
         click.echo(f"{name:>10}: {value}")
+
+
+@cases.command("attachments")
+@click.argument("case_id")
+@KEY_OPTION
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to write the decrypted files into (created if missing).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the files written as JSON.")
+def cases_attachments(case_id: str, key_file: Path, out_dir: Path, as_json: bool) -> None:
+    """Decrypt one case's photos and voice notes into a folder on this machine (operator key).
+
+    Files are named `<n>.<ext>` by attachment order; the worker's photos were re-encoded
+    without metadata before they were sealed.
+    """
+    s = Settings()
+    key = _private_key(key_file)
+    found = call("GET", f"{s.intake_url}/api/cases/{case_id}/attachments", auth=bearer_token(s))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for number, envelope in enumerate(found["attachments"], start=1):
+        try:
+            plaintext = open_envelope(
+                envelope, private_key=key, case_id=case_id, routing=found["routing"]
+            )
+        except EnvelopeError as exc:
+            raise click.ClickException(f"attachment {number}: cannot open it: {exc}") from None
+        media_type, _, data = plaintext.partition(b"\n")
+        kind = media_type.decode("ascii", "replace")
+        path = out_dir / f"{number}{ATTACHMENT_SUFFIXES.get(kind, '.bin')}"
+        path.write_bytes(data)
+        written.append({"file": str(path), "type": kind, "bytes": len(data)})
+    if as_json:
+        click.echo(json.dumps(written, indent=2))
+        return
+    if not written:
+        click.echo("no attachments")
+    for item in written:
+        click.echo(f"{item['file']}  {item['type']}  {item['bytes']} bytes")
+
+
+ATTACHMENT_SUFFIXES = {
+    "image/jpeg": ".jpg",
+    "audio/webm": ".webm",
+    "audio/ogg": ".ogg",
+    "audio/mp4": ".m4a",
+    "audio/mpeg": ".mp3",
+    "audio/wav": ".wav",
+}
 
 
 cli.add_command(audit)

@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh
+scripts/install-browser.sh  # Debian's Chromium and fonts, for the pages' browser tests
 .venv/bin/ruff check shared services cli deploy tests
 scripts/typecheck.sh
 exec .venv/bin/pytest -q "$@"

@@ -16,7 +16,6 @@ DEFAULT_DATA_DIR = Path.home() / ".local" / "share" / "hotline"
 # The downloaded engine distributions (Kafka's jars, Keycloak): one copy per machine, whatever
 # data directory a system or a test session runs on.
 DEFAULT_ENGINES_DIR = DEFAULT_DATA_DIR / "engines"
-DEV_PLACEHOLDER = "dev-only-change-me"
 
 
 class Settings(BaseSettings):
@@ -53,7 +52,16 @@ class Settings(BaseSettings):
     audit_url: str = ""
 
     # Secrets. Placeholders are refused outside development.
-    receipt_pepper: str = DEV_PLACEHOLDER
+    # HMAC key (hex, 32 bytes) signing intake's proof-of-work challenges; every intake replica
+    # needs the same one. Empty = random per process (development only).
+    challenge_key: str = ""
+    # Proof of work: leading zero bits at a calm rate, and what counts as calm (submissions a
+    # minute across the service); each doubling above it adds a bit (shared/pow.py).
+    pow_difficulty: int = Field(default=16, ge=0, le=28)
+    pow_calm_per_minute: int = Field(default=30, ge=1)
+    # The audit log's verifier key (C2SP vkey) that the worker's page pins to check recipient
+    # keys against the log. Empty = asked of the audit log at first use (development only).
+    audit_vkey: str = ""
     # Ed25519 seed (hex, 32 bytes) of the platform signing key; empty = generated once and kept
     # in the data directory (development only).
     signing_key: str = ""
@@ -77,8 +85,10 @@ class Settings(BaseSettings):
         self.notify_url = self.notify_url or f"http://{h}:{self.notify_port}"
         self.audit_url = self.audit_url or f"http://{h}:{self.audit_port}"
         if self.environment == "production":
-            if self.receipt_pepper == DEV_PLACEHOLDER or len(self.receipt_pepper) < 32:
-                raise ValueError("HOTLINE_RECEIPT_PEPPER must be set to a 32+ character secret")
+            if len(bytes.fromhex(self.challenge_key or "")) != 32:
+                raise ValueError("HOTLINE_CHALLENGE_KEY must be set to 64 hex digits")
+            if not self.audit_vkey:
+                raise ValueError("HOTLINE_AUDIT_VKEY must be set in production")
             if not self.signing_key:
                 raise ValueError("HOTLINE_SIGNING_KEY must be set in production")
         return self

@@ -1,7 +1,9 @@
 """The versioned report envelope (DESIGN.md "Data classes" and "Cryptography").
 
-One envelope carries one data class (``content`` or ``identity``) of one case, for a fixed set
-of recipients. Its JSON shape, version 1 (all binary values standard padded base64)::
+One envelope carries one data class (``content``, ``identity``, or one ``attachment`` of the
+content: a photo or voice note, plaintext = ASCII media type, ``\n``, the file's bytes) of one
+case, for a fixed set of recipients. Its JSON shape, version 1 (all binary values standard
+padded base64)::
 
     {
       "version": 1,
@@ -22,9 +24,11 @@ Construction:
    byte, then zeros) up to the smallest size bucket that holds it plus that one byte. Buckets
    are the powers of two from 1 KiB to 64 KiB (:data:`PADDED_SIZES`), so a ciphertext reveals
    only which of seven buckets the report fell into; plaintexts of at most
-   :data:`MAX_PLAINTEXT_BYTES` (64 KiB - 1) are accepted. Powers of two (rather than Padme)
-   because reports are short text where the waste is a few KiB, and seven buckets leak less
-   than Padme's finer steps; 7816-4 because libsodium.js has the same ``pad``/``unpad``.
+   :data:`MAX_PLAINTEXT_BYTES` (64 KiB - 1) are accepted. Attachments use seven buckets from
+   64 KiB to 4 MiB (:data:`ATTACHMENT_PADDED_SIZES`), at most :data:`MAX_ATTACHMENT_BYTES`.
+   Powers of two (rather than Padme) because reports are short text where the waste is a few
+   KiB, and seven buckets leak less than Padme's finer steps; 7816-4 because libsodium.js has
+   the same ``pad``/``unpad``.
 2. A random 32-byte data key encrypts it with XChaCha20-Poly1305 (IETF) under a random
    24-byte nonce. The associated data is :func:`associated_data`: the RFC 8785 canonical JSON
    of ``{"version", "kind", "case_id", "routing", "recipients": sorted key ids}``. Routing
@@ -74,6 +78,8 @@ from .keys import (
 __all__ = [
     "ENVELOPE_VERSION",
     "Envelope",
+    "ATTACHMENT_PADDED_SIZES",
+    "MAX_ATTACHMENT_BYTES",
     "MAX_CASE_ID_CHARS",
     "MAX_PLAINTEXT_BYTES",
     "MAX_RECIPIENTS",
@@ -95,11 +101,14 @@ __all__ = [
     "validate_envelope_shape",
 ]
 
-EnvelopeKind = Literal["content", "identity"]
+EnvelopeKind = Literal["content", "identity", "attachment"]
 
 ENVELOPE_VERSION: Final = 1
 PADDED_SIZES: Final[tuple[int, ...]] = tuple(1024 << i for i in range(7))  # 1 KiB .. 64 KiB
 MAX_PLAINTEXT_BYTES: Final = PADDED_SIZES[-1] - 1  # padding always adds at least one byte
+# Attachments (photos, voice notes) are larger: 64 KiB .. 4 MiB, seven buckets again.
+ATTACHMENT_PADDED_SIZES: Final[tuple[int, ...]] = tuple((64 * 1024) << i for i in range(7))
+MAX_ATTACHMENT_BYTES: Final = ATTACHMENT_PADDED_SIZES[-1] - 1
 MAX_RECIPIENTS: Final = 64
 MAX_CASE_ID_CHARS: Final = 128
 
@@ -109,7 +118,14 @@ _NONCE_BYTES: Final = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 _TAG_BYTES: Final = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_ABYTES
 _DATA_KEY_BYTES: Final = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_KEYBYTES
 _WRAPPED_KEY_BYTES: Final = _DATA_KEY_BYTES + nacl.bindings.crypto_box_SEALBYTES
-_CIPHERTEXT_SIZES: Final = frozenset(size + _TAG_BYTES for size in PADDED_SIZES)
+
+
+def _buckets(kind: str) -> tuple[int, ...]:
+    return ATTACHMENT_PADDED_SIZES if kind == "attachment" else PADDED_SIZES
+
+
+def _ciphertext_sizes(kind: str) -> frozenset[int]:
+    return frozenset(size + _TAG_BYTES for size in _buckets(kind))
 
 
 class EnvelopeError(CryptoError):
@@ -183,17 +199,19 @@ def _checked_json_of(envelope: EnvelopeLike) -> Mapping[str, Any]:
     return envelope
 
 
-def padded_size(length: int) -> int:
-    """Return the bucket a plaintext of ``length`` bytes is padded to.
+def padded_size(length: int, kind: EnvelopeKind = "content") -> int:
+    """Return the bucket a plaintext of ``length`` bytes of ``kind`` is padded to.
 
-    Requires ``0 <= length <= MAX_PLAINTEXT_BYTES``; raises PlaintextTooLarge above it.
+    Requires ``0 <= length <`` the kind's largest bucket (MAX_PLAINTEXT_BYTES, or
+    MAX_ATTACHMENT_BYTES for attachments); raises PlaintextTooLarge above it.
     """
     if length < 0:
         raise ValueError("length must be >= 0")
-    for size in PADDED_SIZES:
+    buckets = _buckets(kind)
+    for size in buckets:
         if length < size:  # strictly: the 0x80 marker needs one byte
             return size
-    raise PlaintextTooLarge(f"plaintext is {length} bytes; at most {MAX_PLAINTEXT_BYTES}")
+    raise PlaintextTooLarge(f"plaintext is {length} bytes; at most {buckets[-1] - 1}")
 
 
 def _check_kind(kind: object) -> EnvelopeKind:
@@ -201,6 +219,8 @@ def _check_kind(kind: object) -> EnvelopeKind:
         return "content"
     if kind == "identity":
         return "identity"
+    if kind == "attachment":
+        return "attachment"
     raise EnvelopeFormatError(f"kind must be one of {sorted(_KINDS)}")
 
 
@@ -284,7 +304,7 @@ def seal_envelope(
     """
     if not isinstance(plaintext, bytes):
         raise EnvelopeFormatError("plaintext must be bytes")
-    size = padded_size(len(plaintext))
+    size = padded_size(len(plaintext), _check_kind(kind))
     if not isinstance(recipients, Mapping):
         raise EnvelopeFormatError("recipients must map key ids to public keys")
     recipient_ids = list(recipients)
@@ -366,7 +386,7 @@ def validate_envelope_shape(
             raise EnvelopeFormatError(f"wrapped key of {rid} must be {_WRAPPED_KEY_BYTES} bytes")
     if len(_decode(envelope["nonce"], "nonce")) != _NONCE_BYTES:
         raise EnvelopeFormatError(f"nonce must be {_NONCE_BYTES} bytes")
-    if len(_decode(envelope["ciphertext"], "ciphertext")) not in _CIPHERTEXT_SIZES:
+    if len(_decode(envelope["ciphertext"], "ciphertext")) not in _ciphertext_sizes(found_kind):
         raise EnvelopeFormatError("ciphertext length is not a padding bucket plus the tag")
 
 

@@ -20,7 +20,7 @@ from .envelope import Envelope
 TOPIC_PREFIX = "hotline."
 DEAD_LETTER_TOPIC = "hotline.deadletter"
 
-EnvelopeClass = Literal["content", "identity"]
+EnvelopeClass = Literal["content", "identity", "attachment"]
 Severity = Literal["critical", "high", "normal"]
 Channel = Literal["web", "web-nojs", "phone"]
 RegistryChange = Literal["factory-added", "buyer-added", "link-added"]
@@ -59,8 +59,20 @@ class _Data(BaseModel):
     TYPE: ClassVar[EventType]  # the event type this is the data of (schema version 1)
 
 
+class AttachmentRef(BaseModel):
+    """An attachment (photo, voice note) as events carry it: its envelope stays in intake's
+    store, never in Kafka; the hash and recipients are what the audit log records."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    hash: str  # envelope_hash of the attachment envelope
+    size: int  # bytes of its ciphertext (a padding bucket plus the tag)
+    recipients: list[str]  # key ids, sorted
+
+
 class ReportSubmitted(_Data):
-    """A worker's report was accepted by intake: routing metadata and the two envelopes."""
+    """A worker's report was accepted by intake: routing metadata, the two envelopes, and
+    references to the attachments' envelopes."""
 
     TYPE = EventType.REPORT_SUBMITTED
     factory: str
@@ -71,6 +83,7 @@ class ReportSubmitted(_Data):
     server_encrypted: bool
     content: Envelope
     identity: Envelope | None = None
+    attachments: list[AttachmentRef] = []
 
 
 class CaseTriaged(_Data):

@@ -9,21 +9,18 @@ server is asked, so a typo is reported as a typo rather than "no such case".
 :func:`normalise_receipt` accepts any Unicode decimal digits (fullwidth, Bengali, Devanagari,
 Arabic-Indic ...), spaces and dashes, and returns the 40 ASCII digits.
 
-Derivations, each domain-separated so they can never coincide:
-
-- lookup id = hex(HMAC-SHA256(pepper, b"hotline-receipt-lookup-v1\\x00" || digits)): the only
-  thing the server stores to find the case. ``pepper`` is a server secret (at least
-  16 bytes; 32 random bytes recommended).
-- receipt key pair = X25519 ``crypto_box_seed_keypair`` of Argon2id(
-  b"hotline-receipt-key-v1\\x00" || digits, salt, 32 bytes, ops 3, 64 MiB). Operators and
-  buyers seal replies to its public key; only someone holding the receipt can open them. The
-  16-byte salt is stored with the case and handed to the worker's browser, which derives the
-  same pair with libsodium.js. 64 MiB rather than libsodium's "moderate" 256 MiB because the
-  derivation must also run in a cheap phone's browser; the receipt's own 129 bits, not the
-  Argon2 cost, are what resist guessing.
-- :func:`derive_receipt_secrets` computes both and, like SecureDrop's two distinct peppers,
-  refuses a salt contained in the pepper: the salt is public, so equal values would publish
-  the pepper.
+Derivation (the same on the worker's device, in the crypto worker with libsodium.js, and on
+the server for the no-JavaScript path, in memory): ``out`` = Argon2id(password =
+``b"hotline-receipt-v2\x00" || digits``, salt = SHA-256(``b"hotline-receipt-salt-v2"``)[:16],
+64 bytes, ops 3, 64 MiB). ``out[:32]`` is the lookup token, ``out[32:]`` the seed of the
+worker's X25519 reply key pair (``crypto_box_seed_keypair``). Intake stores only
+:func:`lookup_hash` of the token and the reply public key. No server secret enters the
+derivation (DESIGN.md: no pepper), so whoever steals the database must guess receipts: each
+guess costs one Argon2id evaluation at 64 MiB, and there are 10^39 receipts (2^129.6), so the
+expected offline cost is about 2^128 evaluations. The salt is a constant because the receipt
+alone must find the case; its 129 bits, not a per-case salt, are what make precomputation
+useless. 64 MiB rather than libsodium's "moderate" 256 MiB because the derivation runs in a
+cheap phone's browser.
 
 Argon2id holds 64 MiB per call; a module-wide semaphore admits :data:`ARGON2_MAX_CONCURRENT`
 derivations at once (GlobaLeaks bounds its KDF memory the same way). It blocks: call it from
@@ -34,7 +31,6 @@ no error message contains a receipt or any part of one.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 import threading
 import unicodedata
@@ -50,21 +46,17 @@ __all__ = [
     "ARGON2_MAX_CONCURRENT",
     "ARGON2_MEMLIMIT",
     "ARGON2_OPSLIMIT",
-    "MIN_PEPPER_BYTES",
+    "LOOKUP_TOKEN_BYTES",
     "RECEIPT_DIGITS",
-    "SALT_BYTES",
+    "DerivedReceipt",
     "ReceiptChecksumError",
-    "ReceiptConfigError",
     "ReceiptError",
-    "ReceiptSecrets",
     "damm_check_digit",
-    "derive_receipt_secrets",
+    "derive_receipt",
     "format_receipt",
+    "lookup_hash",
     "new_receipt",
-    "new_receipt_salt",
     "normalise_receipt",
-    "receipt_keypair",
-    "receipt_lookup_id",
 ]
 
 RECEIPT_DIGITS: Final = 40
@@ -73,15 +65,16 @@ _GROUP: Final = 4
 # Longest input worth looking at: 40 digits with generous separators.
 _MAX_INPUT_CHARS: Final = 200
 
-MIN_PEPPER_BYTES: Final = 16
-SALT_BYTES: Final = nacl.pwhash.argon2id.SALTBYTES  # 16
 ARGON2_OPSLIMIT: Final = 3
 ARGON2_MEMLIMIT: Final = 64 * 1024 * 1024
 ARGON2_MAX_CONCURRENT: Final = 2
 _argon2_slots = threading.BoundedSemaphore(ARGON2_MAX_CONCURRENT)
 
-_LOOKUP_LABEL: Final = b"hotline-receipt-lookup-v1\x00"
-_KEY_LABEL: Final = b"hotline-receipt-key-v1\x00"
+LOOKUP_TOKEN_BYTES: Final = 32
+_DERIVED_BYTES: Final = 64  # lookup token, then the reply key seed
+_KDF_LABEL: Final = b"hotline-receipt-v2\x00"
+_KDF_SALT: Final = hashlib.sha256(b"hotline-receipt-salt-v2").digest()[:16]
+_LOOKUP_LABEL: Final = b"hotline-lookup-v2\x00"
 
 # Damm's totally anti-symmetric quasigroup of order 10 (H. M. Damm, 2004), as published.
 _DAMM: Final = (
@@ -106,17 +99,14 @@ class ReceiptChecksumError(ReceiptError):
     """The receipt's check digit does not match: a digit was mistyped or two were swapped."""
 
 
-class ReceiptConfigError(CryptoError):
-    """A pepper or salt unfit for deriving receipt secrets (too short, or the two overlap)."""
-
-
 @dataclass(frozen=True)
-class ReceiptSecrets:
-    """What a receipt yields on the server. ``private_key`` is kept out of ``repr``."""
+class DerivedReceipt:
+    """What a receipt yields: the lookup token and the reply key pair (private kept out of
+    ``repr``)."""
 
-    lookup_id: str
-    public_key: bytes
-    private_key: bytes = field(repr=False)
+    lookup_token: bytes
+    reply_public: bytes
+    reply_private: bytes = field(repr=False)
 
 
 def damm_check_digit(digits: str) -> int:
@@ -171,62 +161,31 @@ def format_receipt(receipt: str) -> str:
     return " ".join(digits[i : i + _GROUP] for i in range(0, RECEIPT_DIGITS, _GROUP))
 
 
-def new_receipt_salt() -> bytes:
-    """Return a fresh random salt for :func:`receipt_keypair` (stored with the case)."""
-    return secrets.token_bytes(SALT_BYTES)
+def derive_receipt(receipt: str) -> DerivedReceipt:
+    """Return the lookup token and reply key pair of a receipt (any accepted form).
 
-
-def _check_pepper(pepper: bytes) -> bytes:
-    if not isinstance(pepper, bytes) or len(pepper) < MIN_PEPPER_BYTES:
-        raise ReceiptConfigError(f"the receipt pepper must be at least {MIN_PEPPER_BYTES} bytes")
-    return pepper
-
-
-def _check_salt(salt: bytes) -> bytes:
-    if not isinstance(salt, bytes) or len(salt) != SALT_BYTES:
-        raise ReceiptConfigError(f"the receipt key salt must be {SALT_BYTES} bytes")
-    return salt
-
-
-def receipt_lookup_id(receipt: str, pepper: bytes) -> str:
-    """Return the lookup id (64 hex digits) under which the server files the receipt's case.
-
-    Deterministic for one receipt and pepper; unrelated across peppers. Raises ReceiptError
-    for a malformed receipt and ReceiptConfigError for a pepper under MIN_PEPPER_BYTES.
+    Deterministic; blocks while ARGON2_MAX_CONCURRENT other derivations run. Raises
+    ReceiptError for a malformed receipt.
     """
     digits = normalise_receipt(receipt).encode("ascii")
-    mac = hmac.new(_check_pepper(pepper), _LOOKUP_LABEL + digits, hashlib.sha256)
-    return mac.hexdigest()
-
-
-def receipt_keypair(receipt: str, salt: bytes) -> tuple[bytes, bytes]:
-    """Return the X25519 ``(private_key, public_key)`` derived from a receipt and salt.
-
-    Deterministic for one receipt and 16-byte salt. Blocks while ARGON2_MAX_CONCURRENT other
-    derivations run. Raises ReceiptError (malformed receipt) or ReceiptConfigError (salt).
-    """
-    digits = normalise_receipt(receipt).encode("ascii")
-    _check_salt(salt)
     with _argon2_slots:
-        seed = nacl.pwhash.argon2id.kdf(
-            nacl.public.PrivateKey.SEED_SIZE,
-            _KEY_LABEL + digits,
-            salt,
+        out = nacl.pwhash.argon2id.kdf(
+            _DERIVED_BYTES,
+            _KDF_LABEL + digits,
+            _KDF_SALT,
             opslimit=ARGON2_OPSLIMIT,
             memlimit=ARGON2_MEMLIMIT,
         )
-    private = nacl.public.PrivateKey.from_seed(seed)
-    return bytes(private), bytes(private.public_key)
+    private = nacl.public.PrivateKey.from_seed(out[32:])
+    return DerivedReceipt(
+        lookup_token=out[:32],
+        reply_public=bytes(private.public_key),
+        reply_private=bytes(private),
+    )
 
 
-def derive_receipt_secrets(receipt: str, *, pepper: bytes, salt: bytes) -> ReceiptSecrets:
-    """Return the lookup id and key pair of a receipt, refusing overlapping pepper and salt.
-
-    The salt is handed to the worker's browser and so is public; raises ReceiptConfigError if
-    it occurs inside the (secret) pepper, as SecureDrop refuses equal peppers.
-    """
-    if _check_salt(salt) in _check_pepper(pepper):
-        raise ReceiptConfigError("the receipt key salt must not be (part of) the lookup pepper")
-    lookup_id = receipt_lookup_id(receipt, pepper)
-    private_key, public_key = receipt_keypair(receipt, salt)
-    return ReceiptSecrets(lookup_id=lookup_id, public_key=public_key, private_key=private_key)
+def lookup_hash(lookup_token: bytes) -> str:
+    """Return what the server stores to find a case: hex SHA-256 of the labelled token."""
+    if not isinstance(lookup_token, bytes) or len(lookup_token) != LOOKUP_TOKEN_BYTES:
+        raise ReceiptError(f"a lookup token is {LOOKUP_TOKEN_BYTES} bytes")
+    return hashlib.sha256(_LOOKUP_LABEL + lookup_token).hexdigest()

@@ -68,11 +68,14 @@ def decode_public_key(text: str) -> bytes:
         raise InvalidInput(f"public key: {exc}") from None
 
 
-def check_factory(code: str, name: str, country: str) -> None:
-    """Raise InvalidInput unless these are a factory code, a name and an ISO country code."""
+def check_factory(code: str, name: str, country: str, city: str = "") -> None:
+    """Raise InvalidInput unless these are a factory code, a name, an ISO country code and an
+    (optional, possibly empty) city."""
     _check(FACTORY_CODE, code, "factory code")
     _check(COUNTRY, country, "country (ISO 3166 alpha-2)")
     _check_name(name, "factory")
+    if len(city.strip()) > MAX_NAME:
+        raise InvalidInput(f"city must be at most {MAX_NAME} characters")
 
 
 def check_buyer(buyer_id: str, name: str) -> None:
@@ -91,12 +94,12 @@ def _check_name(name: str, what: str) -> None:
         raise InvalidInput(f"{what} name must be 1 to {MAX_NAME} characters")
 
 
-async def add_factory(store: Store, code: str, name: str, country: str) -> Document:
-    check_factory(code, name, country)
+async def add_factory(store: Store, code: str, name: str, country: str, city: str = "") -> Document:
+    check_factory(code, name, country, city)
     event = new_event(code, RegistryChanged(change="factory-added", factory=code))
     try:
         document = await outbox_of(store, "factories").insert(
-            {"_id": code, "name": name.strip(), "country": country}, event
+            {"_id": code, "name": name.strip(), "country": country, "city": city.strip()}, event
         )
     except DuplicateKeyError:
         raise AlreadyExists(f"factory {code} already exists") from None
@@ -190,3 +193,27 @@ async def recipients_for(store: Store, factory: str) -> Recipients:
         for doc in await buyers_of(store, factory)
     }
     return Recipients(content={**operators, **buyers}, identity=dict(operators))
+
+
+MAX_FACTORY_MATCHES = 20
+
+
+async def search_factories(store: Store, query: str) -> list[dict[str, str]]:
+    """Factories whose code, name or city contains `query` (case-insensitive), at most
+    MAX_FACTORY_MATCHES, by code. A worker who does not know the code searches by name and
+    city. It reads every factory (names are not indexed for substrings on nx-27017): the
+    registry holds the hotline's factories, thousands at most, never cases."""
+    needle = query.strip().casefold()
+    if not needle:
+        return []
+    matches: list[dict[str, str]] = []
+    found = store.db.factories.find({}, {"name": 1, "city": 1, "country": 1}).sort("_id", 1)
+    async for doc in found:
+        city = doc.get("city", "")
+        if any(needle in text.casefold() for text in (doc["_id"], doc["name"], city)):
+            matches.append(
+                {"code": doc["_id"], "name": doc["name"], "city": city, "country": doc["country"]}
+            )
+            if len(matches) == MAX_FACTORY_MATCHES:
+                break
+    return matches

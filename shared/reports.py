@@ -15,10 +15,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .envelope import Envelope
+from .keys import CryptoError, load_public_key
 from .taxonomy import category_codes
 
 LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
+HEX_TOKEN = re.compile(r"^[0-9a-f]{64}$")
 MAX_CATEGORIES = 5
+# Three photos and one voice note; each at most the largest attachment bucket (4 MiB).
+MAX_ATTACHMENTS = 4
 
 
 def routing_metadata(
@@ -33,19 +37,43 @@ def routing_metadata(
     }
 
 
+class KeyProof(BaseModel):
+    index: int
+    entry: str  # base64 of the leaf bytes
+    inclusion: list[str]  # base64 hashes, RFC 9162 inclusion proof
+
+
+class Transparency(BaseModel):
+    checkpoint: str  # the audit log's signed checkpoint note
+    proofs: dict[str, KeyProof]
+
+
 class RecipientKeys(BaseModel):
-    """GET /api/recipients/{factory}: the keys a report there is sealed to, key id -> base64
-    X25519 public key; content to operators and linked buyers, identity to operators only."""
+    """The keys a report at one factory is sealed to (key id -> base64 X25519 public key;
+    content to operators and linked buyers, identity to operators only), with the proof that
+    the audit log holds each key's registration."""
 
     factory: str
     content: dict[str, str]
     identity: dict[str, str]
+    transparency: Transparency
+
+
+class ProofOfWork(BaseModel):
+    """A solved challenge of GET /api/challenge (shared/pow.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    challenge: str = Field(max_length=200)
+    solution: str = Field(max_length=20)
 
 
 class ReportCreate(BaseModel):
-    """POST /api/reports: routing metadata in clear, content and identity as envelopes of
-    this case (each of its own kind). Whether they are sealed to the right keys takes the
-    registry, so intake checks that."""
+    """POST /api/reports: routing metadata in clear, content, identity and attachments as
+    envelopes of this case (each of its own kind), the receipt's lookup token and reply public
+    key (derived on the client from the receipt, which never leaves it), and a solved proof of
+    work. Whether the envelopes are sealed to the right keys takes the registry, so intake
+    checks that."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -55,9 +83,12 @@ class ReportCreate(BaseModel):
     urgent: bool = False
     language: str = "en"
     channel: Literal["web", "phone"] = "web"
-    receipt: str = Field(min_length=16, max_length=128)
+    lookup_token: str  # 64 hex digits (shared/receipt.py); intake stores only its hash
+    reply_key: str  # base64 X25519 public key the worker's replies are sealed to
     content: Envelope
     identity: Envelope | None = None
+    attachments: list[Envelope] = Field(default=[], max_length=MAX_ATTACHMENTS)
+    pow: ProofOfWork | None = None  # required by POST /api/reports; the no-JS path has none
 
     @field_validator("case_id")
     @classmethod
@@ -70,12 +101,28 @@ class ReportCreate(BaseModel):
             raise ValueError("case_id must be a lower-case UUID4")
         return value
 
+    @field_validator("lookup_token")
+    @classmethod
+    def _token_is_hex(cls, value: str) -> str:
+        if not HEX_TOKEN.fullmatch(value):
+            raise ValueError("lookup_token must be 64 lower-case hex digits")
+        return value
+
+    @field_validator("reply_key")
+    @classmethod
+    def _reply_key_is_a_public_key(cls, value: str) -> str:
+        try:
+            load_public_key(value)
+        except CryptoError:
+            raise ValueError("reply_key must be a base64 X25519 public key") from None
+        return value
+
     @field_validator("categories")
     @classmethod
     def _known_categories(cls, value: list[str]) -> list[str]:
         unknown = sorted(set(value) - category_codes())
         if unknown:
-            raise ValueError(f"unknown categories {unknown}; see `hotline categories`")
+            raise ValueError("unknown category; see `hotline categories`")
         if len(set(value)) != len(value):
             raise ValueError("categories must not repeat")
         return value
@@ -89,9 +136,11 @@ class ReportCreate(BaseModel):
 
     @model_validator(mode="after")
     def _envelopes_of_this_case(self) -> ReportCreate:
-        for kind, envelope in (("content", self.content), ("identity", self.identity)):
+        pairs = [("content", self.content), ("identity", self.identity)]
+        pairs += [("attachment", attachment) for attachment in self.attachments]
+        for kind, envelope in pairs:
             if envelope is not None and (envelope.kind, envelope.case_id) != (kind, self.case_id):
-                raise ValueError(f"the {kind} envelope is not the {kind} of case {self.case_id}")
+                raise ValueError(f"the {kind} envelope is not the {kind} of this case")
         return self
 
     def routing(self) -> dict[str, Any]:

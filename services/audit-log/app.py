@@ -13,6 +13,9 @@ Public and read-only (no token, no cookie; what it holds is hashes and metadata 
     POST /cosignature                text/plain body: the checkpoint note cosigned by a
                                      witness (C2SP tlog-cosignature); JSON answer
     GET  /api/entries?case=&start=&limit=   JSON entries, for people reading the log
+    GET  /api/key-proofs?key=<kid>&key=...  JSON: the latest checkpoint and, for each key
+                                     registered in its tree, the registration entry and its
+                                     inclusion proof (what the worker's page checks)
     GET  /healthz
 
 The service runs its own lifespan rather than `service_lifespan`: it has no outbox, no
@@ -38,6 +41,7 @@ from pydantic import BaseModel
 from hotline.shared.bus import ConsumerRunner, make_producer
 from hotline.shared.config import Settings
 from hotline.shared.events import DATA_MODELS, topic_for
+from hotline.shared.keys import KeyFormatError, b64encode, check_key_id
 from hotline.shared.store import Store
 from hotline.shared.tlog.errors import TlogError
 from hotline.shared.tlog.note import CosignatureVerifier, Ed25519Signer
@@ -61,6 +65,7 @@ from .checkpoints import (
 )
 from .consumer import sequencing_consumer
 from .integrity import check_store
+from .key_proofs import key_proofs
 from .sequencer import Sequencer
 
 AUDITED_TOPICS = sorted({topic_for(event_type) for event_type, _ in DATA_MODELS})
@@ -69,6 +74,7 @@ CHECKPOINT_CACHE = "public, max-age=2"  # C2SP: no caching beyond a few seconds
 VKEY_CACHE = "public, max-age=300"
 OCTET_STREAM = "application/octet-stream"
 MAX_COSIGNED_NOTE = 16 * 1024
+MAX_PROVEN_KEYS = 64  # one factory's recipients, with room to spare
 COSIGNATURE_REFUSED_STATUS: dict[type[CosignatureRefused], int] = {
     NotANote: 400,
     NoSuchCheckpoint: 404,
@@ -192,6 +198,54 @@ async def entries(
         LogEntry(index=doc["_id"], leaf_hash=doc["leaf_hash"], entry=json.loads(doc["entry"]))
         async for doc in found
     ]
+
+
+class KeyProofModel(BaseModel):
+    """A key's `key.registered` entry and its RFC 9162 inclusion proof (base64 hashes, lowest
+    level first) in the tree of the response's checkpoint."""
+
+    index: int
+    entry: str  # base64 of the exact leaf bytes
+    inclusion: list[str]
+
+
+class KeyProofs(BaseModel):
+    checkpoint: str  # the signed note, as /checkpoint serves it
+    size: int
+    proofs: dict[str, KeyProofModel]  # by key id; a key not registered in that tree is absent
+
+
+@api.get("/key-proofs", response_model=KeyProofs)
+async def proofs_of_keys(
+    audit: AuditDep, response: Response, key: Annotated[list[str] | None, Query()] = None
+) -> KeyProofs:
+    """Inclusion proofs of the keys' registrations in the latest checkpoint's tree."""
+    # Checked here, not by FastAPI's validation, whose 422 echoes the input.
+    asked = key or []
+    if not 1 <= len(asked) <= MAX_PROVEN_KEYS:
+        raise HTTPException(422, f"ask for 1 to {MAX_PROVEN_KEYS} keys (key=<key id>)")
+    try:
+        key_ids = sorted({check_key_id(kid) for kid in asked})
+    except KeyFormatError:
+        raise HTTPException(422, "a key is not a key id ('x25519:' and 64 hex digits)") from None
+    stored = await latest_checkpoint(audit.store)
+    if stored is None:
+        raise HTTPException(503, "no checkpoint has been published yet")
+    note = await served_note(audit.store, stored)
+    proven = await key_proofs(audit.store, key_ids, stored.size)
+    response.headers["Cache-Control"] = CHECKPOINT_CACHE  # it holds the checkpoint
+    return KeyProofs(
+        checkpoint=note,
+        size=stored.size,
+        proofs={
+            kid: KeyProofModel(
+                index=proof.index,
+                entry=b64encode(proof.leaf),
+                inclusion=[b64encode(h) for h in proof.inclusion],
+            )
+            for kid, proof in proven.items()
+        },
+    )
 
 
 def _refuse_to_start(exc: Exception) -> None:

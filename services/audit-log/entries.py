@@ -73,18 +73,20 @@ def audit_entry(event: Event) -> AuditEntry:
     }
     match data:
         case ReportSubmitted():
+            # The routing metadata (factory, categories, urgency, channel, language) stays
+            # out: it would tell a factory which reports are about it.
             envelopes = [_summary(data.content, "content")]
             if data.identity is not None:
                 envelopes.append(_summary(data.identity, "identity"))
-            return ReportSubmittedEntry(
-                **common,
-                factory=data.factory,
-                categories=data.categories,
-                urgent=data.urgent,
-                channel=data.channel,
-                server_encrypted=data.server_encrypted,
-                envelopes=envelopes,
-            )
+            envelopes += [
+                EnvelopeSummary(
+                    envelope_class="attachment",
+                    hash=attachment.hash,
+                    recipients=sorted(attachment.recipients),
+                )
+                for attachment in data.attachments
+            ]
+            return ReportSubmittedEntry(**common, envelopes=envelopes)
         case EnvelopeDisclosed():
             return EnvelopeDisclosedEntry(
                 **common,

@@ -36,11 +36,14 @@ COSIGNATURES = "audit_cosignatures"
 # unique: sequencing is idempotent by event id. Sorts and ranges use the numeric fields,
 # never an integer `_id`: nx-27017 orders those as text when a query has no filter
 # (`find_one({}, sort=[("_id", -1)])` answered 99 in a log of 403), and a range on `_id`
-# scans the whole collection (0.5 s at 100,000 entries).
+# scans the whole collection (0.5 s at 100,000 entries). A query on `subject` (a case's
+# entries, a key's registration) needs the single-field index: nx-27017 uses neither it nor
+# the compound one without it (checked with `explain` in tests/integration/test_key_proofs.py).
 INDEXES = {
     ENTRIES: [
         IndexModel([("event_id", ASCENDING)], unique=True),
         IndexModel([("index", ASCENDING)], unique=True),
+        IndexModel([("subject", ASCENDING)]),
         IndexModel([("subject", ASCENDING), ("index", ASCENDING)]),
     ],
     CHECKPOINTS: [IndexModel([("size", ASCENDING)], unique=True)],

@@ -7,11 +7,25 @@ from __future__ import annotations
 
 from pymongo import ASCENDING, IndexModel
 
+from hotline.shared.disclosure import disclosures_collection
 from hotline.shared.outbox import outbox_collection
-from hotline.shared.store import Collections
+from hotline.shared.store import Collection, Collections
 
 INTAKE_CASES = outbox_collection(
     "intake_cases", IndexModel([("receipt_lookup", ASCENDING)], unique=True)
 )
+# One document per attachment envelope (_id = its envelope hash), apart from the case:
+# attachments are megabytes, and never travel in Kafka.
+INTAKE_ATTACHMENTS = Collection("intake_attachments", (IndexModel([("case_id", ASCENDING)]),))
+# Spent proof-of-work challenges (_id = nonce), dropped when they expire.
+SPENT_CHALLENGES = Collection(
+    "intake_spent_challenges", (IndexModel([("expires", ASCENDING)], expireAfterSeconds=0),)
+)
 
-COLLECTIONS = Collections("intake", INTAKE_CASES)
+COLLECTIONS = Collections(
+    "intake",
+    INTAKE_CASES,
+    INTAKE_ATTACHMENTS,
+    SPENT_CHALLENGES,
+    disclosures_collection("intake"),
+)

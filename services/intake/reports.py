@@ -1,52 +1,130 @@
-"""The anonymous report API: recipients of a factory, and submission of a sealed report."""
+"""The anonymous report API: factory search, recipients (with their proofs from the audit
+log), proof-of-work challenges, and submission of a report sealed on the client.
+
+Every refusal is `{"detail": sentence, "code": code}` with a fixed code the page translates;
+no answer echoes what was sent (a factory watching the network learns nothing from errors).
+"""
 
 from __future__ import annotations
 
 import base64
+import time
+from typing import Annotated, Any
 
-from fastapi import APIRouter, status
-from pymongo.errors import DuplicateKeyError
+from fastapi import APIRouter, Query, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
-from hotline.shared.config import Settings
 from hotline.shared.deps import RuntimeDep
-from hotline.shared.envelope import Envelope
-from hotline.shared.events import ReportSubmitted, new_event
-from hotline.shared.outbox import outbox_of
-from hotline.shared.receipt import ReceiptError, normalise_receipt, receipt_lookup_id
-from hotline.shared.registry import NoOperatorKey, UnknownFactory, recipients_for
-from hotline.shared.reports import RecipientKeys, ReportAccepted, ReportCreate
+from hotline.shared.pow import new_challenge
+from hotline.shared.registry import (
+    MAX_FACTORY_MATCHES,
+    NoOperatorKey,
+    UnknownFactory,
+    recipients_for,
+    search_factories,
+)
+from hotline.shared.reports import RecipientKeys, ReportAccepted, ReportCreate, Transparency
 
-from .collections import INTAKE_CASES
+from .state import IntakeDep, Refused
+from .submission import accept_report, spend_challenge
 
-recipients = APIRouter(prefix="/api/recipients", tags=["recipients"])
-reports = APIRouter(prefix="/api/reports", tags=["reports"])
+api = APIRouter(prefix="/api", tags=["reports"])
 
+CHALLENGE_MINUTES = 10
 
-class ReportRejected(Exception):
-    """The report does not fit the registry (factory, recipients) or its receipt is malformed."""
-
-
-class CaseExists(Exception):
-    """A case with this id or this receipt was submitted already (nothing was changed)."""
-
-
-# How this service answers each domain error (registered once, in create_app).
-ERROR_STATUS: dict[type[Exception], int] = {
-    UnknownFactory: status.HTTP_404_NOT_FOUND,
-    NoOperatorKey: status.HTTP_409_CONFLICT,
-    ReportRejected: status.HTTP_422_UNPROCESSABLE_CONTENT,
-    CaseExists: status.HTTP_409_CONFLICT,
+# The HTTP status of each refusal code (the codes are the page's contract: the worker reads
+# a translated sentence for each).
+ERROR_STATUS: dict[str, int] = {
+    "unknown-factory": status.HTTP_422_UNPROCESSABLE_CONTENT,
+    "unknown-category": status.HTTP_422_UNPROCESSABLE_CONTENT,
+    "bad-report": status.HTTP_422_UNPROCESSABLE_CONTENT,
+    "text-too-long": status.HTTP_413_CONTENT_TOO_LARGE,
+    "file-too-large": status.HTTP_413_CONTENT_TOO_LARGE,
+    "too-many-files": status.HTTP_422_UNPROCESSABLE_CONTENT,
+    "not-an-image": status.HTTP_422_UNPROCESSABLE_CONTENT,
+    "bad-envelope": status.HTTP_422_UNPROCESSABLE_CONTENT,
+    "wrong-recipients": status.HTTP_422_UNPROCESSABLE_CONTENT,
+    "replayed": status.HTTP_409_CONFLICT,
+    "stale-challenge": status.HTTP_400_BAD_REQUEST,
+    "bad-challenge": status.HTTP_400_BAD_REQUEST,
+    "no-operator-key": status.HTTP_409_CONFLICT,
+    "log-unavailable": status.HTTP_503_SERVICE_UNAVAILABLE,
+    "busy": status.HTTP_503_SERVICE_UNAVAILABLE,
+    "case-exists": status.HTTP_409_CONFLICT,
 }
 
 
-@recipients.get("/{factory}", response_model=RecipientKeys)
-async def recipients_of(factory: str, runtime: RuntimeDep) -> RecipientKeys:
-    """The public keys a report at `factory` must be sealed to (content and identity)."""
-    found = await recipients_for(runtime.store, factory)
+def refusal(code: str, message: str) -> JSONResponse:
+    return JSONResponse({"detail": message, "code": code}, status_code=ERROR_STATUS[code])
+
+
+async def answer_refused(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Refused)
+    return refusal(exc.code, str(exc))
+
+
+async def answer_invalid(_: Request, exc: Exception) -> JSONResponse:
+    """A body that does not validate: say where and what, never the value sent (FastAPI's
+    default answer repeats the input)."""
+    assert isinstance(exc, RequestValidationError)
+    problems = [
+        {"loc": list(error.get("loc", ())), "msg": error.get("msg", "invalid")}
+        for error in exc.errors()
+    ]
+    envelope_shape = any(error.get("type") == "envelope_shape" for error in exc.errors())
+    code = "bad-envelope" if envelope_shape else "bad-report"
+    body = {"detail": problems, "code": code}
+    return JSONResponse(body, status_code=ERROR_STATUS[code])
+
+
+class FactoryMatch(BaseModel):
+    code: str
+    name: str
+    city: str
+    country: str
+
+
+@api.get("/factories", response_model=list[FactoryMatch])
+async def find_factories(
+    runtime: RuntimeDep, q: Annotated[str, Query(min_length=2, max_length=64)]
+) -> list[dict[str, str]]:
+    """Factories whose code, name or city contains `q` (at most 20)."""
+    return (await search_factories(runtime.store, q))[:MAX_FACTORY_MATCHES]
+
+
+class ChallengeIssued(BaseModel):
+    challenge: str
+    difficulty: int
+    expires_in: int
+
+
+@api.get("/challenge", response_model=ChallengeIssued)
+async def challenge(state: IntakeDep) -> ChallengeIssued:
+    """A single-use proof-of-work challenge; its difficulty rises with the submission rate."""
+    difficulty = state.gauge.difficulty()
+    issued = new_challenge(state.challenge_key, difficulty, time.time(), CHALLENGE_MINUTES)
+    return ChallengeIssued(
+        challenge=issued, difficulty=difficulty, expires_in=CHALLENGE_MINUTES * 60
+    )
+
+
+@api.get("/recipients/{factory}", response_model=RecipientKeys)
+async def recipients_of(factory: str, runtime: RuntimeDep, state: IntakeDep) -> RecipientKeys:
+    """The public keys a report at `factory` must be sealed to, and their key proofs."""
+    try:
+        found = await recipients_for(runtime.store, factory)
+    except UnknownFactory:
+        raise Refused("unknown-factory", "no factory has this code") from None
+    except NoOperatorKey:
+        raise Refused("no-operator-key", "the hotline cannot receive reports yet") from None
+    proofs: dict[str, Any] = await state.key_proofs(sorted({*found.content, *found.identity}))
     return RecipientKeys(
         factory=factory,
         content=_encode_keys(found.content),
         identity=_encode_keys(found.identity),
+        transparency=Transparency.model_validate(proofs),
     )
 
 
@@ -54,62 +132,14 @@ def _encode_keys(keys: dict[str, bytes]) -> dict[str, str]:
     return {kid: base64.b64encode(pub).decode() for kid, pub in keys.items()}
 
 
-@reports.post("", status_code=status.HTTP_201_CREATED, response_model=ReportAccepted)
-async def submit_report(report: ReportCreate, runtime: RuntimeDep) -> ReportAccepted:
-    """Accept a report sealed on the client: the recipients must be exactly the expected keys.
-    The envelopes' shape, kind and case were checked with the body (`ReportCreate`)."""
-    try:
-        expected = await recipients_for(runtime.store, report.factory)
-    except UnknownFactory as exc:
-        raise ReportRejected(str(exc)) from None  # a field of the body, not a missing resource
-    _check_recipients(report.content, set(expected.content))
-    if report.identity is not None:
-        _check_recipients(report.identity, set(expected.identity))
-    try:
-        lookup = receipt_lookup_id(normalise_receipt(report.receipt), _pepper(runtime.settings))
-    except ReceiptError as exc:
-        raise ReportRejected(f"receipt: {exc}") from None
-
-    event = new_event(
-        report.case_id,
-        ReportSubmitted(
-            factory=report.factory,
-            categories=report.categories,
-            urgent=report.urgent,
-            language=report.language,
-            channel=report.channel,
-            server_encrypted=False,
-            content=report.content,
-            identity=report.identity,
-        ),
-    )
-    document = {
-        "_id": report.case_id,
-        **report.routing(),
-        "channel": report.channel,
-        "server_encrypted": False,
-        "receipt_lookup": lookup,
-        "content": report.content.model_dump(),
-        "identity": report.identity.model_dump() if report.identity else None,
-        "status": "received",
-    }
-    try:
-        await outbox_of(runtime.store, INTAKE_CASES.name).insert(document, event)
-    except DuplicateKeyError:
-        raise CaseExists("a case with this id or receipt already exists") from None
-    runtime.relay.poke()
+@api.post("/reports", status_code=status.HTTP_201_CREATED, response_model=ReportAccepted)
+async def submit_report(
+    report: ReportCreate, runtime: RuntimeDep, state: IntakeDep
+) -> ReportAccepted:
+    """Accept a report sealed on the client: the recipients must be exactly the expected keys,
+    and the proof of work solved and unspent. The envelopes' shape, kind and case were
+    checked with the body (`ReportCreate`)."""
+    await spend_challenge(runtime, state, report.pow)
+    await accept_report(runtime, report, server_encrypted=False)
+    state.gauge.accepted()
     return ReportAccepted(case_id=report.case_id)
-
-
-def _check_recipients(envelope: Envelope, expected: set[str]) -> None:
-    got = set(envelope.recipients)
-    if got != expected:
-        missing, extra = sorted(expected - got), sorted(got - expected)
-        raise ReportRejected(
-            f"{envelope.kind} envelope recipients differ from the registry: "
-            f"missing {missing}, unexpected {extra}"
-        )
-
-
-def _pepper(settings: Settings) -> bytes:
-    return settings.receipt_pepper.encode()

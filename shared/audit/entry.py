@@ -17,7 +17,6 @@ import rfc8785
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from hotline.shared.events import (
-    Channel,
     EnvelopeClass,
     EventType,
     OrgKind,
@@ -70,13 +69,12 @@ class AuditEntryBase(_Model):
 
 
 class ReportSubmittedEntry(AuditEntryBase):
+    """A report: its envelopes only. No factory, category, urgency, channel or language: the
+    public log must tell a factory nothing that narrows down a worker, and the policy needs
+    only classes and recipients (docs/audit-entries.md)."""
+
     type: Literal[EventType.REPORT_SUBMITTED] = EventType.REPORT_SUBMITTED
-    factory: str
-    categories: list[str]
-    urgent: bool
-    channel: Channel
-    server_encrypted: bool
-    envelopes: list[EnvelopeSummary]  # content, then identity when the worker gave it
+    envelopes: list[EnvelopeSummary]  # content, identity when the worker gave it, attachments
 
 
 class CaseTriagedEntry(AuditEntryBase):

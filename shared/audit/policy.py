@@ -4,6 +4,9 @@
 2. identity is never disclosed to a factory manager or a factory's org;
 3. no key registered for a factory ever receives identity.
 
+Only identity is held to them: content, messages and attachments (photos, voice notes are
+content) may be sealed to any key.
+
 Each leaf is read as its typed `AuditEntry`; a leaf that is not one is a violation
 (Rule.ENTRY): the log must not hide facts in malformed entries.
 """

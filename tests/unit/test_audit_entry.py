@@ -17,6 +17,7 @@ from hotline.shared.audit.entry import (
 )
 from hotline.shared.envelope import Envelope, EnvelopeKind, padded_size
 from hotline.shared.events import (
+    AttachmentRef,
     CaseEscalated,
     CaseStatusChanged,
     CaseTriaged,
@@ -70,6 +71,10 @@ EVENTS: dict[str, Event] = {
             server_encrypted=False,
             content=envelope("content", [BUYER, OPERATOR]),
             identity=envelope("identity", [OPERATOR]),
+            attachments=[
+                AttachmentRef(hash="a1" * 32, size=65_552, recipients=[OPERATOR, BUYER]),
+                AttachmentRef(hash="a2" * 32, size=131_088, recipients=[OPERATOR]),
+            ],
         ),
     ),
     "triaged": event(
@@ -140,17 +145,23 @@ EVENTS: dict[str, Event] = {
 
 # The leaves the audit log wrote for these events before the typed model (RFC 8785: keys
 # sorted, no spaces; absent optional values as null, where the log has always written them).
+# Report leaves since issue 16: envelopes only, no routing metadata (docs/audit-entries.md).
 LEAVES: dict[str, bytes] = {
     "report": (
-        b'{"categories":["safety","wages"],"channel":"web","envelopes":[{"class":"content",'
+        b'{"envelopes":[{"class":"content",'
         b'"hash":"3b423fac00264fcc5bf928e5d5f5d288ffdd48605e91e9b6d965b7a800f70125",'
         b'"recipients":["x25519:16158b9e944de5de52fb5ba4217c610a27581b075629735bd810735a103686'
         b'2c","x25519:d53100a789907980aa234f4927110ce74070303efa131f743a6729a7926e3446"]},'
         b'{"class":"identity","hash":"98aea18938e4147531a8b73b6785aea1d3e40430995f2c3ddb51a78b'
         b'bc8a7362","recipients":["x25519:16158b9e944de5de52fb5ba4217c610a27581b075629735bd810'
-        b'735a1036862c"]}],"event_id":"00000000-0000-4000-8000-000000000001",'
-        b'"factory":"F-001","schema":1,"server_encrypted":false,"subject":"case-1",'
-        b'"time":"2026-03-01T10:00:00Z","type":"report.submitted","urgent":true}'
+        b'735a1036862c"]},{"class":"attachment","hash":"a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1'
+        b'a1a1a1a1a1a1a1a1a1a1a1a1a1","recipients":["x25519:16158b9e944de5de52fb5ba4217c610a27'
+        b'581b075629735bd810735a1036862c","x25519:d53100a789907980aa234f4927110ce74070303efa13'
+        b'1f743a6729a7926e3446"]},{"class":"attachment","hash":"a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2'
+        b'a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2","recipients":["x25519:16158b9e944de5de52fb5ba421'
+        b'7c610a27581b075629735bd810735a1036862c"]}],'
+        b'"event_id":"00000000-0000-4000-8000-000000000001","schema":1,"subject":"case-1",'
+        b'"time":"2026-03-01T10:00:00Z","type":"report.submitted"}'
     ),
     "triaged": (
         b'{"due":"2026-03-02T10:00:00Z","event_id":"00000000-0000-4000-8000-000000000001",'
@@ -209,12 +220,11 @@ LEAVES: dict[str, bytes] = {
         b'"subject":"F-001","time":"2026-03-01T10:00:00Z","type":"registry.changed"}'
     ),
     "report_without_identity": (
-        b'{"categories":["safety"],"channel":"phone","envelopes":[{"class":"content",'
+        b'{"envelopes":[{"class":"content",'
         b'"hash":"37ddbc5a9819a63206e336f3b13a1476cc32cd97cca8bcfe564e7678741fe39a",'
         b'"recipients":["x25519:16158b9e944de5de52fb5ba4217c610a27581b075629735bd810735a103686'
-        b'2c"]}],"event_id":"00000000-0000-4000-8000-000000000001","factory":"F-001",'
-        b'"schema":1,"server_encrypted":true,"subject":"case-2","time":"2026-03-01T10:00:00Z",'
-        b'"type":"report.submitted","urgent":false}'
+        b'2c"]}],"event_id":"00000000-0000-4000-8000-000000000001","schema":1,'
+        b'"subject":"case-2","time":"2026-03-01T10:00:00Z","type":"report.submitted"}'
     ),
     "disclosed_to_no_org": (
         b'{"class":"content","envelope_hash":"efefefefefefefefefefefefefefefefefefefefefefefef'
@@ -250,8 +260,10 @@ def test_a_leaf_reads_back_into_the_entry_it_was_written_from(name: str) -> None
 def test_entries_are_typed_per_event_type() -> None:
     report = parse_entry(LEAVES["report"])
     assert isinstance(report, ReportSubmittedEntry)
-    assert [e.envelope_class for e in report.envelopes] == ["content", "identity"]
+    classes = [e.envelope_class for e in report.envelopes]
+    assert classes == ["content", "identity", "attachment", "attachment"]
     assert report.envelopes[1].recipients == [OPERATOR]
+    assert report.envelopes[2].recipients == sorted([OPERATOR, BUYER])
     key = parse_entry(LEAVES["key_registered"])
     assert isinstance(key, KeyRegisteredEntry) and key.org_kind == "operator"
 
@@ -277,7 +289,8 @@ def edited(name: str, **changes: Any) -> bytes:
         (edited("status", status=None), "case.status-changed.status: Field required"),
         (edited("status", schema="1"), "case.status-changed.schema: Input should be a valid"),
         (edited("status", note="hidden"), "case.status-changed.note: Extra inputs"),
-        (edited("report", urgent="true"), "report.submitted.urgent: Input should be a valid"),
+        (edited("report", factory="F-001"), "report.submitted.factory: Extra inputs"),
+        (edited("report", urgent=True), "report.submitted.urgent: Extra inputs"),
         (edited("key_registered", org_kind="god"), "key.registered.org_kind: Input should be"),
         (edited("disclosed", principal={"role": "x"}), "principal.org: Field required"),
     ],

@@ -55,11 +55,6 @@ def report(case: str, identity_to: Sequence[str]) -> ReportSubmittedEntry:
     return ReportSubmittedEntry(
         event_id=f"report-{case}",
         subject=case,
-        factory="F-1",
-        categories=["safety"],
-        urgent=False,
-        channel="web",
-        server_encrypted=False,
         envelopes=envelopes,
         **COMMON,
     )
@@ -191,6 +186,17 @@ def test_a_factory_key_makes_its_org_a_factory() -> None:
         "entry 3)"
     ]
     assert (policy.counts.factories, policy.counts.factory_keys) == (2, 1)
+
+
+def test_an_attachment_is_content_not_identity() -> None:
+    """A photo or voice note goes where the content goes (buyers, even a factory's key):
+    none of the identity rules hold it."""
+    with_photo = report("case-1", [OPERATOR])
+    photo = EnvelopeSummary(envelope_class="attachment", hash="a1", recipients=[BUYER, FACTORY_KEY])
+    with_photo = with_photo.model_copy(update={"envelopes": [*with_photo.envelopes, photo]})
+    policy, found = violations([*PROLOGUE, key(FACTORY_KEY, "F-9", "factory"), with_photo])
+    assert found == []
+    assert (policy.counts.identity_envelopes, policy.counts.identity_recipients) == (1, 1)
 
 
 def test_malformed_leaves_are_violations_and_the_rest_is_still_read() -> None:

@@ -53,18 +53,22 @@ def test_every_hotline_variable_is_a_setting(compose: dict[str, Any]) -> None:
 def test_secrets_are_required_not_defaulted(compose: dict[str, Any]) -> None:
     env = compose["services"]["intake"]["environment"]
     assert env["HOTLINE_ENVIRONMENT"] == "production"
-    for secret in ("HOTLINE_RECEIPT_PEPPER", "HOTLINE_SIGNING_KEY"):
+    for secret in ("HOTLINE_CHALLENGE_KEY", "HOTLINE_SIGNING_KEY", "HOTLINE_AUDIT_VKEY"):
         assert re.fullmatch(r"\$\{" + secret + r":\?[^}]+\}", env[secret]), secret
     admin_password = compose["services"]["keycloak"]["environment"]["KC_BOOTSTRAP_ADMIN_PASSWORD"]
     assert admin_password.startswith("${KEYCLOAK_ADMIN_PASSWORD:?")
 
 
 def test_production_settings_refuse_placeholder_secrets() -> None:
-    with pytest.raises(ValueError, match="RECEIPT_PEPPER"):
+    with pytest.raises(ValueError, match="CHALLENGE_KEY"):
         Settings(_env_file=None, environment="production")  # type: ignore[call-arg]
     Settings(
-        _env_file=None, environment="production", receipt_pepper="x" * 32, signing_key="ab" * 32
-    )  # type: ignore[call-arg]
+        _env_file=None,  # type: ignore[call-arg]
+        environment="production",
+        challenge_key="cd" * 32,
+        signing_key="ab" * 32,
+        audit_vkey="hotline.local/audit-log+01234567+AQ==",
+    )
 
 
 def test_engine_versions_match_the_local_pins(compose: dict[str, Any]) -> None:

@@ -333,7 +333,7 @@ def test_seal_refuses_key_id_mismatch(operator: Party, buyer: Party) -> None:
         {"recipients": {}},
         {"recipients": {"x25519:" + "0" * 64: bytes(32)}},  # low-order point
         {"recipients": {"operator": b"k" * 32}},
-        {"kind": "attachment"},
+        {"kind": "photo"},
         {"case_id": ""},
         {"case_id": "c" * 129},
         {"case_id": "case\n1"},
@@ -492,6 +492,7 @@ def test_events_carry_the_same_json_as_before_typing(
         "server_encrypted": False,
         "content": sealed.model_dump(),
         "identity": identity.model_dump(),
+        "attachments": [],
     }
     assert typed.data == as_before
     untyped = Event(id=typed.id, type=typed.type, time=typed.time, subject=CASE, data=as_before)
@@ -528,7 +529,8 @@ def report_body(**change: Any) -> dict[str, Any]:
     body = {
         **routing,
         "case_id": case_id,
-        "receipt": "1234-5678-9012-3456",
+        "lookup_token": "ab" * 32,
+        "reply_key": b64encode(operator.public),
         "content": sealed_as("content"),
         "identity": sealed_as("identity"),
     }
@@ -548,11 +550,11 @@ def test_report_create_takes_the_envelopes_as_models() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"content": lambda sealed_as, _: sealed_as("identity")}, "not the content of case"),
-        ({"identity": lambda sealed_as, _: sealed_as("content")}, "not the identity of case"),
+        ({"content": lambda sealed_as, _: sealed_as("identity")}, "not the content of this case"),
+        ({"identity": lambda sealed_as, _: sealed_as("content")}, "not the identity of this case"),
         (
             {"content": lambda sealed_as, _: sealed_as("content", str(uuid.uuid4()))},
-            "not the content of case",
+            "not the content of this case",
         ),
         ({"content": {"version": 1}}, "envelope fields: missing"),
         ({"identity": "ciphertext"}, "an envelope is a JSON object"),
@@ -650,3 +652,19 @@ def test_errors_share_one_base() -> None:
         assert issubclass(error, EnvelopeError)
     assert issubclass(PlaintextTooLarge, EnvelopeError)
     assert issubclass(EnvelopeError, CryptoError)
+
+
+def test_an_attachment_is_padded_to_its_own_larger_buckets(operator: Party) -> None:
+    """A photo of 100 KB lands in the 128 KiB bucket; a content envelope could not hold it."""
+    photo = b"image/jpeg\n" + bytes(100_000)
+    envelope = seal_envelope(
+        photo, case_id=CASE, kind="attachment", routing={}, recipients={operator.id: operator.public}
+    )
+    assert len(b64decode_strict(envelope.ciphertext)) == 128 * 1024 + 16
+    assert open_envelope(envelope, private_key=operator.private, case_id=CASE, routing={}) == photo
+    with pytest.raises(PlaintextTooLarge):
+        seal_envelope(
+            photo, case_id=CASE, kind="content", routing={}, recipients={operator.id: operator.public}
+        )
+    with pytest.raises(PlaintextTooLarge):
+        padded_size(4 * 1024 * 1024, "attachment")

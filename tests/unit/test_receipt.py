@@ -17,29 +17,26 @@ from hotline.shared.keys import CryptoError, b64encode, key_id, public_key_of
 from hotline.shared.receipt import (
     ARGON2_MAX_CONCURRENT,
     RECEIPT_DIGITS,
+    DerivedReceipt,
     ReceiptChecksumError,
-    ReceiptConfigError,
     ReceiptError,
-    ReceiptSecrets,
     damm_check_digit,
-    derive_receipt_secrets,
+    derive_receipt,
     format_receipt,
+    lookup_hash,
     new_receipt,
-    new_receipt_salt,
     normalise_receipt,
-    receipt_keypair,
-    receipt_lookup_id,
 )
 from tests.support.waiting import wait_for
 
 # Vector: 39 chosen digits and their Damm check digit (5).
 RECEIPT = "4821 0937 5560 1234 9876 5432 1012 3456 7890 1235"
 DIGITS = RECEIPT.replace(" ", "")
-PEPPER = b"p" * 32
-OTHER_PEPPER = b"q" * 32
-SALT = bytes(16)
-LOOKUP_ID = "823b2a3ffd44d71168e2bb877f824dd9ce73544b91bc156ac2c21195613f5536"
-RECEIPT_PUBLIC_B64 = "0w+9pQYLHhMhThh4WoTEaitxxsguF+Um+UzlkvMRuzg="
+# Expected values of the derivation (Argon2id ops 3, 64 MiB; see shared/receipt.py), which
+# the browser's crypto worker must reproduce (tests/vectors/crypto).
+LOOKUP_TOKEN = "f891b7f0ba3d8dc111e839efc0833d9f9fdb3710239a3fe3dda7b48def6839b7"
+LOOKUP_HASH = "25c3e2e2a04905354dc043672c77e36189b3bcb2ee1e4950c8b95491f5984a60"
+RECEIPT_PUBLIC_B64 = "AIuxqyIXieFyxiQywne9awu3LioD3GvAzzVrD7+eqAk="
 DISPLAY = re.compile(r"\d{4}( \d{4}){9}")
 
 
@@ -150,61 +147,47 @@ def test_errors_never_echo_the_receipt() -> None:
         assert not any(DIGITS[i : i + 4] in message for i in range(0, RECEIPT_DIGITS, 4))
 
 
-# --- lookup id ------------------------------------------------------------------------------
+# --- derivation: lookup token and reply key pair ------------------------------------------
 
 
-def test_lookup_id_vector_and_determinism() -> None:
-    assert receipt_lookup_id(RECEIPT, PEPPER) == LOOKUP_ID
-    assert receipt_lookup_id(DIGITS, PEPPER) == LOOKUP_ID  # any accepted form
-    assert re.fullmatch(r"[0-9a-f]{64}", LOOKUP_ID)
+def test_derivation_vector_and_determinism() -> None:
+    derived = derive_receipt(RECEIPT)
+    assert derived.lookup_token.hex() == LOOKUP_TOKEN
+    assert b64encode(derived.reply_public) == RECEIPT_PUBLIC_B64
+    assert public_key_of(derived.reply_private) == derived.reply_public
+    assert derive_receipt(DIGITS) == derived  # any accepted form
+    assert lookup_hash(derived.lookup_token) == LOOKUP_HASH
 
 
-def test_lookup_id_depends_on_pepper_and_receipt() -> None:
-    assert receipt_lookup_id(RECEIPT, OTHER_PEPPER) != LOOKUP_ID
-    assert receipt_lookup_id(new_receipt(), PEPPER) != LOOKUP_ID
+def test_another_receipt_derives_other_values() -> None:
+    other = derive_receipt(new_receipt())
+    assert other.lookup_token.hex() != LOOKUP_TOKEN
+    assert b64encode(other.reply_public) != RECEIPT_PUBLIC_B64
 
 
-def test_lookup_id_never_contains_the_receipt() -> None:
-    assert DIGITS not in receipt_lookup_id(RECEIPT, PEPPER)
+def test_what_the_server_stores_never_contains_the_receipt_or_the_token() -> None:
+    stored = lookup_hash(bytes.fromhex(LOOKUP_TOKEN))
+    assert DIGITS not in stored and LOOKUP_TOKEN not in stored
 
 
-@pytest.mark.parametrize("pepper", [b"", b"short", b"x" * 15, "p" * 32])
-def test_lookup_id_refuses_weak_pepper(pepper: Any) -> None:
-    with pytest.raises(ReceiptConfigError):
-        receipt_lookup_id(RECEIPT, pepper)
-
-
-def test_lookup_id_refuses_malformed_receipt() -> None:
+def test_derivation_refuses_a_malformed_receipt_and_lookup_hash_a_bad_token() -> None:
     with pytest.raises(ReceiptError):
-        receipt_lookup_id(DIGITS[:-1], PEPPER)
+        derive_receipt(DIGITS[:-1])
+    for token in (b"", bytes(31), "ab" * 32):
+        with pytest.raises(ReceiptError):
+            lookup_hash(token)  # type: ignore[arg-type]
 
 
-# --- key pair -------------------------------------------------------------------------------
+def test_derived_private_key_is_kept_out_of_repr() -> None:
+    derived = derive_receipt(RECEIPT)
+    assert isinstance(derived, DerivedReceipt)
+    assert "reply_private" not in repr(derived)
+    assert repr(derived.reply_private) not in repr(derived)
 
 
-def test_keypair_vector_and_determinism() -> None:
-    private, public = receipt_keypair(RECEIPT, SALT)
-    assert b64encode(public) == RECEIPT_PUBLIC_B64
-    assert public_key_of(private) == public
-    assert receipt_keypair(DIGITS, SALT) == (private, public)
-
-
-def test_keypair_depends_on_salt_and_receipt() -> None:
-    _, public = receipt_keypair(RECEIPT, SALT)
-    assert receipt_keypair(RECEIPT, new_receipt_salt())[1] != public
-    assert receipt_keypair(new_receipt(), SALT)[1] != public
-
-
-@pytest.mark.parametrize("salt", [b"", bytes(15), bytes(17), "s" * 16])
-def test_keypair_refuses_bad_salt(salt: Any) -> None:
-    with pytest.raises(ReceiptConfigError):
-        receipt_keypair(RECEIPT, salt)
-
-
-def test_replies_sealed_to_the_receipt_key_open_with_the_receipt() -> None:
-    salt = new_receipt_salt()
+def test_replies_sealed_to_the_reply_key_open_with_the_receipt() -> None:
     worker_receipt = new_receipt()
-    _, public = receipt_keypair(worker_receipt, salt)
+    public = derive_receipt(worker_receipt).reply_public
     reply = seal_envelope(
         b"We will visit the factory on Monday.",
         case_id="case-0001",
@@ -212,7 +195,7 @@ def test_replies_sealed_to_the_receipt_key_open_with_the_receipt() -> None:
         routing={},
         recipients={key_id(public): public},
     )
-    private, _ = receipt_keypair(worker_receipt, salt)
+    private = derive_receipt(format_receipt(worker_receipt)).reply_private
     assert (
         open_envelope(reply, private_key=private, case_id="case-0001", routing={})
         == b"We will visit the factory on Monday."
@@ -252,7 +235,7 @@ def test_argon2_concurrency_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(nacl.pwhash.argon2id, "kdf", held_kdf)
     threads = [
-        threading.Thread(target=receipt_keypair, args=(RECEIPT, SALT)) for _ in range(callers)
+        threading.Thread(target=derive_receipt, args=(RECEIPT,)) for _ in range(callers)
     ]
     for thread in threads:
         thread.start()
@@ -275,30 +258,6 @@ def test_argon2_concurrency_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not any(thread.is_alive() for thread in threads)
 
 
-# --- both secrets, with distinct pepper and salt --------------------------------------------
-
-
-def test_derive_receipt_secrets_matches_the_parts() -> None:
-    secrets = derive_receipt_secrets(RECEIPT, pepper=PEPPER, salt=SALT)
-    assert secrets.lookup_id == LOOKUP_ID
-    assert (secrets.private_key, secrets.public_key) == receipt_keypair(RECEIPT, SALT)
-
-
-def test_derive_receipt_secrets_keeps_private_key_out_of_repr() -> None:
-    secrets = derive_receipt_secrets(RECEIPT, pepper=PEPPER, salt=SALT)
-    text = repr(secrets)
-    assert "private_key" not in text
-    assert repr(secrets.private_key) not in text
-    assert isinstance(secrets, ReceiptSecrets)
-
-
-@pytest.mark.parametrize("pepper", [SALT, SALT + b"x" * 16, b"x" * 16 + SALT, b"y" * 8 + SALT])
-def test_derive_receipt_secrets_refuses_salt_inside_pepper(pepper: bytes) -> None:
-    with pytest.raises(ReceiptConfigError):
-        derive_receipt_secrets(RECEIPT, pepper=pepper, salt=SALT)
-
-
 def test_errors_share_one_base() -> None:
     assert issubclass(ReceiptChecksumError, ReceiptError)
     assert issubclass(ReceiptError, CryptoError)
-    assert issubclass(ReceiptConfigError, CryptoError)

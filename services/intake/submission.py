@@ -1,0 +1,312 @@
+"""Accepting a report: one path for reports sealed on the device (the API) and for the no-JS
+form, which intake seals here, in memory.
+
+A report is stored whole or not at all: its attachments first, each its own document of
+`intake_attachments` (ciphertext never goes to Kafka; the event carries their hashes, sizes
+and recipients), then the case document with its event in the outbox, in one write. If the
+case write fails the attachments just written are deleted again, so a refused report leaves
+nothing behind.
+
+The no-JS path (`submit_plain`) holds the worker's words only in this process's memory for
+the length of the request: it re-encodes photos with Pillow (no EXIF, GPS or maker notes
+survive), draws and derives the receipt (Argon2id), seals with the same envelope code as the
+CLI, and forgets. Nothing of the plaintext is logged (shared/logpolicy.py), and the case is
+marked `server_encrypted`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import uuid
+import warnings
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+from pymongo.errors import DuplicateKeyError
+
+from hotline.shared.envelope import (
+    MAX_ATTACHMENT_BYTES,
+    Envelope,
+    EnvelopeError,
+    envelope_hash,
+    seal_envelope,
+)
+from hotline.shared.events import AttachmentRef, ReportSubmitted, new_event
+from hotline.shared.keys import b64encode
+from hotline.shared.outbox import outbox_of
+from hotline.shared.pow import ChallengeError, StaleChallenge, check_solution
+from hotline.shared.receipt import derive_receipt, lookup_hash, new_receipt
+from hotline.shared.registry import NoOperatorKey, UnknownFactory, recipients_for
+from hotline.shared.reports import MAX_ATTACHMENTS, ProofOfWork, ReportCreate, routing_metadata
+from hotline.shared.service import Runtime
+from hotline.shared.taxonomy import category_codes
+
+from .collections import INTAKE_ATTACHMENTS, INTAKE_CASES, SPENT_CHALLENGES
+from .state import NOJS_MAX_WAITING, IntakeState, Refused
+
+MAX_PHOTOS = 3
+MAX_TEXT_BYTES = 32 * 1024  # what happened; a content envelope holds up to 64 KiB
+MAX_CONTACT_BYTES = 2 * 1024
+MAX_PHOTO_SIDE = 1600  # pixels: enough to read a notice or a payslip
+MAX_UPLOAD_PIXELS = 50_000_000  # larger images are refused before decoding (decompression bombs)
+
+
+async def spend_challenge(runtime: Runtime, state: IntakeState, pow: ProofOfWork | None) -> None:
+    """Check the proof of work and spend it (each challenge once); raises Refused."""
+    if pow is None:
+        raise Refused("bad-challenge", "a report needs a solved challenge (GET /api/challenge)")
+    now = datetime.now(UTC)
+    try:
+        challenge = check_solution(
+            state.challenge_key, pow.challenge, pow.solution, now.timestamp()
+        )
+    except StaleChallenge:
+        raise Refused("stale-challenge", "the challenge expired; fetch a new one") from None
+    except ChallengeError:
+        raise Refused("bad-challenge", "the challenge is not solved or not ours") from None
+    expires = datetime.fromtimestamp(challenge.expires_at, UTC)
+    try:  # kept until it expires (TTL index); it names the challenge, never its solver
+        await runtime.store.db[SPENT_CHALLENGES.name].insert_one(
+            {"_id": challenge.nonce, "expires": expires}
+        )
+    except DuplicateKeyError:
+        raise Refused("replayed", "this challenge was used already; fetch a new one") from None
+
+
+async def accept_report(runtime: Runtime, report: ReportCreate, *, server_encrypted: bool) -> None:
+    """Store a sealed report and announce it, or raise Refused and store nothing."""
+    try:
+        expected = await recipients_for(runtime.store, report.factory)
+    except UnknownFactory:
+        raise Refused("unknown-factory", "no factory has this code") from None
+    except NoOperatorKey:
+        raise Refused("no-operator-key", "the hotline cannot receive reports yet") from None
+    _check_recipients(report.content, set(expected.content))
+    if report.identity is not None:
+        _check_recipients(report.identity, set(expected.identity))
+    for attachment in report.attachments:
+        _check_recipients(attachment, set(expected.content))
+
+    refs = [
+        AttachmentRef(
+            hash=envelope_hash(attachment),
+            size=len(attachment.ciphertext) * 3 // 4 - attachment.ciphertext.count("="),
+            recipients=sorted(attachment.recipients),
+        )
+        for attachment in report.attachments
+    ]
+    event = new_event(
+        report.case_id,
+        ReportSubmitted(
+            factory=report.factory,
+            categories=report.categories,
+            urgent=report.urgent,
+            language=report.language,
+            channel=report.channel,
+            server_encrypted=server_encrypted,
+            content=report.content,
+            identity=report.identity,
+            attachments=refs,
+        ),
+    )
+    document = {
+        "_id": report.case_id,
+        **report.routing(),
+        "channel": report.channel,
+        "server_encrypted": server_encrypted,
+        "receipt_lookup": lookup_hash(bytes.fromhex(report.lookup_token)),
+        "reply_key": report.reply_key,
+        "content": report.content.model_dump(),
+        "identity": report.identity.model_dump() if report.identity else None,
+        "attachments": [ref.model_dump() for ref in refs],
+        "status": "received",
+    }
+    stored = await _store_attachments(runtime, report.case_id, report.attachments, refs)
+    try:
+        await outbox_of(runtime.store, INTAKE_CASES.name).insert(document, event)
+    except DuplicateKeyError:
+        await _delete_attachments(runtime, stored)
+        raise Refused("case-exists", "a case with this id or receipt already exists") from None
+    except BaseException:
+        await _delete_attachments(runtime, stored)
+        raise
+    runtime.relay.poke()
+
+
+async def _store_attachments(
+    runtime: Runtime, case_id: str, attachments: list[Envelope], refs: list[AttachmentRef]
+) -> list[str]:
+    collection = runtime.store.db[INTAKE_ATTACHMENTS.name]
+    stored: list[str] = []
+    try:
+        for attachment, ref in zip(attachments, refs, strict=True):
+            await collection.insert_one(
+                {"_id": ref.hash, "case_id": case_id, "envelope": attachment.model_dump()}
+            )
+            stored.append(ref.hash)
+    except DuplicateKeyError:
+        await _delete_attachments(runtime, stored)
+        raise Refused("replayed", "an attachment of this report was submitted before") from None
+    except BaseException:
+        await _delete_attachments(runtime, stored)
+        raise
+    return stored
+
+
+async def _delete_attachments(runtime: Runtime, hashes: list[str]) -> None:
+    if hashes:
+        await runtime.store.db[INTAKE_ATTACHMENTS.name].delete_many({"_id": {"$in": hashes}})
+
+
+def _check_recipients(envelope: Envelope, expected: set[str]) -> None:
+    if set(envelope.recipients) != expected:
+        raise Refused(
+            "wrong-recipients",
+            f"the {envelope.kind} envelope is not sealed to exactly the registered keys",
+        )
+
+
+@dataclass
+class PlainReport:
+    """The no-JS form as posted: the worker's words and files, in memory only."""
+
+    factory: str
+    categories: list[str]
+    urgent: bool
+    language: str
+    text: str
+    contact: str = ""
+    photos: list[bytes] = field(default_factory=list, repr=False)
+    voice: bytes | None = field(default=None, repr=False)
+    voice_type: str | None = None
+
+
+async def submit_plain(runtime: Runtime, state: IntakeState, plain: PlainReport) -> str:
+    """Seal a no-JS report here, store it as `accept_report` does, and return the receipt
+    (formatted); raises Refused. One at a time (the no-JS queue); the wait is the throttle
+    this path has instead of a proof of work."""
+    _check_plain(plain)
+    if state.nojs_waiting >= NOJS_MAX_WAITING:
+        raise Refused("busy", "the hotline is busy; please try again in a minute")
+    state.nojs_waiting += 1
+    try:
+        async with state.nojs_slot:
+            return await _seal_and_accept(runtime, plain)
+    finally:
+        state.nojs_waiting -= 1
+
+
+def _check_plain(plain: PlainReport) -> None:
+    if not plain.categories or set(plain.categories) - category_codes():
+        raise Refused("unknown-category", "choose at least one category from the list")
+    if not plain.text.strip():
+        raise Refused("bad-report", "say what happened")
+    if len(plain.text.encode()) > MAX_TEXT_BYTES or len(plain.contact.encode()) > MAX_CONTACT_BYTES:
+        raise Refused("text-too-long", "the text is too long")
+    if (
+        len(plain.photos) > MAX_PHOTOS
+        or len(plain.photos) + (plain.voice is not None) > MAX_ATTACHMENTS
+    ):
+        raise Refused("too-many-files", f"at most {MAX_PHOTOS} photos and one voice note")
+    if plain.voice is not None and not (plain.voice_type or "").startswith("audio/"):
+        raise Refused("bad-report", "a voice note must be a sound recording")
+
+
+async def _seal_and_accept(runtime: Runtime, plain: PlainReport) -> str:
+    try:
+        expected = await recipients_for(runtime.store, plain.factory)
+    except UnknownFactory:
+        raise Refused("unknown-factory", "no factory has this code") from None
+    except NoOperatorKey:
+        raise Refused("no-operator-key", "the hotline cannot receive reports yet") from None
+    photos = [await asyncio.to_thread(strip_photo, photo) for photo in plain.photos]
+    files = [b"image/jpeg\n" + photo for photo in photos]
+    if plain.voice is not None:
+        files.append(
+            (plain.voice_type or "audio/webm").encode("ascii", "replace") + b"\n" + plain.voice
+        )
+    if any(len(data) > MAX_ATTACHMENT_BYTES for data in files):
+        raise Refused("file-too-large", "a file is too large (at most 4 MB each)")
+
+    case_id = str(uuid.uuid4())
+    routing = routing_metadata(plain.factory, plain.categories, plain.urgent, plain.language)
+    receipt = new_receipt()
+    derived = await asyncio.to_thread(derive_receipt, receipt)
+    try:
+        content = seal_envelope(
+            plain.text.encode(),
+            case_id=case_id,
+            kind="content",
+            routing=routing,
+            recipients=expected.content,
+        )
+        identity = (
+            seal_envelope(
+                plain.contact.encode(),
+                case_id=case_id,
+                kind="identity",
+                routing=routing,
+                recipients=expected.identity,
+            )
+            if plain.contact.strip()
+            else None
+        )
+        attachments = [
+            seal_envelope(
+                data,
+                case_id=case_id,
+                kind="attachment",
+                routing=routing,
+                recipients=expected.content,
+            )
+            for data in files
+        ]
+        report = ReportCreate(
+            case_id=case_id,
+            factory=plain.factory,
+            categories=plain.categories,
+            urgent=plain.urgent,
+            language=plain.language,
+            channel="web",
+            lookup_token=derived.lookup_token.hex(),
+            reply_key=b64encode(derived.reply_public),
+            content=content,
+            identity=identity,
+            attachments=attachments,
+        )
+    except (EnvelopeError, ValueError):
+        raise Refused("bad-report", "the report could not be sealed") from None
+    await accept_report(runtime, report, server_encrypted=True)
+    return receipt
+
+
+def strip_photo(data: bytes) -> bytes:
+    """The photo re-encoded as a JPEG from its pixels alone: turned upright as its EXIF
+    orientation says, at most MAX_PHOTO_SIDE on its longest side, and without any metadata
+    (EXIF, GPS, maker notes, XMP, ICC). Raises Refused for anything that is not an image."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                if image.width * image.height > MAX_UPLOAD_PIXELS:
+                    raise Refused("file-too-large", "the photo has too many pixels")
+                upright = ImageOps.exif_transpose(image)
+                pixels = upright.convert("RGB")
+        pixels.thumbnail((MAX_PHOTO_SIDE, MAX_PHOTO_SIDE))
+        clean = Image.new("RGB", pixels.size)
+        clean.paste(pixels)  # a new image carries no info dictionary from the upload
+        out = io.BytesIO()
+        clean.save(out, format="JPEG", quality=85)
+    except Refused:
+        raise
+    except (
+        UnidentifiedImageError,
+        OSError,
+        ValueError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ):
+        raise Refused("not-an-image", "a photo could not be read as an image") from None
+    return out.getvalue()
