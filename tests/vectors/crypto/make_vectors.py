@@ -12,6 +12,7 @@ tests/unit/test_crypto_vectors.py checks Python against the files, and the crypt
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -104,7 +105,9 @@ def stream(label: str, length: int) -> bytes:
 
 def x25519(name: str) -> nacl.public.PrivateKey:
     """A fixed X25519 key pair, named so vectors can say whose key it is."""
-    return nacl.public.PrivateKey.from_seed(hashlib.sha256(f"vector x25519 {name}".encode()).digest())
+    return nacl.public.PrivateKey.from_seed(
+        hashlib.sha256(f"vector x25519 {name}".encode()).digest()
+    )
 
 
 def pub(key: nacl.public.PrivateKey) -> bytes:
@@ -134,7 +137,11 @@ def key_id_vectors() -> list[Json]:
     ]
     for name, raw in (("low-order point (zero)", bytes(32)), ("31 bytes", bytes(range(31)))):
         vectors.append(
-            {"name": name, "public_key": b64(raw), "error": failure(lambda: key_id(raw), ENVELOPE_ERRORS)}
+            {
+                "name": name,
+                "public_key": b64(raw),
+                "error": failure(functools.partial(key_id, raw), ENVELOPE_ERRORS),
+            }
         )
     return vectors
 
@@ -254,7 +261,11 @@ def envelope_vectors() -> list[Json]:
     vectors: list[Json] = [
         {"name": "content, opened by the operator", "envelope": content, "key": operator},
         {"name": "content, opened by the buyer", "envelope": content, "key": buyer},
-        {"name": "identity", "envelope": sealed("identity", b"WeChat: li-wei-1990"), "key": operator},
+        {
+            "name": "identity",
+            "envelope": sealed("identity", b"WeChat: li-wei-1990"),
+            "key": operator,
+        },
         {"name": "attachment, 128 KiB bucket", "envelope": attachment, "key": buyer},
         {"name": "not a recipient", "envelope": content, "key": stranger},
         {"name": "another case id", "envelope": content, "key": operator, "case_id": "case-2"},
@@ -268,11 +279,19 @@ def envelope_vectors() -> list[Json]:
     flipped = bytearray(base64.b64decode(content["ciphertext"]))
     flipped[-1] ^= 0x80
     vectors.append(
-        {"name": "tampered tag", "envelope": dict(content, ciphertext=b64(bytes(flipped))), "key": operator}
+        {
+            "name": "tampered tag",
+            "envelope": dict(content, ciphertext=b64(bytes(flipped))),
+            "key": operator,
+        }
     )
     buyer_only = {k: v for k, v in content["recipients"].items() if k == key_id(pub(buyer))}
     vectors.append(
-        {"name": "recipient removed", "envelope": dict(content, recipients=buyer_only), "key": buyer}
+        {
+            "name": "recipient removed",
+            "envelope": dict(content, recipients=buyer_only),
+            "key": buyer,
+        }
     )
     short_nonce = b64(base64.b64decode(content["nonce"])[:23])
     vectors.append(
@@ -280,22 +299,27 @@ def envelope_vectors() -> list[Json]:
     )
     unpadded = b64(base64.b64decode(content["ciphertext"])[:-1])
     vectors.append(
-        {"name": "ciphertext not a bucket", "envelope": dict(content, ciphertext=unpadded), "key": operator}
+        {
+            "name": "ciphertext not a bucket",
+            "envelope": dict(content, ciphertext=unpadded),
+            "key": operator,
+        }
     )
-    vectors.append(
-        {"name": "version 2", "envelope": dict(content, version=2), "key": operator}
-    )
+    vectors.append({"name": "version 2", "envelope": dict(content, version=2), "key": operator})
     out: list[Json] = []
     for vector in vectors:
         key: nacl.public.PrivateKey = vector.pop("key")
-        case_id = vector.setdefault("case_id", CASE_ID)
-        routing = vector.setdefault("routing", ROUTING)
+        vector.setdefault("case_id", CASE_ID)
+        vector.setdefault("routing", ROUTING)
         vector["private_key"] = b64(bytes(key))
         vector["recipient_public_keys"] = {kid: b64(value) for kid, value in both.items()}
 
         def opened(key: nacl.public.PrivateKey = key, vector: Json = vector) -> bytes:
             return open_envelope(
-                vector["envelope"], private_key=bytes(key), case_id=case_id, routing=routing
+                vector["envelope"],
+                private_key=bytes(key),
+                case_id=vector["case_id"],
+                routing=vector["routing"],
             )
 
         try:
@@ -334,7 +358,11 @@ def receipt_digit_vectors() -> list[Json]:
     typo = good[:7] + str((int(good[7]) + 1) % 10) + good[8:]
     swapped = good[:10] + good[11] + good[10] + good[12:]
     vectors: list[Json] = [
-        {"name": f"damm {digits or 'empty'}", "digits": digits, "check_digit": damm_check_digit(digits)}
+        {
+            "name": f"damm {digits or 'empty'}",
+            "digits": digits,
+            "check_digit": damm_check_digit(digits),
+        }
         for digits in ("", "572", "0000", "9999999999", good[:39])
     ]
     for name, text in (
@@ -375,7 +403,9 @@ def pow_vectors() -> list[Json]:
             }
         )
     for name, digest in (("all zero", bytes(32)), ("0x01 first", b"\x01" + bytes(31))):
-        vectors.append({"name": name, "digest": digest.hex(), "leading_zero_bits": leading_zero_bits(digest)})
+        vectors.append(
+            {"name": name, "digest": digest.hex(), "leading_zero_bits": leading_zero_bits(digest)}
+        )
     return vectors
 
 
@@ -399,19 +429,31 @@ def note_vectors() -> list[Json]:
     non_canonical = signed[:-3] + last + "=\n"
     cases: list[tuple[str, str, str]] = [
         ("signed by the log key", vkey, signed),
-        ("with an extension line", vkey, sign_checkpoint(Checkpoint(LOG_NAME, 0, root, ("x",)), [log])),
+        (
+            "with an extension line",
+            vkey,
+            sign_checkpoint(Checkpoint(LOG_NAME, 0, root, ("x",)), [log]),
+        ),
         ("also signed by an unknown key", vkey, sign_checkpoint(body, [other, log])),
         ("one signature bit flipped", vkey, bad_signature),
         ("signed by another key only", vkey, sign_checkpoint(body, [other])),
         ("same name, another key", vkey, sign_checkpoint(body, [impostor])),
-        ("checkpoint of another origin", vkey, sign_checkpoint(Checkpoint("x.example/log", 7, root), [log])),
+        (
+            "checkpoint of another origin",
+            vkey,
+            sign_checkpoint(Checkpoint("x.example/log", 7, root), [log]),
+        ),
         ("size with a leading zero", vkey, sign_note(f"{LOG_NAME}\n07\n{b64(root)}\n", [log])),
         ("31-byte root", vkey, sign_note(f"{LOG_NAME}\n7\n{b64(root[:31])}\n", [log])),
         ("two lines only", vkey, sign_note(f"{LOG_NAME}\n7\n", [log])),
         ("tab in the note", vkey, signed.replace("\n7\n", "\n7\t\n")),
         ("no blank line", vkey, signed.replace("\n\n", "\n")),
         ("non-canonical signature base64", vkey, non_canonical),
-        ("verifier key with a wrong key id", f"{LOG_NAME}+00000000+{vkey.split('+', 2)[2]}", signed),
+        (
+            "verifier key with a wrong key id",
+            f"{LOG_NAME}+00000000+{vkey.split('+', 2)[2]}",
+            signed,
+        ),
     ]
     vectors: list[Json] = []
     for name, key_text, note in cases:
@@ -450,7 +492,9 @@ def registration(kid: str, public_key: bytes, org: str, org_kind: OrgKind, n: in
 
 def recipients_vectors() -> list[Json]:
     """GET /api/recipients answers and what the page must say of each (contract §6)."""
-    keys = {name: x25519(name) for name in ("operator", "operator2", "buyer", "factory", "stranger")}
+    keys = {
+        name: x25519(name) for name in ("operator", "operator2", "buyer", "factory", "stranger")
+    }
     kid = {name: key_id(pub(key)) for name, key in keys.items()}
     orgs: dict[str, tuple[str, OrgKind]] = {
         "operator": ("hotline-operator", "operator"),
@@ -484,23 +528,20 @@ def recipients_vectors() -> list[Json]:
 
     def proof(name: str) -> Json:
         path = inclusion_proof(index[name], size, lambda ids: [nodes[i] for i in ids])
-        return {"index": index[name], "entry": b64(leaves[index[name]]), "inclusion": [b64(h) for h in path]}
+        return {
+            "index": index[name],
+            "entry": b64(leaves[index[name]]),
+            "inclusion": [b64(h) for h in path],
+        }
 
-    def answer(content: list[str], identity: list[str], **changes: Any) -> Json:
-        proofs = {kid[name]: proof(name) for name in {*content, *identity} if name in index}
-        response: Json = {
+    def answer(content: list[str], identity: list[str]) -> Json:
+        proofs = {kid[name]: proof(name) for name in sorted({*content, *identity}) if name in index}
+        return {
             "factory": "F-001",
             "content": {kid[name]: b64(pub(keys[name])) for name in content},
             "identity": {kid[name]: b64(pub(keys[name])) for name in identity},
             "transparency": {"checkpoint": checkpoint, "proofs": proofs},
         }
-        for path, value in changes.items():
-            *parents, last = path.split("__")
-            target = response
-            for part in parents:
-                target = target[part]
-            target[last] = value
-        return response
 
     good = answer(["operator", "buyer"], ["operator", "operator2"])
     tampered = json.loads(json.dumps(good))
@@ -513,38 +554,54 @@ def recipients_vectors() -> list[Json]:
     borrowed["content"][kid["stranger"]] = b64(pub(keys["stranger"]))
     borrowed["transparency"]["proofs"][kid["stranger"]] = proof("buyer")
     other_log = ed25519(LOG_NAME, "impostor")
-    return [
+    impostor_checkpoint = sign_checkpoint(Checkpoint(LOG_NAME, size, tree.root()), [other_log])
+    operator_only = answer(["operator"], ["operator"])
+    vectors: list[Json] = [
         {"name": "all keys in the log", "recipients": good},
         {"name": "identity empty", "recipients": answer(["operator"], [])},
-        {"name": "a key without a proof", "recipients": answer(["operator", "stranger"], ["operator"]),
-         "reason": "not-in-log"},
+        {
+            "name": "a key without a proof",
+            "recipients": answer(["operator", "stranger"], ["operator"]),
+            "reason": "not-in-log",
+        },
         {"name": "a tampered proof hash", "recipients": tampered, "reason": "bad-proof"},
         {"name": "a proof for another index", "recipients": shifted, "reason": "bad-proof"},
         {"name": "key id of another key", "recipients": swapped_key, "reason": "key-mismatch"},
         {"name": "another key's registration", "recipients": borrowed, "reason": "key-mismatch"},
-        {"name": "a factory key in content", "recipients": answer(["operator", "factory"], ["operator"]),
-         "reason": "factory-key"},
-        {"name": "a buyer key in identity", "recipients": answer(["operator"], ["operator", "buyer"]),
-         "reason": "identity-not-operator"},
-        {"name": "checkpoint signed by another key",
-         "recipients": answer(["operator"], ["operator"], transparency__checkpoint=sign_checkpoint(
-             Checkpoint(LOG_NAME, size, tree.root()), [other_log])),
-         "reason": "bad-checkpoint"},
-    ]  # fmt: skip
+        {
+            "name": "a factory key in content",
+            "recipients": answer(["operator", "factory"], ["operator"]),
+            "reason": "factory-key",
+        },
+        {
+            "name": "a buyer key in identity",
+            "recipients": answer(["operator"], ["operator", "buyer"]),
+            "reason": "identity-not-operator",
+        },
+        {
+            "name": "checkpoint signed by another key",
+            "recipients": dict(
+                operator_only,
+                transparency=dict(operator_only["transparency"], checkpoint=impostor_checkpoint),
+            ),
+            "reason": "bad-checkpoint",
+        },
+    ]
+    return [{"vkey": log.verifier().vkey(), **vector} for vector in vectors]
 
 
 FILES: dict[str, tuple[str, Callable[[], list[Json]]]] = {
     "key_ids": ("Key id of an X25519 public key", key_id_vectors),
     "associated_data": ("RFC 8785 associated data of an envelope", associated_data_vectors),
     "padding": ("Padding bucket of a plaintext length, per kind", padding_vectors),
-    "aead": ("Padded XChaCha20-Poly1305-IETF with a fixed data key and nonce", aead_vectors),
-    "envelopes": ("PyNaCl-sealed envelopes and the fixed private key that opens them", envelope_vectors),
-    "receipts": ("Receipt -> lookup token, lookup hash, reply public key (Argon2id)", receipt_vectors),
-    "receipt_digits": ("Damm check digits and typed-receipt normalisation", receipt_digit_vectors),
+    "aead": ("Padded XChaCha20-Poly1305-IETF, fixed data key and nonce", aead_vectors),
+    "envelopes": ("PyNaCl-sealed envelopes, the fixed private key opening them", envelope_vectors),
+    "receipts": ("Receipt -> lookup token, its hash, reply public key (Argon2id)", receipt_vectors),
+    "receipt_digits": ("Damm check digits, typed-receipt normalisation", receipt_digit_vectors),
     "pow": ("Proof-of-work digests, leading zero bits, smallest solutions", pow_vectors),
     "notes": ("Signed checkpoint notes against a pinned log verifier key", note_vectors),
     "recipients": ("Recipient lists with log proofs, and the page's verdict", recipients_vectors),
-}  # fmt: skip
+}
 
 
 def main() -> None:

@@ -100,9 +100,13 @@ export function noteKeyId(name, alg, publicKey) {
 
 /** Parse an Ed25519 verifier key `name+hex(key id)+base64(0x01 || public key)`. */
 export function parseVerifierKey(vkey) {
-  const fields = typeof vkey === "string" ? vkey.split("+") : [];
-  if (fields.length !== 3) throw new TlogError("malformed-key", "a verifier key has 3 parts");
-  const [name, keyHash, key64] = fields;
+  // name+keyhash+base64: split at the first two '+' only (base64 may hold '+').
+  const first = typeof vkey === "string" ? vkey.indexOf("+") : -1;
+  const second = first < 0 ? -1 : vkey.indexOf("+", first + 1);
+  if (second < 0) throw new TlogError("malformed-key", "a verifier key has 3 parts");
+  const name = vkey.slice(0, first);
+  const keyHash = vkey.slice(first + 1, second);
+  const key64 = vkey.slice(second + 1);
   checkKeyName(name);
   if (!/^[0-9a-f]{8}$/.test(keyHash)) throw new TlogError("malformed-key", "bad key id");
   const raw = fromBase64Strict(key64);
