@@ -366,8 +366,9 @@ def validate_envelope_shape(
         raise EnvelopeFormatError("an envelope is a JSON object")
     fields = set(envelope)
     if fields != _FIELDS:
-        missing, extra = sorted(_FIELDS - fields), sorted(map(str, fields - _FIELDS))
-        raise EnvelopeFormatError(f"envelope fields: missing {missing}, unexpected {extra}")
+        # Names the missing fields (ours), counts the unexpected ones (never echoes input).
+        missing, extra = sorted(_FIELDS - fields), len(fields - _FIELDS)
+        raise EnvelopeFormatError(f"envelope fields: missing {missing}, {extra} unexpected")
     version = envelope["version"]
     if type(version) is not int or version != ENVELOPE_VERSION:
         raise EnvelopeFormatError(f"unsupported envelope version; expected {ENVELOPE_VERSION}")

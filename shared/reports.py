@@ -13,6 +13,7 @@ import uuid
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from .envelope import Envelope
 from .keys import CryptoError, load_public_key
@@ -140,7 +141,9 @@ class ReportCreate(BaseModel):
         pairs += [("attachment", attachment) for attachment in self.attachments]
         for kind, envelope in pairs:
             if envelope is not None and (envelope.kind, envelope.case_id) != (kind, self.case_id):
-                raise ValueError(f"the {kind} envelope is not the {kind} of this case")
+                raise PydanticCustomError(
+                    "envelope_shape", f"the {kind} envelope is not the {kind} of this case"
+                )
         return self
 
     def routing(self) -> dict[str, Any]:

@@ -66,6 +66,17 @@ API_CSP = "default-src 'none'; frame-ancestors 'none'"
 WORKER_SCRIPT = "crypto-worker.js"
 IMMUTABLE = "public, max-age=31536000, immutable"
 NO_STORE = "no-store"
+# Fixed here rather than read from the machine's MIME tables, which differ (.js above all).
+MEDIA_TYPES = {
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".json": "application/json",
+    ".wasm": "application/wasm",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".txt": "text/plain",
+    ".md": "text/markdown",
+}
 
 
 def headers_for(path: str, content_type: str) -> dict[str, str]:
@@ -126,8 +137,7 @@ class StaticAssets:
             body = path.read_bytes()
             # name, a separator no name holds, then the file's own hash: unambiguous.
             digest.update(name.encode() + b"\0" + hashlib.sha256(body).digest())
-            media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-            self.files[name] = StaticFile(body, media_type)
+            self.files[name] = StaticFile(body, _media_type(path))
         self.build = digest.hexdigest()[:12]
 
     def url(self, name: str) -> str:
@@ -156,6 +166,11 @@ class StaticAssets:
                 headers={"cache-control": IMMUTABLE, "content-length": str(len(found.body))},
             )
         await response(scope, receive, send)
+
+
+def _media_type(path: Path) -> str:
+    known = MEDIA_TYPES.get(path.suffix.lower())
+    return known or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
 
 
 @dataclass(frozen=True)

@@ -96,10 +96,10 @@ def audit_entry(event: Event) -> AuditEntry:
                 recipients=data.recipient_key_ids,
             )
         case DigestIssued():
+            # No factory: under the case id it would name the report's factory.
             return DigestIssuedEntry(
                 **common,
                 buyer=data.buyer,
-                factory=data.factory,
                 envelope_hash=data.envelope_hash,
                 recipients=data.recipient_key_ids,
             )
@@ -121,12 +121,12 @@ def audit_entry(event: Event) -> AuditEntry:
             return KeyRevokedEntry(
                 **common, key_id=data.key_id, org=data.org, org_kind=data.org_kind
             )
+        # That the case was triaged or escalated, never its severity, deadline or reason:
+        # they follow from the worker's urgency and categories (docs/audit-entries.md).
         case CaseTriaged():
-            return CaseTriagedEntry(**common, severity=data.severity, due=data.due)
+            return CaseTriagedEntry(**common)
         case CaseEscalated():
-            return CaseEscalatedEntry(
-                **common, severity=data.severity, due=data.due, reason=data.reason
-            )
+            return CaseEscalatedEntry(**common)
         case CaseStatusChanged():
             return CaseStatusChangedEntry(**common, status=data.status)
         case RegistryChanged():

@@ -11,8 +11,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hotline.shared.config import Settings
@@ -23,7 +24,7 @@ from hotline.shared.service import add_health, service_lifespan
 from .attachments import cases
 from .collections import COLLECTIONS
 from .pages import install_pages
-from .reports import answer_invalid, answer_refused, api
+from .reports import answer_http, answer_invalid, answer_refused, api
 from .state import IntakeState, Refused
 
 AUDIENCE = "hotline-intake"
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     answer_errors(app, DISCLOSURE_ERROR_STATUS)
     app.add_exception_handler(Refused, answer_refused)
     app.add_exception_handler(RequestValidationError, answer_invalid)
+    app.add_exception_handler(StarletteHTTPException, answer_http)
     add_health(app)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     install_pages(app, settings)  # last: its security headers wrap every response
@@ -89,14 +91,15 @@ class BodyLimit:
                     raise BodyTooLarge
             return message
 
-        try:
-            await self.app(scope, limited, send)
-        except BodyTooLarge:
-            await _too_large(send)
+        await self.app(scope, limited, send)
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(HTTPException):
+    """Raised from the body stream; an HTTPException so that FastAPI's body parsing lets it
+    through (it answers any other error there with 400)."""
+
+    def __init__(self) -> None:
+        super().__init__(413, "the report is too large")
 
 
 async def _too_large(send: Send) -> None:

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hotline.shared.deps import RuntimeDep
 from hotline.shared.pow import new_challenge
@@ -69,14 +70,46 @@ async def answer_invalid(_: Request, exc: Exception) -> JSONResponse:
     """A body that does not validate: say where and what, never the value sent (FastAPI's
     default answer repeats the input)."""
     assert isinstance(exc, RequestValidationError)
-    problems = [
-        {"loc": list(error.get("loc", ())), "msg": error.get("msg", "invalid")}
-        for error in exc.errors()
-    ]
-    envelope_shape = any(error.get("type") == "envelope_shape" for error in exc.errors())
-    code = "bad-envelope" if envelope_shape else "bad-report"
-    body = {"detail": problems, "code": code}
-    return JSONResponse(body, status_code=ERROR_STATUS[code])
+    errors = exc.errors()
+    problems = [{"loc": _our_names(error), "msg": error.get("msg", "invalid")} for error in errors]
+    code = _code_of(errors)
+    return JSONResponse({"detail": problems, "code": code}, status_code=ERROR_STATUS[code])
+
+
+def _our_names(error: Any) -> list[Any]:
+    """Where the error is, in the schema's own names: an unexpected field's name is the
+    client's, so it is not repeated."""
+    loc = list(error.get("loc", ()))
+    return loc[:-1] + ["(unexpected field)"] if error.get("type") == "extra_forbidden" else loc
+
+
+def _code_of(errors: Any) -> str:
+    """The refusal code of a body that does not validate: the first error's field decides."""
+    for error in errors:
+        loc = [str(part) for part in error.get("loc", ())]
+        if error.get("type") == "envelope_shape":
+            return "bad-envelope"
+        if loc[:2] == ["body", "categories"]:
+            return "unknown-category"
+        if loc[:2] == ["body", "attachments"] and error.get("type") == "too_long":
+            return "too-many-files"
+    return "bad-report"
+
+
+# Codes of the HTTP errors that are not refusals of a report (routing, methods, size).
+HTTP_CODES: dict[int, str] = {
+    status.HTTP_404_NOT_FOUND: "not-found",
+    status.HTTP_413_CONTENT_TOO_LARGE: "file-too-large",
+}
+
+
+async def answer_http(_: Request, exc: Exception) -> JSONResponse:
+    """Every other HTTP error, with a code too (the detail is always the server's own)."""
+    assert isinstance(exc, StarletteHTTPException)
+    code = HTTP_CODES.get(exc.status_code, "bad-report")
+    return JSONResponse(
+        {"detail": exc.detail, "code": code}, status_code=exc.status_code, headers=exc.headers
+    )
 
 
 class FactoryMatch(BaseModel):
@@ -139,7 +172,13 @@ async def submit_report(
     """Accept a report sealed on the client: the recipients must be exactly the expected keys,
     and the proof of work solved and unspent. The envelopes' shape, kind and case were
     checked with the body (`ReportCreate`)."""
-    await spend_challenge(runtime, state, report.pow)
-    await accept_report(runtime, report, server_encrypted=False)
+    if report.pow is None:
+        raise Refused("bad-challenge", "a report needs a solved challenge (GET /api/challenge)")
+    await accept_report(
+        runtime,
+        report,
+        server_encrypted=False,
+        before_storing=lambda: spend_challenge(runtime, state, report.pow),
+    )
     state.gauge.accepted()
     return ReportAccepted(case_id=report.case_id)

@@ -20,6 +20,7 @@ import asyncio
 import io
 import uuid
 import warnings
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -75,8 +76,16 @@ async def spend_challenge(runtime: Runtime, state: IntakeState, pow: ProofOfWork
         raise Refused("replayed", "this challenge was used already; fetch a new one") from None
 
 
-async def accept_report(runtime: Runtime, report: ReportCreate, *, server_encrypted: bool) -> None:
-    """Store a sealed report and announce it, or raise Refused and store nothing."""
+async def accept_report(
+    runtime: Runtime,
+    report: ReportCreate,
+    *,
+    server_encrypted: bool,
+    before_storing: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Store a sealed report and announce it, or raise Refused and store nothing.
+    `before_storing` runs once the report is known to fit the registry (it spends the proof
+    of work, so a report refused for its factory or keys does not burn its challenge)."""
     try:
         expected = await recipients_for(runtime.store, report.factory)
     except UnknownFactory:
@@ -88,6 +97,8 @@ async def accept_report(runtime: Runtime, report: ReportCreate, *, server_encryp
         _check_recipients(report.identity, set(expected.identity))
     for attachment in report.attachments:
         _check_recipients(attachment, set(expected.content))
+    if before_storing is not None:
+        await before_storing()
 
     refs = [
         AttachmentRef(

@@ -21,7 +21,6 @@ from hotline.shared.events import (
     EventType,
     OrgKind,
     RegistryChange,
-    Severity,
 )
 
 SummaryClass = EnvelopeClass | Literal["message"]
@@ -78,16 +77,18 @@ class ReportSubmittedEntry(AuditEntryBase):
 
 
 class CaseTriagedEntry(AuditEntryBase):
+    """That the case was triaged, at an hour. No severity or deadline: both follow from the
+    worker's urgency and categories, and no policy rule reads them."""
+
     type: Literal[EventType.CASE_TRIAGED] = EventType.CASE_TRIAGED
-    severity: Severity
-    due: str
 
 
 class CaseEscalatedEntry(AuditEntryBase):
+    """That the case was escalated, at an hour: the compliance officer can prove it was. No
+    severity, deadline or reason (they say how urgent and why); the entry's existence still
+    says the case was critical (docs/audit-entries.md, residuals)."""
+
     type: Literal[EventType.CASE_ESCALATED] = EventType.CASE_ESCALATED
-    severity: Severity
-    due: str
-    reason: str
 
 
 class CaseStatusChangedEntry(AuditEntryBase):
@@ -102,9 +103,11 @@ class MessagePostedEntry(AuditEntryBase):
 
 
 class DigestIssuedEntry(AuditEntryBase):
+    """A buyer was sent the report's content. No factory: under the case id it would name the
+    report's factory one step after the report's own entry stopped naming it."""
+
     type: Literal[EventType.DIGEST_ISSUED] = EventType.DIGEST_ISSUED
     buyer: str
-    factory: str
     envelope_hash: str
     recipients: list[str]
 

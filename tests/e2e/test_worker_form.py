@@ -15,6 +15,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,7 +64,7 @@ class World:
         self.admin.created("links", {"buyer_id": self.buyer, "factory": code})
         wait_for(
             lambda: self.proofs_cover_all_keys(code),
-            timeout=60,
+            timeout=120,  # the log integrates every second; a loaded machine is slower
             what=f"the audit log's proofs of every recipient key of {code}",
         )
         return code
@@ -433,7 +434,8 @@ def test_the_record_button_records_a_voice_note(world: World, browser: Browser) 
     case = world.case(report_body(posted)["case_id"])
     [(media_type, voice)] = world.attachments(case)
     assert media_type.startswith("audio/webm")
-    assert voice[:4] == b"\x1a\x45\xdf\xa3" and len(voice) > 1000, "a webm recording"
+    # A webm (EBML) file of Opus audio, as MediaRecorder writes it.
+    assert voice[:4] == b"\x1a\x45\xdf\xa3" and b"webm" in voice[:64] and b"A_OPUS" in voice
 
 
 # --- 2. without JavaScript: sealed by intake, in memory ------------------------------------
@@ -479,7 +481,9 @@ def key_not_in_the_log(_world: World) -> tuple[str, str]:
 def key_of_a_factory(world: World) -> tuple[str, str]:
     """A key that IS in the log (so it has a valid proof), registered to a factory."""
     factory_key = Org(unique_factory_code(), "factory")
-    publish_events(world.system.settings, [factory_key.registered()])
+    # In a thread of its own: Playwright's sync API keeps this thread's event loop running.
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(publish_events, world.system.settings, [factory_key.registered()]).result()
     return factory_key.key_id, b64encode(factory_key.public)
 
 

@@ -25,6 +25,7 @@ from playwright.sync_api import (
     CDPSession,
     ConsoleMessage,
     Page,
+    Response,
     sync_playwright,
 )
 
@@ -82,6 +83,7 @@ class Watch:
     console_errors: list[str] = field(default_factory=list)
     page_errors: list[str] = field(default_factory=list)
     csp_violations: list[str] = field(default_factory=list)
+    failed_responses: list[str] = field(default_factory=list)  # "status URL", 4xx and 5xx
 
     def off_origin(self) -> list[str]:
         """Request URLs that are not the origin's (a blob: of the origin stays on the device)."""
@@ -97,16 +99,23 @@ class Watch:
         assert not self.off_origin(), f"requests left {self.origin}: {self.off_origin()}"
         assert not self.csp_violations, f"CSP violations: {self.csp_violations}"
         assert not self.page_errors, f"uncaught errors: {self.page_errors}"
-        assert not self.console_errors, f"console errors: {self.console_errors}"
+        assert not self.console_errors, (
+            f"console errors: {self.console_errors}; failed responses: {self.failed_responses}"
+        )
 
     def _on_console(self, message: ConsoleMessage) -> None:
         # Chromium reports CSP blocks as console errors, also with JavaScript disabled.
         if message.type != "error":
             return
+        text = f"{message.text} (at {message.location.get('url') or 'unknown'})"
         if "Content Security Policy" in message.text:
-            self.csp_violations.append(message.text)
+            self.csp_violations.append(text)
         else:
-            self.console_errors.append(message.text)
+            self.console_errors.append(text)
+
+    def _on_response(self, response: Response) -> None:
+        if response.status >= 400:
+            self.failed_responses.append(f"{response.status} {response.url}")
 
     def _on_worker_log(self, event: dict[str, Any]) -> None:
         """A DevTools message from a worker: keep its errors (CSP reports are among them)."""
@@ -139,6 +148,7 @@ def phone(
     watch = Watch(origin)
     context.on("request", lambda request: watch.requests.append((request.method, request.url)))
     context.on("console", watch._on_console)
+    context.on("response", watch._on_response)
     context.expose_binding(
         "__hotlineCspViolation", lambda _source, text: watch.csp_violations.append(text)
     )

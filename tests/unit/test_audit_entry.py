@@ -145,7 +145,8 @@ EVENTS: dict[str, Event] = {
 
 # The leaves the audit log wrote for these events before the typed model (RFC 8785: keys
 # sorted, no spaces; absent optional values as null, where the log has always written them).
-# Report leaves since issue 16: envelopes only, no routing metadata (docs/audit-entries.md).
+# Since issue 16 (docs/audit-entries.md): report leaves hold envelopes only, no routing
+# metadata; triage and escalation leaves only that they happened; digest leaves no factory.
 LEAVES: dict[str, bytes] = {
     "report": (
         b'{"envelopes":[{"class":"content",'
@@ -164,13 +165,11 @@ LEAVES: dict[str, bytes] = {
         b'"time":"2026-03-01T10:00:00Z","type":"report.submitted"}'
     ),
     "triaged": (
-        b'{"due":"2026-03-02T10:00:00Z","event_id":"00000000-0000-4000-8000-000000000001",'
-        b'"schema":1,"severity":"high","subject":"case-1","time":"2026-03-01T10:00:00Z",'
-        b'"type":"case.triaged"}'
+        b'{"event_id":"00000000-0000-4000-8000-000000000001","schema":1,"subject":"case-1",'
+        b'"time":"2026-03-01T10:00:00Z","type":"case.triaged"}'
     ),
     "escalated": (
-        b'{"due":"2026-03-01T12:00:00Z","event_id":"00000000-0000-4000-8000-000000000001",'
-        b'"reason":"no-response","schema":1,"severity":"critical","subject":"case-1",'
+        b'{"event_id":"00000000-0000-4000-8000-000000000001","schema":1,"subject":"case-1",'
         b'"time":"2026-03-01T10:00:00Z","type":"case.escalated"}'
     ),
     "status": (
@@ -186,7 +185,7 @@ LEAVES: dict[str, bytes] = {
     ),
     "digest": (
         b'{"buyer":"B-001","envelope_hash":"ababababababababababababababababababababababababab'
-        b'ababababababab","event_id":"00000000-0000-4000-8000-000000000001","factory":"F-001",'
+        b'ababababababab","event_id":"00000000-0000-4000-8000-000000000001",'
         b'"recipients":["x25519:d53100a789907980aa234f4927110ce74070303efa131f743a6729a7926e34'
         b'46"],"schema":1,"subject":"case-1","time":"2026-03-01T10:00:00Z",'
         b'"type":"digest.issued"}'
@@ -268,6 +267,28 @@ def test_entries_are_typed_per_event_type() -> None:
     assert isinstance(key, KeyRegisteredEntry) and key.org_kind == "operator"
 
 
+def test_no_entry_of_a_case_names_its_factory_severity_deadline_or_reason() -> None:
+    """What triage and notify publish about a case (factory, severity, due, reason) stays in
+    their events; the public entries under the case id say none of it."""
+    revealing = [
+        "F-001",
+        "critical",
+        "high",
+        "2026-03-02T10:00:00Z",
+        "2026-03-01T12:00:00Z",
+        "no-response",
+    ]
+    cases = [n for n, e in EVENTS.items() if e.subject.startswith("case-")]
+    assert {EVENTS[n].type for n in cases} >= {
+        EventType.CASE_TRIAGED,
+        EventType.CASE_ESCALATED,
+        EventType.DIGEST_ISSUED,
+    }
+    for name in cases:
+        leaf = audit_entry(EVENTS[name]).leaf().decode()
+        assert [word for word in revealing if word in leaf] == [], name
+
+
 def edited(name: str, **changes: Any) -> bytes:
     """The pinned leaf of `name` with fields replaced (None: removed), as JSON text."""
     entry = json.loads(LEAVES[name])
@@ -291,6 +312,10 @@ def edited(name: str, **changes: Any) -> bytes:
         (edited("status", note="hidden"), "case.status-changed.note: Extra inputs"),
         (edited("report", factory="F-001"), "report.submitted.factory: Extra inputs"),
         (edited("report", urgent=True), "report.submitted.urgent: Extra inputs"),
+        (edited("triaged", severity="high"), "case.triaged.severity: Extra inputs"),
+        (edited("escalated", due="2026-03-01T14:00:00Z"), "case.escalated.due: Extra inputs"),
+        (edited("escalated", reason="worker-marked-urgent"), "case.escalated.reason: Extra"),
+        (edited("digest", factory="F-001"), "digest.issued.factory: Extra inputs"),
         (edited("key_registered", org_kind="god"), "key.registered.org_kind: Input should be"),
         (edited("disclosed", principal={"role": "x"}), "principal.org: Field required"),
     ],

@@ -25,7 +25,7 @@ def test_no_two_services_relay_the_same_outbox_collection() -> None:
 
 
 def test_each_service_relays_what_it_writes_and_its_own_disclosures() -> None:
-    assert INTAKE.outbox_names() == ["intake_cases"]
+    assert INTAKE.outbox_names() == ["intake_cases", "intake_disclosures"]
     assert set(TRIAGE.outbox_names()) == {
         "triage_cases",
         "triage_disclosures",
