@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from .audit import bench_audit
+from .browser import bench_browser
 from .consumers import bench_consumers
 from .relay import bench_relay
 
@@ -16,5 +17,6 @@ def bench() -> None:
 
 
 bench.add_command(bench_audit)
+bench.add_command(bench_browser)
 bench.add_command(bench_consumers)
 bench.add_command(bench_relay)

@@ -235,7 +235,9 @@ class Tamper:
 
 
 def changed(entry: bytes) -> bytes:
-    return entry.replace(b"F-T01", b"F-T02")
+    edited = entry.replace(b'"subject":"', b'"subject":"x', 1)
+    assert edited != entry, "the entry to change has a subject"
+    return edited
 
 
 def swap(entries: list[bytes], i: int, j: int) -> list[bytes]:

@@ -658,13 +658,21 @@ def test_an_attachment_is_padded_to_its_own_larger_buckets(operator: Party) -> N
     """A photo of 100 KB lands in the 128 KiB bucket; a content envelope could not hold it."""
     photo = b"image/jpeg\n" + bytes(100_000)
     envelope = seal_envelope(
-        photo, case_id=CASE, kind="attachment", routing={}, recipients={operator.id: operator.public}
+        photo,
+        case_id=CASE,
+        kind="attachment",
+        routing={},
+        recipients={operator.id: operator.public},
     )
     assert len(b64decode_strict(envelope.ciphertext)) == 128 * 1024 + 16
     assert open_envelope(envelope, private_key=operator.private, case_id=CASE, routing={}) == photo
     with pytest.raises(PlaintextTooLarge):
         seal_envelope(
-            photo, case_id=CASE, kind="content", routing={}, recipients={operator.id: operator.public}
+            photo,
+            case_id=CASE,
+            kind="content",
+            routing={},
+            recipients={operator.id: operator.public},
         )
     with pytest.raises(PlaintextTooLarge):
         padded_size(4 * 1024 * 1024, "attachment")

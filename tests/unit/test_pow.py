@@ -63,3 +63,6 @@ def test_difficulty_rises_one_bit_per_doubling_of_the_rate_and_falls_back() -> N
         gauge.accepted(i * 0.1)
     assert gauge.difficulty(12.0) == 18  # 120 a minute is four times calm
     assert gauge.difficulty(200.0) == 16  # a quiet minute later
+    for i in range(100_000):
+        gauge.accepted(300.0 + i * 0.0001)
+    assert gauge.difficulty(310.0) == 16 + DifficultyGauge.MAX_RISE  # a flood: bounded
