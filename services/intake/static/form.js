@@ -221,7 +221,13 @@ async function toggleRecording() {
   const chunks = [];
   recorder = new MediaRecorder(stream, options);
   recorder.ondataavailable = (event) => event.data.size && chunks.push(event.data);
+  let seconds = 0;
+  const clock = setInterval(() => {
+    seconds += 1; // shown as "Recording… 0:07": the worker sees that sound is being taken
+    $("progress").textContent = `${messages.recording} ${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
+  }, 1000);
   recorder.onstop = () => {
+    clearInterval(clock);
     for (const track of stream.getTracks()) track.stop();
     recording = new Blob(chunks, { type: recorder.mimeType || "audio/webm" });
     recorder = null;
