@@ -426,6 +426,8 @@ def test_the_record_button_records_a_voice_note(world: World, browser: Browser) 
         expect(record).to_be_visible()
         record.click()
         expect(record).to_have_text(messages["stop-recording"])
+        # The page counts the seconds recorded: stop after one, so there is sound to send.
+        expect(page.locator("p#progress")).to_contain_text("0:01", timeout=30_000)
         record.click()
         expect(page.locator("audio#voice-preview")).to_be_visible()
         posted = submit_and_wait_for_the_report(page, world.intake)
@@ -434,9 +436,9 @@ def test_the_record_button_records_a_voice_note(world: World, browser: Browser) 
     case = world.case(report_body(posted)["case_id"])
     [(media_type, voice)] = world.attachments(case)
     assert media_type.startswith("audio/webm")
-    # A webm (EBML) file as MediaRecorder writes it. How much audio it holds depends on how
-    # long the button was held, which the page shows no condition for (no elapsed time).
+    # A webm (EBML) file as MediaRecorder writes it, with an Opus track of that second.
     assert voice[:4] == b"\x1a\x45\xdf\xa3" and b"webm" in voice[:64], "a webm recording"
+    assert b"A_OPUS" in voice and len(voice) > 1000, "the recording holds sound"
 
 
 # --- 2. without JavaScript: sealed by intake, in memory ------------------------------------

@@ -236,6 +236,6 @@ async def test_an_outbox_write_the_service_did_not_declare_is_refused(
         with pytest.raises(UndeclaredOutbox):
             outbox_of(intake, "triage_disclosures")
         relayed = [c.name for c in relay_for(intake, producer).collections]
-        assert relayed == ["intake_cases"]
+        assert relayed == ["intake_cases", "intake_disclosures"]
     finally:
         await intake.close()
