@@ -95,18 +95,14 @@ class OperatorKeyPublic(BaseModel):
 
 @factories.post("", status_code=status.HTTP_201_CREATED, response_model=FactoryPublic)
 async def add_factory(body: FactoryCreate, runtime: RuntimeDep, _: AdminDep) -> FactoryPublic:
-    doc = await registry.add_factory(
-        runtime.store, body.code, body.name, body.country, body.city
-    )
+    doc = await registry.add_factory(runtime.store, body.code, body.name, body.country, body.city)
     runtime.relay.poke()
     return FactoryPublic.of(doc)
 
 
 @factories.get("", response_model=list[FactoryPublic])
 async def list_factories(runtime: RuntimeDep, _: AdminDep) -> list[FactoryPublic]:
-    found = runtime.store.db.factories.find({}, {"name": 1, "country": 1, "city": 1}).sort(
-        "_id", 1
-    )
+    found = runtime.store.db.factories.find({}, {"name": 1, "country": 1, "city": 1}).sort("_id", 1)
     return [FactoryPublic.of(doc) async for doc in found]
 
 

@@ -234,9 +234,7 @@ def test_argon2_concurrency_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
         return bytes(size)
 
     monkeypatch.setattr(nacl.pwhash.argon2id, "kdf", held_kdf)
-    threads = [
-        threading.Thread(target=derive_receipt, args=(RECEIPT,)) for _ in range(callers)
-    ]
+    threads = [threading.Thread(target=derive_receipt, args=(RECEIPT,)) for _ in range(callers)]
     for thread in threads:
         thread.start()
     try:
