@@ -40,7 +40,7 @@ from hotline.shared.web import (
 )
 
 from .reports import ERROR_STATUS
-from .state import IntakeDep, Refused
+from .state import IntakeDep, IntakeState, Refused
 from .submission import PlainReport, submit_plain
 
 HERE = Path(__file__).parent
@@ -159,15 +159,10 @@ async def form(lang: str, request: Request, page: PagesDep, state: IntakeDep) ->
 async def search(
     lang: str, request: Request, page: PagesDep, state: IntakeDep, runtime: RuntimeDep
 ) -> HTMLResponse:
-    language = BY_CODE.get(lang)
-    if language is None:
-        return _not_found(request, page)
-    try:
-        posted = await _read(request)
-    except BadForm:
-        return _bad_form(page, language)
-    except FormTooLarge:
-        return await _form(page, state, language, FormFields(), refused="file-too-large")
+    read = await _posted(lang, request, page, state)
+    if isinstance(read, HTMLResponse):
+        return read
+    language, posted = read
     fields = FormFields.posted(posted)
     matches: list[dict[str, str]] = []
     if len(fields.q) in SEARCH_LENGTH:
@@ -179,15 +174,10 @@ async def search(
 async def report(
     lang: str, request: Request, page: PagesDep, state: IntakeDep, runtime: RuntimeDep
 ) -> HTMLResponse:
-    language = BY_CODE.get(lang)
-    if language is None:
-        return _not_found(request, page)
-    try:
-        posted = await _read(request)
-    except BadForm:
-        return _bad_form(page, language)
-    except FormTooLarge:
-        return await _form(page, state, language, FormFields(), refused="file-too-large")
+    read = await _posted(lang, request, page, state)
+    if isinstance(read, HTMLResponse):
+        return read
+    language, posted = read
     fields = FormFields.posted(posted)
     missing = _missing(fields)
     if missing:
@@ -225,13 +215,26 @@ def _missing(fields: FormFields) -> str | None:
     return None
 
 
-async def _read(request: Request) -> FormData:
-    return await read_form(
-        request,
-        max_bytes=NOJS_MAX_BODY,
-        max_files=MAX_FILE_PARTS,
-        max_field_bytes=MAX_FIELD_BYTES,
-    )
+async def _posted(
+    lang: str, request: Request, page: Pages, state: IntakeState
+) -> tuple[Language, FormData] | HTMLResponse:
+    """The language and the posted form of a no-JS POST, or the page that answers it
+    instead (unknown language, malformed or oversized form)."""
+    language = BY_CODE.get(lang)
+    if language is None:
+        return _not_found(request, page)
+    try:
+        posted = await read_form(
+            request,
+            max_bytes=NOJS_MAX_BODY,
+            max_files=MAX_FILE_PARTS,
+            max_field_bytes=MAX_FIELD_BYTES,
+        )
+    except BadForm:
+        return _bad_form(page, language)
+    except FormTooLarge:
+        return await _form(page, state, language, FormFields(), refused="file-too-large")
+    return language, posted
 
 
 def _uploads(form: FormData, name: str) -> list[UploadFile]:

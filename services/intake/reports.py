@@ -21,15 +21,12 @@ from hotline.shared.deps import RuntimeDep
 from hotline.shared.pow import new_challenge
 from hotline.shared.registry import (
     MAX_FACTORY_MATCHES,
-    NoOperatorKey,
-    UnknownFactory,
-    recipients_for,
     search_factories,
 )
 from hotline.shared.reports import RecipientKeys, ReportAccepted, ReportCreate, Transparency
 
 from .state import IntakeDep, Refused
-from .submission import accept_report, spend_challenge
+from .submission import accept_report, registered_recipients, spend_challenge
 
 api = APIRouter(prefix="/api", tags=["reports"])
 
@@ -146,12 +143,7 @@ async def challenge(state: IntakeDep) -> ChallengeIssued:
 @api.get("/recipients/{factory}", response_model=RecipientKeys)
 async def recipients_of(factory: str, runtime: RuntimeDep, state: IntakeDep) -> RecipientKeys:
     """The public keys a report at `factory` must be sealed to, and their key proofs."""
-    try:
-        found = await recipients_for(runtime.store, factory)
-    except UnknownFactory:
-        raise Refused("unknown-factory", "no factory has this code") from None
-    except NoOperatorKey:
-        raise Refused("no-operator-key", "the hotline cannot receive reports yet") from None
+    found = await registered_recipients(runtime, factory)
     proofs: dict[str, Any] = await state.key_proofs(sorted({*found.content, *found.identity}))
     return RecipientKeys(
         factory=factory,
@@ -172,13 +164,14 @@ async def submit_report(
     """Accept a report sealed on the client: the recipients must be exactly the expected keys,
     and the proof of work solved and unspent. The envelopes' shape, kind and case were
     checked with the body (`ReportCreate`)."""
-    if report.pow is None:
+    pow = report.pow
+    if pow is None:
         raise Refused("bad-challenge", "a report needs a solved challenge (GET /api/challenge)")
     await accept_report(
         runtime,
         report,
         server_encrypted=False,
-        before_storing=lambda: spend_challenge(runtime, state, report.pow),
+        before_storing=lambda: spend_challenge(runtime, state, pow),
     )
     state.gauge.accepted()
     return ReportAccepted(case_id=report.case_id)

@@ -39,7 +39,7 @@ from hotline.shared.keys import b64encode
 from hotline.shared.outbox import outbox_of
 from hotline.shared.pow import ChallengeError, StaleChallenge, check_solution
 from hotline.shared.receipt import derive_receipt, lookup_hash, new_receipt
-from hotline.shared.registry import NoOperatorKey, UnknownFactory, recipients_for
+from hotline.shared.registry import NoOperatorKey, Recipients, UnknownFactory, recipients_for
 from hotline.shared.reports import MAX_ATTACHMENTS, ProofOfWork, ReportCreate, routing_metadata
 from hotline.shared.service import Runtime
 from hotline.shared.taxonomy import category_codes
@@ -54,10 +54,18 @@ MAX_PHOTO_SIDE = 1600  # pixels: enough to read a notice or a payslip
 MAX_UPLOAD_PIXELS = 50_000_000  # larger images are refused before decoding (decompression bombs)
 
 
-async def spend_challenge(runtime: Runtime, state: IntakeState, pow: ProofOfWork | None) -> None:
+async def registered_recipients(runtime: Runtime, factory: str) -> Recipients:
+    """The keys a report at `factory` is sealed to, as the registry says; raises Refused."""
+    try:
+        return await recipients_for(runtime.store, factory)
+    except UnknownFactory:
+        raise Refused("unknown-factory", "no factory has this code") from None
+    except NoOperatorKey:
+        raise Refused("no-operator-key", "the hotline cannot receive reports yet") from None
+
+
+async def spend_challenge(runtime: Runtime, state: IntakeState, pow: ProofOfWork) -> None:
     """Check the proof of work and spend it (each challenge once); raises Refused."""
-    if pow is None:
-        raise Refused("bad-challenge", "a report needs a solved challenge (GET /api/challenge)")
     now = datetime.now(UTC)
     try:
         challenge = check_solution(
@@ -86,12 +94,7 @@ async def accept_report(
     """Store a sealed report and announce it, or raise Refused and store nothing.
     `before_storing` runs once the report is known to fit the registry (it spends the proof
     of work, so a report refused for its factory or keys does not burn its challenge)."""
-    try:
-        expected = await recipients_for(runtime.store, report.factory)
-    except UnknownFactory:
-        raise Refused("unknown-factory", "no factory has this code") from None
-    except NoOperatorKey:
-        raise Refused("no-operator-key", "the hotline cannot receive reports yet") from None
+    expected = await registered_recipients(runtime, report.factory)
     _check_recipients(report.content, set(expected.content))
     if report.identity is not None:
         _check_recipients(report.identity, set(expected.identity))
@@ -226,12 +229,7 @@ def _check_plain(plain: PlainReport) -> None:
 
 
 async def _seal_and_accept(runtime: Runtime, plain: PlainReport) -> str:
-    try:
-        expected = await recipients_for(runtime.store, plain.factory)
-    except UnknownFactory:
-        raise Refused("unknown-factory", "no factory has this code") from None
-    except NoOperatorKey:
-        raise Refused("no-operator-key", "the hotline cannot receive reports yet") from None
+    expected = await registered_recipients(runtime, plain.factory)
     photos = [await asyncio.to_thread(strip_photo, photo) for photo in plain.photos]
     files = [b"image/jpeg\n" + photo for photo in photos]
     if plain.voice is not None:

@@ -18,12 +18,10 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from pymongo import MongoClient
 from pymongo.collection import Collection
 from pymongo.database import Database
 
-from hotline.cli.engines import kafka
 from hotline.cli.engines.local import LocalSystem
 from hotline.shared.config import Settings
 from hotline.shared.envelope import EnvelopeKind, envelope_hash, seal_envelope
@@ -38,6 +36,7 @@ from hotline.shared.tlog.hashing import leaf_hash
 from hotline.shared.tlog.note import Ed25519Verifier, parse_verifier_key
 from hotline.shared.tlog.verify import verify_inclusion
 from tests.support.registry import AdminApi, Party, unique_buyer_id, unique_factory_code
+from tests.support.topics import records_on
 from tests.support.waiting import wait_for
 
 Keys = dict[str, bytes]
@@ -218,28 +217,7 @@ def ciphertext_bytes(envelope: Document) -> int:
 async def records_about(settings: Settings, topic: str, subject: str) -> list[bytes]:
     """The raw values of the events about `subject` on `topic`, read from its beginning to
     its end now by a plain consumer, as any client of the broker reads them."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",  # see tests/support/topics.py
-    )
-    await consumer.start()
-    try:
-        [count] = [t["partitions"] for t in kafka.declared_topics() if t["name"] == topic]
-        partitions = [TopicPartition(topic, p) for p in range(count)]
-        consumer.assign(partitions)
-        end = await consumer.end_offsets(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        found: list[bytes] = []
-        async with asyncio.timeout(60):
-            while [p for p in partitions if await consumer.position(p) < end[p]]:
-                for records in (await consumer.getmany(*partitions, timeout_ms=1000)).values():
-                    for record in records:
-                        if record.offset < end[TopicPartition(record.topic, record.partition)]:
-                            found.append(record.value or b"")
-        return [raw for raw in found if _subject(raw) == subject]
-    finally:
-        await consumer.stop()
+    return [raw for raw in await records_on(settings, topic) if _subject(raw) == subject]
 
 
 def _subject(raw: bytes) -> str | None:

@@ -17,6 +17,18 @@ READ_TIMEOUT = 60.0  # seconds to read a topic to its end; a hang fails here, sa
 async def event_ids_on(settings: Settings, topic: str) -> Counter[str]:
     """How many records of each event id `topic` holds, from its beginning to its end now.
     Records that are not events (other tests' poison messages) are not counted."""
+    seen: Counter[str] = Counter()
+    for raw in await records_on(settings, topic):
+        try:
+            seen[parse_event(raw).id] += 1
+        except EventError:
+            continue
+    return seen
+
+
+async def records_on(settings: Settings, topic: str) -> list[bytes]:
+    """The raw values `topic` holds, from its beginning to its end now, partition by
+    partition."""
     # `earliest`: with the default `latest`, the reset that `assign` starts can land after
     # `seek_to_beginning` and leave the positions at the end (seen here: nothing read).
     consumer = AIOKafkaConsumer(
@@ -32,23 +44,19 @@ async def event_ids_on(settings: Settings, topic: str) -> Counter[str]:
         end = await consumer.end_offsets(partitions)
         await consumer.seek_to_beginning(*partitions)
         async with asyncio.timeout(READ_TIMEOUT):
-            return await _count_to_end(consumer, partitions, end)
+            return await _read_to_end(consumer, partitions, end)
     finally:
         await consumer.stop()
 
 
-async def _count_to_end(
+async def _read_to_end(
     consumer: AIOKafkaConsumer, partitions: list[TopicPartition], end: dict[TopicPartition, int]
-) -> Counter[str]:
-    seen: Counter[str] = Counter()
+) -> list[bytes]:
+    found: list[bytes] = []
     while [p for p in partitions if await consumer.position(p) < end[p]]:
         batches = await consumer.getmany(*partitions, timeout_ms=1000)
         for records in batches.values():
             for record in records:
-                if record.offset >= end[TopicPartition(record.topic, record.partition)]:
-                    continue
-                try:
-                    seen[parse_event(record.value or b"").id] += 1
-                except EventError:
-                    continue
-    return seen
+                if record.offset < end[TopicPartition(record.topic, record.partition)]:
+                    found.append(record.value or b"")
+    return found
