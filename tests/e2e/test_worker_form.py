@@ -22,7 +22,8 @@ from typing import Any
 import httpx
 import pytest
 from PIL import ExifTags, Image
-from playwright.sync_api import Browser, FilePayload, Page, Response, Route, expect
+from playwright.sync_api import Browser, FilePayload, Page, Response, expect
+from pymongo import MongoClient
 
 from hotline.cli.engines.keycloak import password_token
 from hotline.cli.engines.local import LocalSystem
@@ -82,18 +83,27 @@ class World:
         kids = set(answer["content"]) | set(answer["identity"])
         return kids <= set(answer["transparency"]["proofs"])
 
-    def key_proofs(self, kids: set[str], proven: set[str]) -> dict[str, Any] | None:
-        """The log's checkpoint and its proofs of `kids`, once it proves exactly `proven`."""
-        response = httpx.get(
-            f"{self.system.settings.audit_url}/api/key-proofs",
-            params={"key": sorted(kids)},
-            timeout=30,
-        )
-        assert response.status_code == 200, response.text
-        answer = response.json()
-        if set(answer["proofs"]) != proven:
+    def slip_buyer_key_into_the_registry(self, factory: str, kid: str, public: str) -> None:
+        """A buyer with this key, linked to `factory`, written straight into the database:
+        no registry API, no outbox, so no `key.registered` event reaches the log."""
+        buyer = unique_buyer_id()
+        client: MongoClient[dict[str, Any]] = MongoClient(self.system.settings.mongo_url)
+        with client:
+            db = client[self.system.settings.mongo_db]
+            db.buyers.insert_one(
+                {"_id": buyer, "name": "Slipped", "key_id": kid, "public_key": public}
+            )
+            db.links.insert_one({"_id": f"{buyer}|{factory}", "buyer": buyer, "factory": factory})
+
+    def offered_with(self, factory: str, kid: str, *, proven: bool) -> dict[str, Any] | None:
+        """Intake's recipients of `factory` once they offer `kid`, with a proof of it exactly
+        when `proven` (a key registered a moment ago waits for the next checkpoint)."""
+        answer = self.recipients(factory)
+        if kid not in answer["content"]:
             return None
-        return {"checkpoint": answer["checkpoint"], "proofs": answer["proofs"]}
+        if (kid in answer["transparency"]["proofs"]) != proven:
+            return None
+        return answer
 
     def operator_token(self) -> str:
         return password_token(self.system.settings, "operator", "operator")
@@ -503,29 +513,22 @@ def test_the_page_refuses_to_seal_to_a_key_the_log_does_not_vouch_for(
     world: World,
     browser: Browser,
 ) -> None:
-    """The network (here the test, rewriting intake's answer) adds a key to the content
-    recipients, with whatever proofs the log really has; the page checks them itself and
-    seals nothing."""
+    """Someone who can write the registry's database slips a buyer key into the factory's
+    recipients, past the registry's API and so past the log. Intake hands it out with
+    whatever proofs the log really has; the page checks them itself and seals nothing."""
     name = f"Harbor{uuid.uuid4().hex[:6]} Electronics"
     factory = world.new_factory(name, "Ho Chi Minh City")
     kid, public = extra_key(world)
-    offered = world.recipients(factory)
-    offered["content"][kid] = public
-    recipient_ids = set(offered["content"]) | set(offered["identity"])
-    proven = recipient_ids if in_log else recipient_ids - {kid}
-    # One answer of the log: its checkpoint and the proofs against it, as intake passes them.
-    offered["transparency"] = wait_for(
-        lambda: world.key_proofs(recipient_ids, proven),
-        timeout=60,
-        what="the audit log's proofs of the offered keys",
+    world.slip_buyer_key_into_the_registry(factory, kid, public)
+    offered = wait_for(
+        lambda: world.offered_with(factory, kid, proven=in_log),
+        timeout=120,
+        what="intake handing out the slipped key, with the log's proof if it has one",
     )
-
-    def rewritten(route: Route) -> None:
-        route.fulfill(response=route.fetch(), json=offered)
+    assert offered["content"][kid] == public
 
     typed = what_a_worker_types("en", factory, b"")
     with phone(browser, world.intake, locale="en-GB") as (page, watch):
-        page.route(f"{world.intake}/api/recipients/*", rewritten)
         page.goto(f"{world.intake}/en/")
         messages = messages_of(page)
         fill_the_form(page, typed, name, javascript=True, attach=False)
