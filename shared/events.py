@@ -16,11 +16,13 @@ from typing import Any, ClassVar, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .envelope import Envelope
+from .messages import MessageKind
 
 TOPIC_PREFIX = "hotline."
 DEAD_LETTER_TOPIC = "hotline.deadletter"
 
-EnvelopeClass = Literal["content", "identity", "attachment"]
+# "message": an envelope of the case's conversation (shared/messages.py).
+EnvelopeClass = Literal["content", "identity", "attachment", "message"]
 Severity = Literal["critical", "high", "normal"]
 Channel = Literal["web", "web-nojs", "phone"]
 RegistryChange = Literal["factory-added", "buyer-added", "link-added"]
@@ -84,6 +86,9 @@ class ReportSubmitted(_Data):
     content: Envelope
     identity: Envelope | None = None
     attachments: list[AttachmentRef] = []
+    # The X25519 public key (base64) the worker's replies are sealed to, derived from the
+    # receipt on the worker's side; None only for reports made before replies existed.
+    reply_key: str | None = None
 
 
 class CaseTriaged(_Data):
@@ -107,9 +112,16 @@ class CaseStatusChanged(_Data):
 
 
 class MessagePosted(_Data):
+    """A message of the case's conversation (shared/messages.py: kinds, who writes them, to
+    whom each is sealed). Attachments travel as references, as a report's do."""
+
     TYPE = EventType.MESSAGE_POSTED
-    author_role: str
-    envelope: Envelope
+    message_id: str
+    kind: MessageKind
+    author_role: str  # triage-analyst, buyer, or worker
+    envelope: Envelope | None  # None for a decline only
+    in_reply_to: str | None = None  # the question a forward or decline decides
+    attachments: list[AttachmentRef] = []
 
 
 class DigestIssued(_Data):

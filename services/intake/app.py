@@ -1,5 +1,7 @@
-"""Intake: the worker's form and the anonymous report API. Stores only ciphertext (the no-JS
-form is sealed here, in memory), announces through the outbox.
+"""Intake: the worker's form, the anonymous report API and the follow-up by receipt (status
+page, answers). Stores only ciphertext (the no-JS form is sealed here, in memory), announces
+through the outbox, and consumes the operators' messages and status changes for the status
+page.
 
 A worker has no account, so nothing here asks for a token. Nothing about the caller is
 read or kept: no address, no user agent, no precise time (see shared/logpolicy.py).
@@ -19,10 +21,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from hotline.shared.config import Settings
 from hotline.shared.deps import answer_errors
 from hotline.shared.disclosure import DISCLOSURE_ERROR_STATUS
-from hotline.shared.service import add_health, service_lifespan
+from hotline.shared.service import Runtime, add_health, service_lifespan
 
 from .attachments import cases
 from .collections import COLLECTIONS
+from .conversation import TOPICS, record_event
+from .followup import followup
 from .pages import install_pages
 from .reports import answer_http, answer_invalid, answer_refused, api
 from .state import IntakeState, Refused
@@ -34,7 +38,16 @@ MAX_BODY_BYTES = 24 * 1024 * 1024
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    service = service_lifespan(settings, AUDIENCE, COLLECTIONS, lambda runtime: None)
+
+    def setup(runtime: Runtime) -> None:
+        runtime.consume(
+            "intake",
+            list(TOPICS),
+            lambda event: record_event(runtime, event),
+            deduplicate=False,  # idempotent: messages stored by id, statuses set
+        )
+
+    service = service_lifespan(settings, AUDIENCE, COLLECTIONS, setup)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -53,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.include_router(api)
+    app.include_router(followup)
     app.include_router(cases)
     answer_errors(app, DISCLOSURE_ERROR_STATUS)
     app.add_exception_handler(Refused, answer_refused)

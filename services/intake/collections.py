@@ -15,8 +15,14 @@ INTAKE_CASES = outbox_collection(
     "intake_cases", IndexModel([("receipt_lookup", ASCENDING)], unique=True)
 )
 # One document per attachment envelope (_id = its envelope hash), apart from the case:
-# attachments are megabytes, and never travel in Kafka.
+# attachments are megabytes, and never travel in Kafka. A worker's answer's attachments
+# carry its `message_id`; a report's have none.
 INTAKE_ATTACHMENTS = Collection("intake_attachments", (IndexModel([("case_id", ASCENDING)]),))
+# The case's conversation as the status page shows it, one document per message
+# (_id = message id): the worker's answers (written here, with their event in the outbox;
+# metadata only once published) and what the operators sent the worker (from the topic,
+# with the envelope sealed to the worker's reply key).
+INTAKE_MESSAGES = outbox_collection("intake_messages", IndexModel([("case_id", ASCENDING)]))
 # Spent proof-of-work challenges (_id = nonce), dropped when they expire.
 SPENT_CHALLENGES = Collection(
     "intake_spent_challenges", (IndexModel([("expires", ASCENDING)], expireAfterSeconds=0),)
@@ -26,6 +32,7 @@ COLLECTIONS = Collections(
     "intake",
     INTAKE_CASES,
     INTAKE_ATTACHMENTS,
+    INTAKE_MESSAGES,
     SPENT_CHALLENGES,
     disclosures_collection("intake"),
 )

@@ -7,6 +7,13 @@
 - `POST /<lang>/report` (no JavaScript) reads the form into memory, hands it to
   `submit_plain` (sealed here, in memory) and shows the receipt once; a refusal shows the
   form again with one translated sentence and the worker's words kept (never the files).
+- `GET /<lang>/status` is the status page: the worker types the receipt, and the page's
+  script derives, fetches and opens on the device (services/intake/followup.py).
+- `POST /<lang>/status` (no JavaScript) derives the lookup token and reply key from the
+  receipt HERE, in memory, opens the replies, renders them and forgets the key: this path
+  trusts the server with the receipt for the length of one request (the page says so).
+  `POST /<lang>/answer` (no JavaScript) seals the worker's answer here, as the no-JS form
+  does. Their answers are padded to the same length whatever the case holds.
 - `GET /today` is the neutral page "leave quickly" goes to.
 
 Nothing is kept between requests and no cookie is set: the language is in the path.
@@ -14,6 +21,7 @@ Nothing is kept between requests and no cookie is set: the language is in the pa
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -26,7 +34,9 @@ from starlette.datastructures import FormData, UploadFile
 
 from hotline.shared.config import Settings
 from hotline.shared.deps import RuntimeDep
+from hotline.shared.receipt import DerivedReceipt, ReceiptError, derive_receipt, normalise_receipt
 from hotline.shared.registry import search_factories
+from hotline.shared.reports import HEX_TOKEN
 from hotline.shared.taxonomy import categories
 from hotline.shared.web import (
     BadForm,
@@ -39,9 +49,17 @@ from hotline.shared.web import (
     read_form,
 )
 
+from .conversation import (
+    STATUS_BUCKET,
+    accept_answer,
+    case_status,
+    find_case,
+    open_messages,
+    seal_plain_answer,
+)
 from .reports import ERROR_STATUS
 from .state import IntakeDep, IntakeState, Refused
-from .submission import PlainReport, submit_plain
+from .submission import MAX_TEXT_BYTES, PlainReport, strip_photo, submit_plain
 
 HERE = Path(__file__).parent
 
@@ -202,6 +220,130 @@ async def report(
     except Refused as refused:
         return await _form(page, state, language, fields, refused=refused.code)
     return _html(page, language, "receipt.html", receipt=receipt)
+
+
+@pages.get("/{lang}/status", response_class=HTMLResponse)
+async def status_page(
+    lang: str, request: Request, page: PagesDep, state: IntakeDep
+) -> HTMLResponse:
+    language = BY_CODE.get(lang)
+    if language is None:
+        return _not_found(request, page)
+    return await _status(page, state, language)
+
+
+@pages.post("/{lang}/status", response_class=HTMLResponse)
+async def status_nojs(
+    lang: str, request: Request, page: PagesDep, state: IntakeDep, runtime: RuntimeDep
+) -> HTMLResponse:
+    """The status without JavaScript: derive, look up, open the replies, forget."""
+    read = await _posted(lang, request, page, state)
+    if isinstance(read, HTMLResponse):
+        return read
+    language, posted = read
+    typed = posted.get("receipt")
+    try:
+        receipt = normalise_receipt(typed if isinstance(typed, str) else "")
+    except ReceiptError:
+        return await _status(page, state, language, refused="bad-receipt")
+    try:
+        state.admit_lookup()
+        derived = await _nojs_derive(state, receipt)
+        case = await find_case(runtime, state, derived.lookup_token.hex())
+        shown = await case_status(runtime, case)
+    except Refused as refused:
+        return await _status(page, state, language, refused=refused.code)
+    result = {
+        **{name: shown[name] for name in ("case_id", "status", "received", "acknowledged")},
+        "feedback": shown["feedback"],
+        "updated": shown["updated"],
+        "messages": open_messages(shown, derived.reply_private),
+        "answers": [{"day": answer["day"]} for answer in shown["answers"]],
+        "lookup_token": derived.lookup_token.hex(),
+    }
+    del derived, receipt  # nothing of the receipt outlives the request
+    return await _status(page, state, language, result=result)
+
+
+@pages.post("/{lang}/answer", response_class=HTMLResponse)
+async def answer_nojs(
+    lang: str, request: Request, page: PagesDep, state: IntakeDep, runtime: RuntimeDep
+) -> HTMLResponse:
+    """The worker's answer without JavaScript, sealed here in memory to the operator keys."""
+    read = await _posted(lang, request, page, state)
+    if isinstance(read, HTMLResponse):
+        return read
+    language, posted = read
+    token, text = posted.get("lookup_token"), posted.get("text")
+    if not isinstance(token, str) or not HEX_TOKEN.fullmatch(token):
+        return await _status(page, state, language, refused="wrong-receipt")
+    if not isinstance(text, str) or not text.strip():
+        return await _status(page, state, language, refused="bad-report")
+    if len(text.encode()) > MAX_TEXT_BYTES:
+        return await _status(page, state, language, refused="text-too-long")
+    uploads = _uploads(posted, "photo")
+    voices = _uploads(posted, "voice")
+    if len(uploads) > MAX_PHOTOS or len(voices) > 1:
+        return await _status(page, state, language, refused="too-many-files")
+    try:
+        state.admit_lookup()
+        case = await find_case(runtime, state, token)
+        async with state.nojs_turn():  # Pillow and sealing, one at a time
+            files = [
+                b"image/jpeg\n" + await asyncio.to_thread(strip_photo, await upload.read())
+                for upload in uploads
+            ]
+            for voice in voices:
+                voice_type = voice.content_type or ""
+                if not voice_type.startswith("audio/"):
+                    raise Refused("bad-report", "a voice note must be a sound recording")
+                files.append(voice_type.encode("ascii", "replace") + b"\n" + await voice.read())
+            message = await seal_plain_answer(runtime, case, text, files)
+            await accept_answer(runtime, message, case)
+    except Refused as refused:
+        return await _status(page, state, language, refused=refused.code)
+    return await _status(page, state, language, answered=True)
+
+
+async def _nojs_derive(state: IntakeState, receipt: str) -> DerivedReceipt:
+    """Argon2id of the receipt on the server, through the no-JS queue (one at a time, as
+    the no-JS form's sealing): the queue is this path's throttle instead of a proof of work."""
+    async with state.nojs_turn():
+        return await asyncio.to_thread(derive_receipt, receipt)
+
+
+async def _status(
+    page: Pages,
+    state: IntakeState,
+    language: Language,
+    *,
+    result: dict[str, Any] | None = None,
+    refused: str | None = None,
+    answered: bool = False,
+) -> HTMLResponse:
+    """The status page, padded to a multiple of STATUS_BUCKET bytes (an HTML comment at the
+    end) so that its length does not tell what the case holds."""
+    try:
+        vkey = await state.log_vkey()
+    except Refused:
+        vkey = ""
+    status_code = status.HTTP_200_OK
+    if refused is not None:
+        refused = refused if refused in ERROR_STATUS else "bad-report"
+        status_code = ERROR_STATUS[refused]
+    body = page.templates.render(
+        language.locale,
+        "status.html",
+        language=language,
+        vkey=vkey,
+        result=result,
+        error=refused,
+        answered=answered,
+    ).encode()
+    filler = b"<!--  -->"
+    target = -(-(len(body) + len(filler)) // STATUS_BUCKET) * STATUS_BUCKET
+    padding = b"<!-- " + b" " * (target - len(body) - len(filler)) + b" -->"
+    return HTMLResponse(body + padding, status_code=status_code)
 
 
 def _missing(fields: FormFields) -> str | None:

@@ -51,6 +51,9 @@ ERROR_STATUS: dict[str, int] = {
     "log-unavailable": status.HTTP_503_SERVICE_UNAVAILABLE,
     "busy": status.HTTP_503_SERVICE_UNAVAILABLE,
     "case-exists": status.HTTP_409_CONFLICT,
+    "wrong-receipt": status.HTTP_404_NOT_FOUND,
+    "bad-receipt": status.HTTP_422_UNPROCESSABLE_CONTENT,
+    "message-exists": status.HTTP_409_CONFLICT,
 }
 
 
@@ -132,8 +135,9 @@ class ChallengeIssued(BaseModel):
 
 @api.get("/challenge", response_model=ChallengeIssued)
 async def challenge(state: IntakeDep) -> ChallengeIssued:
-    """A single-use proof-of-work challenge; its difficulty rises with the submission rate."""
-    difficulty = state.gauge.difficulty()
+    """A single-use proof-of-work challenge; its difficulty rises with the submission rate
+    and with the rate of failed receipt lookups."""
+    difficulty = state.difficulty()
     issued = new_challenge(state.challenge_key, difficulty, time.time(), CHALLENGE_MINUTES)
     return ChallengeIssued(
         challenge=issued, difficulty=difficulty, expires_in=CHALLENGE_MINUTES * 60

@@ -45,7 +45,7 @@ from hotline.shared.service import Runtime
 from hotline.shared.taxonomy import category_codes
 
 from .collections import INTAKE_ATTACHMENTS, INTAKE_CASES, SPENT_CHALLENGES
-from .state import NOJS_MAX_WAITING, IntakeState, Refused
+from .state import IntakeState, Refused
 
 MAX_PHOTOS = 3
 MAX_TEXT_BYTES = 32 * 1024  # what happened; a content envelope holds up to 64 KiB
@@ -103,14 +103,7 @@ async def accept_report(
     if before_storing is not None:
         await before_storing()
 
-    refs = [
-        AttachmentRef(
-            hash=envelope_hash(attachment),
-            size=len(attachment.ciphertext) * 3 // 4 - attachment.ciphertext.count("="),
-            recipients=sorted(attachment.recipients),
-        )
-        for attachment in report.attachments
-    ]
+    refs = [attachment_ref(attachment) for attachment in report.attachments]
     event = new_event(
         report.case_id,
         ReportSubmitted(
@@ -123,6 +116,7 @@ async def accept_report(
             content=report.content,
             identity=report.identity,
             attachments=refs,
+            reply_key=report.reply_key,
         ),
     )
     document = {
@@ -135,41 +129,63 @@ async def accept_report(
         "content": report.content.model_dump(),
         "identity": report.identity.model_dump() if report.identity else None,
         "attachments": [ref.model_dump() for ref in refs],
+        # What the status page shows: days only (the event's hour, cut to the day).
         "status": "received",
+        "received": event.time[:10],
+        "updated": event.time[:10],
+        "acknowledged": None,
+        "feedback": None,
     }
-    stored = await _store_attachments(runtime, report.case_id, report.attachments, refs)
+    stored = await store_attachments(runtime, report.case_id, report.attachments, refs)
     try:
         await outbox_of(runtime.store, INTAKE_CASES.name).insert(document, event)
     except DuplicateKeyError:
-        await _delete_attachments(runtime, stored)
+        await delete_attachments(runtime, stored)
         raise Refused("case-exists", "a case with this id or receipt already exists") from None
     except BaseException:
-        await _delete_attachments(runtime, stored)
+        await delete_attachments(runtime, stored)
         raise
     runtime.relay.poke()
 
 
-async def _store_attachments(
-    runtime: Runtime, case_id: str, attachments: list[Envelope], refs: list[AttachmentRef]
+def attachment_ref(attachment: Envelope) -> AttachmentRef:
+    """How events and the audit log refer to an attachment envelope kept in intake."""
+    return AttachmentRef(
+        hash=envelope_hash(attachment),
+        size=len(attachment.ciphertext) * 3 // 4 - attachment.ciphertext.count("="),
+        recipients=sorted(attachment.recipients),
+    )
+
+
+async def store_attachments(
+    runtime: Runtime,
+    case_id: str,
+    attachments: list[Envelope],
+    refs: list[AttachmentRef],
+    *,
+    message_id: str | None = None,
 ) -> list[str]:
+    """Store each attachment envelope as its own document (of a report, or of the answer
+    `message_id`); return their ids. On failure those written are deleted again."""
     collection = runtime.store.db[INTAKE_ATTACHMENTS.name]
     stored: list[str] = []
     try:
         for attachment, ref in zip(attachments, refs, strict=True):
-            await collection.insert_one(
-                {"_id": ref.hash, "case_id": case_id, "envelope": attachment.model_dump()}
-            )
+            document = {"_id": ref.hash, "case_id": case_id, "envelope": attachment.model_dump()}
+            if message_id is not None:
+                document["message_id"] = message_id
+            await collection.insert_one(document)
             stored.append(ref.hash)
     except DuplicateKeyError:
-        await _delete_attachments(runtime, stored)
-        raise Refused("replayed", "an attachment of this report was submitted before") from None
+        await delete_attachments(runtime, stored)
+        raise Refused("replayed", "an attachment was submitted before") from None
     except BaseException:
-        await _delete_attachments(runtime, stored)
+        await delete_attachments(runtime, stored)
         raise
     return stored
 
 
-async def _delete_attachments(runtime: Runtime, hashes: list[str]) -> None:
+async def delete_attachments(runtime: Runtime, hashes: list[str]) -> None:
     if hashes:
         await runtime.store.db[INTAKE_ATTACHMENTS.name].delete_many({"_id": {"$in": hashes}})
 
@@ -202,14 +218,8 @@ async def submit_plain(runtime: Runtime, state: IntakeState, plain: PlainReport)
     (formatted); raises Refused. One at a time (the no-JS queue); the wait is the throttle
     this path has instead of a proof of work."""
     _check_plain(plain)
-    if state.nojs_waiting >= NOJS_MAX_WAITING:
-        raise Refused("busy", "the hotline is busy; please try again in a minute")
-    state.nojs_waiting += 1
-    try:
-        async with state.nojs_slot:
-            return await _seal_and_accept(runtime, plain)
-    finally:
-        state.nojs_waiting -= 1
+    async with state.nojs_turn():
+        return await _seal_and_accept(runtime, plain)
 
 
 def _check_plain(plain: PlainReport) -> None:
