@@ -56,16 +56,21 @@ async def case_attachments(
         return [by_hash[ref["hash"]] for ref in refs if ref["hash"] in by_hash]
 
     attachments = in_order(case.get("attachments", []))
+    with_files = [
+        message
+        async for message in runtime.store.db[INTAKE_MESSAGES.name].find(
+            {"case_id": case_id, "kind": "answer"}, {"attachments": 1, "day": 1}
+        )
+        if message.get("attachments")
+    ]
+    with_files.sort(key=lambda message: (message["day"], message["_id"]))
     answers = [
         AnswerAttachments(
             message_id=message["_id"],
             routing=message_routing(message["_id"], "answer"),
             attachments=in_order(message["attachments"]),
         )
-        async for message in runtime.store.db[INTAKE_MESSAGES.name].find(
-            {"case_id": case_id, "kind": "answer"}, {"attachments": 1}
-        )
-        if message.get("attachments")
+        for message in with_files
     ]
     who = Principal(role=Role.OPERATOR, org=operator.org, subject=operator.subject)
     for attachment in [*attachments, *(a for answer in answers for a in answer.attachments)]:

@@ -24,6 +24,7 @@ import pytest
 from pymongo import MongoClient
 from pymongo.database import Database
 
+from hotline.cli.engines.keycloak import password_token
 from hotline.cli.engines.local import LocalSystem
 from hotline.shared.bus import make_producer, publish
 from hotline.shared.envelope import envelope_hash, open_envelope, seal_envelope
@@ -353,3 +354,31 @@ def test_a_status_query_that_is_not_one_is_refused_with_the_same_length(world: W
     assert [a.status_code for a in answers] == [422, 422, 400]
     assert len({len(a.content) for a in answers}) == 1
     assert all("found" in a.json() and a.json()["found"] is False for a in answers)
+
+
+def test_the_operator_gets_the_answers_photos_with_the_routing_that_opens_them(
+    world: World,
+) -> None:
+    worker = world.report()
+    response, body = world.answer(worker, photos=2)
+    assert response.status_code == 201
+    token = password_token(world.settings, "operator", "operator")
+    found = world.http.get(
+        f"/api/cases/{worker.case_id}/attachments",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert found.status_code == 200, found.text
+    listed = found.json()
+    assert listed["attachments"] == []  # the report had none
+    [answer] = listed["answers"]
+    assert answer["message_id"] == body["message_id"]
+    opened = [
+        open_envelope(
+            envelope,
+            private_key=world.operator.private,
+            case_id=worker.case_id,
+            routing=answer["routing"],
+        )
+        for envelope in answer["attachments"]
+    ]
+    assert opened == [PHOTO, PHOTO]

@@ -35,6 +35,8 @@ from hotline.shared.events import (
     parse_event,
 )
 from hotline.shared.keys import key_id, load_public_key
+from hotline.shared.messages import message_routing
+from hotline.shared.receipt import derive_receipt
 from tests.support.cli import hotline, hotline_json
 from tests.support.waiting import wait_for
 
@@ -112,23 +114,34 @@ def _written_by_the_system(topic: str, record: Record) -> bool:
     return True
 
 
-async def _publish_the_rest(settings: Settings, case_id: str, buyer: str, buyer_key: Path) -> None:
-    """Facts no service announces yet (status change, message, revocation), published with
-    the same `publish` the services use."""
+async def _publish_the_rest(
+    settings: Settings, case_id: str, buyer: str, buyer_key: Path, reply_key: bytes
+) -> None:
+    """Facts no service announces yet (status change, a reply to the worker, revocation),
+    published with the same `publish` the services use."""
     public_key = load_public_key(Path(f"{buyer_key}.pub"))
+    message_id = str(uuid.uuid4())
     message = seal_envelope(
         b"We will visit the factory on Monday.",
         case_id=case_id,
         kind="content",
-        routing={},
-        recipients={key_id(public_key): public_key},
+        routing=message_routing(message_id, "reply"),
+        recipients={key_id(reply_key): reply_key},  # the worker's reply key, as triage seals
     )
     producer = make_producer(settings)
     await producer.start()
     try:
         for event in (
             new_event(case_id, CaseStatusChanged(status="in-progress")),
-            new_event(case_id, MessagePosted(author_role="triage-analyst", envelope=message)),
+            new_event(
+                case_id,
+                MessagePosted(
+                    message_id=message_id,
+                    kind="reply",
+                    author_role="triage-analyst",
+                    envelope=message,
+                ),
+            ),
             new_event(
                 key_id(public_key),
                 KeyRevoked(key_id=key_id(public_key), org=buyer, org_kind="buyer"),
@@ -184,9 +197,10 @@ def every_topic_written(system: LocalSystem, tmp_path_factory: pytest.TempPathFa
         token=admin,
     )
     hotline("admin", "link", buyer, factory, token=admin)
-    case_id = hotline_json(
+    submitted = hotline_json(
         "submit", "--factory", factory, "--category", "safety", "--urgent", "--text", "blocked"
-    )["case_id"]
+    )
+    case_id = submitted["case_id"]
     operator = password_token(settings, "operator", "operator")
     wait_for(
         lambda: (
@@ -204,7 +218,8 @@ def every_topic_written(system: LocalSystem, tmp_path_factory: pytest.TempPathFa
         timeout=60,
         what="the case at triage (its content disclosed to the operator)",
     )
-    asyncio.run(_publish_the_rest(settings, case_id, buyer, keys["buyer"]))
+    reply_key = derive_receipt(submitted["receipt"]).reply_public
+    asyncio.run(_publish_the_rest(settings, case_id, buyer, keys["buyer"], reply_key))
     poison_topic = "hotline.case.status-changed"
     poison_offset = asyncio.run(_send_poison(settings, poison_topic))
 

@@ -50,6 +50,7 @@ from hotline.shared.keys import (
 from hotline.shared.reports import ReportCreate, routing_metadata
 
 CASE = "case-0001"
+MESSAGE = "0d3f8c2e-5b1a-4c3d-9e8f-7a6b5c4d3e2f"
 ROUTING: dict[str, Any] = {
     "factory": "F-042",
     "categories": ["wages.unpaid", "safety.exit"],
@@ -493,19 +494,34 @@ def test_events_carry_the_same_json_as_before_typing(
         "content": sealed.model_dump(),
         "identity": identity.model_dump(),
         "attachments": [],
+        "reply_key": None,
     }
     assert typed.data == as_before
     untyped = Event(id=typed.id, type=typed.type, time=typed.time, subject=CASE, data=as_before)
     assert typed.to_bytes() == untyped.to_bytes()
     parsed = event_data(parse_event(typed.to_bytes()), ReportSubmitted)
     assert parsed.content == sealed and parsed.identity == identity
-    message = new_event(CASE, MessagePosted(author_role="triage-analyst", envelope=sealed))
-    assert message.data == {"author_role": "triage-analyst", "envelope": sealed.model_dump()}
+    reply = MessagePosted(
+        message_id=MESSAGE, kind="reply", author_role="triage-analyst", envelope=sealed
+    )
+    assert new_event(CASE, reply).data == {
+        "message_id": MESSAGE,
+        "kind": "reply",
+        "author_role": "triage-analyst",
+        "envelope": sealed.model_dump(),
+        "in_reply_to": None,
+        "attachments": [],
+    }
 
 
 def test_an_event_with_a_malformed_envelope_is_poison(envelope: dict[str, Any]) -> None:
     envelope["nonce"] = b64encode(bytes(12))
-    data = {"author_role": "triage-analyst", "envelope": envelope}
+    data = {
+        "message_id": MESSAGE,
+        "kind": "reply",
+        "author_role": "triage-analyst",
+        "envelope": envelope,
+    }
     raw = Event(type=MessagePosted.TYPE, subject=CASE, data=data).to_bytes()
     with pytest.raises(EventError):
         parse_event(raw)
