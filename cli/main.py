@@ -19,7 +19,6 @@ from hotline.shared.keys import (
     CryptoError,
     b64decode_strict,
     b64encode,
-    load_private_key,
     load_public_key,
     public_key_path,
     write_keypair,
@@ -32,6 +31,8 @@ from hotline.shared.taxonomy import category_codes
 
 from .audit import audit
 from .bench import bench
+from .conversation import BUYER_COMMANDS, OPERATOR_COMMANDS
+from .options import KEY_OPTION, private_key
 from .session import (
     CLI_CLIENT_ID,
     bearer_token,
@@ -481,22 +482,6 @@ def _open(envelope: dict[str, Any], key: bytes, case_id: str, routing: dict[str,
     return plaintext.decode(errors="replace")
 
 
-def _private_key(path: Path) -> bytes:
-    try:
-        return load_private_key(path)
-    except CryptoError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-KEY_OPTION = click.option(
-    "--key",
-    "key_file",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Your private key file (from `hotline keys generate`).",
-)
-
-
 @cli.group()
 def digests() -> None:
     """A buyer's case digests (role buyer)."""
@@ -512,7 +497,7 @@ def digests_pull(key_file: Path, as_json: bool) -> None:
     with its id and the reason, the others are still shown, and the exit status is then 1.
     """
     s = Settings()
-    key = _private_key(key_file)
+    key = private_key(key_file)
     items = call("GET", f"{s.notify_url}/api/digest", auth=bearer_token(s))
     cases = []
     unopened = 0
@@ -580,7 +565,7 @@ def cases_list(as_json: bool) -> None:
 def cases_show(case_id: str, key_file: Path, as_json: bool) -> None:
     """Decrypt one case's content and identity on this machine (operator key)."""
     s = Settings()
-    key = _private_key(key_file)
+    key = private_key(key_file)
     case = call("GET", f"{s.triage_url}/api/cases/{case_id}", auth=bearer_token(s))
     routing = routing_metadata(
         case["factory"], case["categories"], case["urgent"], case["language"]
@@ -611,26 +596,37 @@ def cases_show(case_id: str, key_file: Path, as_json: bool) -> None:
 def cases_attachments(case_id: str, key_file: Path, out_dir: Path, as_json: bool) -> None:
     """Decrypt one case's photos and voice notes into a folder on this machine (operator key).
 
-    Files are named `<n>.<ext>` by attachment order; the worker's photos were re-encoded
+    The report's files are named `<n>.<ext>` by attachment order, those of the worker's
+    answers `answer-<message id prefix>-<n>.<ext>`; the worker's photos were re-encoded
     without metadata before they were sealed.
     """
     s = Settings()
-    key = _private_key(key_file)
+    key = private_key(key_file)
     found = call("GET", f"{s.intake_url}/api/cases/{case_id}/attachments", auth=bearer_token(s))
     out_dir.mkdir(parents=True, exist_ok=True)
+    groups = [("", found["routing"], found["attachments"], None)] + [
+        (f"answer-{answer['message_id'][:8]}-", answer["routing"], answer["attachments"], answer)
+        for answer in found.get("answers", [])
+    ]
     written = []
-    for number, envelope in enumerate(found["attachments"], start=1):
-        try:
-            plaintext = open_envelope(
-                envelope, private_key=key, case_id=case_id, routing=found["routing"]
-            )
-        except EnvelopeError as exc:
-            raise click.ClickException(f"attachment {number}: cannot open it: {exc}") from None
-        media_type, _, data = plaintext.partition(b"\n")
-        kind = media_type.decode("ascii", "replace")
-        path = out_dir / f"{number}{ATTACHMENT_SUFFIXES.get(kind, '.bin')}"
-        path.write_bytes(data)
-        written.append({"file": str(path), "type": kind, "bytes": len(data)})
+    for prefix, routing, envelopes, answer in groups:
+        for number, envelope in enumerate(envelopes, start=1):
+            try:
+                plaintext = open_envelope(
+                    envelope, private_key=key, case_id=case_id, routing=routing
+                )
+            except EnvelopeError as exc:
+                raise click.ClickException(
+                    f"attachment {prefix}{number}: cannot open it: {exc}"
+                ) from None
+            media_type, _, data = plaintext.partition(b"\n")
+            kind = media_type.decode("ascii", "replace")
+            path = out_dir / f"{prefix}{number}{ATTACHMENT_SUFFIXES.get(kind, '.bin')}"
+            path.write_bytes(data)
+            item = {"file": str(path), "type": kind, "bytes": len(data)}
+            if answer is not None:
+                item["answer"] = answer["message_id"]
+            written.append(item)
     if as_json:
         click.echo(json.dumps(written, indent=2))
         return
@@ -652,6 +648,10 @@ ATTACHMENT_SUFFIXES = {
 
 cli.add_command(audit)
 cli.add_command(bench)
+for command in OPERATOR_COMMANDS:
+    cases.add_command(command)
+for command in BUYER_COMMANDS:
+    digests.add_command(command)
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ A translator edits only the .po file of their language (any PO editor works).
 from __future__ import annotations
 
 import argparse
+import copy
 import io
 import json
 import sys
@@ -98,7 +99,9 @@ def updated(locale: str, template: Catalog) -> Catalog:
             catalog = read_po(po, locale=locale)
     else:
         catalog = Catalog(locale=locale, domain="messages", header_comment=HEADER, fuzzy=False)
-    catalog.update(template, update_creation_date=False)
+    # A copy per locale: filling the source locale's strings below must not write into the
+    # template's messages, which every other locale is updated from.
+    catalog.update(copy.deepcopy(template), update_creation_date=False)
     if locale == SOURCE_LOCALE:
         for message in catalog:
             if message.id and not message.string:

@@ -21,6 +21,8 @@ anchor measured in the same run (or a target of the issue):
    (Settings().pow_difficulty + 6: a submission rate 64x the calm one), on challenges made
    here with `new_challenge` (solving needs no server key). Browser and Python solve the SAME
    challenges and both count from 0, so they hash exactly as often: the ratio is per hash.
+5. the status page's `unlock` (issue 17: the same Argon2id, the reply key kept in the
+   worker), unthrottled and throttled; anchor: PyNaCl's `derive_receipt`.
 
 How the CPU is throttled. DevTools' `Emulation.setCPUThrottlingRate` slows only the page's
 main thread: in Chromium's renderer it is a per-thread throttler, and measured here the
@@ -139,7 +141,7 @@ _MAIN_THREAD_LOOP = """(iterations) => {
 
 # The crypto worker's URL as form.js makes it: `new URL("crypto-worker.js", import.meta.url)`.
 _WORKER_URL = """() => {
-  const script = document.querySelector('script[type="module"][src$="/form.js"]');
+  const script = document.querySelector('script[type="module"][src*="/static/v/"]');
   const sheet = document.querySelector('link[rel="stylesheet"][href*="/static/v/"]');
   const base = script ? script.src : sheet ? sheet.href : null;
   return base ? new URL("crypto-worker.js", base).href : null;
@@ -234,6 +236,8 @@ def bench_browser(intake_url: str | None, throttle: float, rounds: int, as_json:
         run.seal()
         run.proof_of_work(resting_difficulty, "resting")
         run.proof_of_work(flood_difficulty, "flood")
+        run.page = _load_status_page(page, intake)
+        run.unlock()
     say(_load_text("after"))
 
 
@@ -353,6 +357,19 @@ def _load_form(browser: Browser, intake: str) -> tuple[list[Figure], Page]:
         ),
     ]
     return figures, page
+
+
+def _load_status_page(page: Page, intake: str) -> Page:
+    """The status page (issue 17) in the same phone, with its own crypto worker started."""
+    say("status page: loading it and starting its crypto worker")
+    response = page.goto(f"{intake}/en/status", wait_until="networkidle")
+    if response is None or response.status != 200:
+        raise click.ClickException(f"the status page at {intake}/en/status did not load")
+    worker_url = page.evaluate(_WORKER_URL)
+    if not isinstance(worker_url, str):
+        raise click.ClickException("the status page names no versioned script")
+    page.evaluate(_START_WORKER, worker_url)
+    return page
 
 
 def _weigh(requests: list[Request]) -> list[_Loaded]:
@@ -580,6 +597,23 @@ class _Run:
                 DERIVE_TARGET_MS,
             )
         )
+
+    def unlock(self) -> None:
+        """The status page's derivation: the same Argon2id, through its `unlock` op (which
+        keeps the reply key in the worker and returns the lookup token)."""
+        say(f"status page unlock (Argon2id): PyNaCl, the worker, the worker at {self.label}")
+        receipts = [new_receipt() for _ in range(self.rounds)]
+        expected = [derive_receipt(receipt).lookup_token.hex() for receipt in receipts]
+        timings = self._time(
+            "unlock",
+            lambda round_: {"receipt": receipts[round_]},
+            lambda round_: derive_receipt(receipts[round_]),
+            check=lambda round_, result: bool(result["lookup_token"] == expected[round_]),
+        )
+        name = "Argon2id unlock on the status page"
+        anchor = "PyNaCl derive_receipt in this process"
+        self.emit(Figure(f"{name}, unthrottled", timings.plain, "ms", anchor, timings.python))
+        self.emit(Figure(f"{name}, {self.label}", timings.throttled, "ms", anchor, timings.python))
 
     def seal(self) -> None:
         content = _keys(CONTENT_KEYS)

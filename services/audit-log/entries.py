@@ -25,15 +25,16 @@ from hotline.shared.audit.entry import (
     MessagePostedEntry,
     RegistryChangedEntry,
     ReportSubmittedEntry,
-    SummaryClass,
 )
 from hotline.shared.envelope import envelope_hash, envelope_recipients
 from hotline.shared.events import (
     DATA_MODELS,
+    AttachmentRef,
     CaseEscalated,
     CaseStatusChanged,
     CaseTriaged,
     DigestIssued,
+    EnvelopeClass,
     EnvelopeDisclosed,
     Event,
     EventError,
@@ -43,14 +44,36 @@ from hotline.shared.events import (
     RegistryChanged,
     ReportSubmitted,
 )
+from hotline.shared.keys import KeyFormatError, key_id, load_public_key
 
 
-def _summary(envelope: Any, envelope_class: SummaryClass) -> EnvelopeSummary:
+def _summary(envelope: Any, envelope_class: EnvelopeClass) -> EnvelopeSummary:
     return EnvelopeSummary(
         envelope_class=envelope_class,
         hash=envelope_hash(envelope),
         recipients=sorted(envelope_recipients(envelope)),
     )
+
+
+def _attachment_summary(attachment: AttachmentRef) -> EnvelopeSummary:
+    """An attachment as its reference gives it (its envelope stays in intake's store)."""
+    return EnvelopeSummary(
+        envelope_class="attachment",
+        hash=attachment.hash,
+        recipients=sorted(attachment.recipients),
+    )
+
+
+def _reply_key_id(reply_key: str | None) -> str | None:
+    """The key id of a report's reply key: what the policy compares replies' recipients to.
+    A reply key that is not an X25519 public key makes the event bad data (dead-lettered,
+    as any event whose data does not validate); intake never publishes one."""
+    if reply_key is None:
+        return None
+    try:
+        return key_id(load_public_key(reply_key))
+    except KeyFormatError:
+        raise EventError("bad data for report.submitted: reply_key is not a public key") from None
 
 
 def audit_entry(event: Event) -> AuditEntry:
@@ -78,15 +101,10 @@ def audit_entry(event: Event) -> AuditEntry:
             envelopes = [_summary(data.content, "content")]
             if data.identity is not None:
                 envelopes.append(_summary(data.identity, "identity"))
-            envelopes += [
-                EnvelopeSummary(
-                    envelope_class="attachment",
-                    hash=attachment.hash,
-                    recipients=sorted(attachment.recipients),
-                )
-                for attachment in data.attachments
-            ]
-            return ReportSubmittedEntry(**common, envelopes=envelopes)
+            envelopes += [_attachment_summary(attachment) for attachment in data.attachments]
+            return ReportSubmittedEntry(
+                **common, envelopes=envelopes, reply_key=_reply_key_id(data.reply_key)
+            )
         case EnvelopeDisclosed():
             return EnvelopeDisclosedEntry(
                 **common,
@@ -104,10 +122,16 @@ def audit_entry(event: Event) -> AuditEntry:
                 recipients=data.recipient_key_ids,
             )
         case MessagePosted():
+            # Kind, author and envelopes' recipients: what the conversation rules read. Not
+            # the attachments' sizes (a padding bucket says photo or voice note).
+            message = [] if data.envelope is None else [_summary(data.envelope, "message")]
             return MessagePostedEntry(
                 **common,
+                message_id=data.message_id,
+                kind=data.kind,
                 author_role=data.author_role,
-                envelopes=[_summary(data.envelope, "message")],
+                in_reply_to=data.in_reply_to,
+                envelopes=message + [_attachment_summary(a) for a in data.attachments],
             )
         case KeyRegistered():
             return KeyRegisteredEntry(

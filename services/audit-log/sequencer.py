@@ -51,6 +51,7 @@ def entry_document(index: int, event: Event, leaf: bytes) -> dict[str, Any]:
         "subject": event.subject,
         "entry": leaf.decode(),
         "leaf_hash": leaf_hash(leaf).hex(),
+        "type": event.type,  # what the consumer's causal check reads (a case's report)
     }
     if event.type == EventType.KEY_REGISTERED:
         document["key_id"] = event.data["key_id"]  # what the consumer's causal check reads

@@ -1,5 +1,6 @@
 """Notify: puts each submitted case into the digest of every buyer linked to its factory,
-and serves a buyer its own digest (content only: identity never reaches notify's store)."""
+serves a buyer its own digest (content only: identity never reaches notify's store), and
+takes a buyer's questions about the cases it received (sealed to the operator keys)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from hotline.shared.service import Runtime, add_health, service_lifespan
 from .collections import COLLECTIONS
 from .consumer import add_to_digests
 from .digest import digests
+from .questions import operator_keys, questions
 
 AUDIENCE = "hotline-notify"
 
@@ -35,6 +37,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.include_router(digests)
+    app.include_router(operator_keys)
+    app.include_router(questions)
     answer_errors(app, DISCLOSURE_ERROR_STATUS)
     add_health(app)
     return app

@@ -1,5 +1,6 @@
 """Triage: classifies each submitted case, sets its deadline, escalates the urgent ones;
-serves the operator's case API and the platform admin's registry API."""
+records each case's conversation; serves the operator's case and message API and the
+platform admin's registry API."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from hotline.shared.service import Runtime, add_health, service_lifespan
 from . import admin
 from .cases import cases
 from .collections import COLLECTIONS
-from .consumer import triage_report
+from .consumer import TOPICS, handle_event
+from .messages import messages
 
 AUDIENCE = "hotline-triage"
 
@@ -24,9 +26,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def setup(runtime: Runtime) -> None:
         runtime.consume(
             "triage",
-            ["hotline.report.submitted"],
-            lambda event: triage_report(runtime, event),
-            deduplicate=False,  # idempotent by construction: the case id is the document id
+            TOPICS,
+            lambda event: handle_event(runtime, event),
+            # idempotent by construction: cases and messages are stored under their own ids,
+            # and a change of a case is decided on its current state
+            deduplicate=False,
         )
 
     app = FastAPI(
@@ -36,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.include_router(cases)
+    app.include_router(messages)
     for router in admin.ROUTERS:
         app.include_router(router)
     answer_errors(app, {**admin.ERROR_STATUS, **DISCLOSURE_ERROR_STATUS})

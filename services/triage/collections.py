@@ -15,6 +15,12 @@ from hotline.shared.store import Collections
 TRIAGE_CASES = outbox_collection(
     "triage_cases", IndexModel([("status", ASCENDING), ("due", ASCENDING)])
 )
+# The conversation of each case, one document per message (_id = its message id): the
+# operator's messages (written with their events by the messages API) and every other
+# author's (stored by the consumer of hotline.message.posted). `seq` orders a case's messages.
+TRIAGE_MESSAGES = outbox_collection(
+    "triage_messages", IndexModel([("case_id", ASCENDING), ("seq", ASCENDING)])
+)
 FACTORIES = outbox_collection("factories")
 BUYERS = outbox_collection("buyers", IndexModel([("key_id", ASCENDING)], unique=True))
 LINKS = outbox_collection(
@@ -25,6 +31,7 @@ OPERATOR_KEYS = outbox_collection("operator_keys")
 COLLECTIONS = Collections(
     "triage",
     TRIAGE_CASES,
+    TRIAGE_MESSAGES,
     disclosures_collection("triage"),
     FACTORIES,
     BUYERS,

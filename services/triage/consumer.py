@@ -1,7 +1,14 @@
-"""Triage's consumer: rates each submitted case, sets its deadline, escalates the urgent."""
+"""Triage's consumer (group "triage"): rates each submitted case, sets its deadline,
+escalates the urgent; records every posted message and applies what it does to the case.
+
+Both are idempotent by construction: a case is stored under its case id, a message under its
+message id, and a change of the case is decided on its current state (an acknowledgement of
+an acknowledged case, or feedback older than the latest, changes nothing).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from pymongo.errors import DuplicateKeyError
@@ -10,15 +17,32 @@ from hotline.shared.events import (
     CaseEscalated,
     CaseTriaged,
     Event,
+    EventType,
+    MessagePosted,
     ReportSubmitted,
     event_data,
     new_event,
+    topic_for,
 )
 from hotline.shared.outbox import outbox_of
 from hotline.shared.service import Runtime
+from hotline.shared.store import Document
 
+from .cases import INITIAL_STATUS, Change, status_change, update_case
 from .collections import TRIAGE_CASES
+from .messages import record_message
 from .rules import rate
+
+TOPICS = [topic_for(EventType.REPORT_SUBMITTED), topic_for(EventType.MESSAGE_POSTED)]
+
+
+async def handle_event(runtime: Runtime, event: Event) -> None:
+    """The handler of every event of `TOPICS`, by its type."""
+    handlers: dict[str, Callable[[Runtime, Event], Awaitable[None]]] = {
+        EventType.REPORT_SUBMITTED: triage_report,
+        EventType.MESSAGE_POSTED: apply_message,
+    }
+    await handlers[event.type](runtime, event)
 
 
 async def triage_report(runtime: Runtime, event: Event) -> None:
@@ -58,7 +82,10 @@ async def triage_report(runtime: Runtime, event: Event) -> None:
         "escalated": rating.escalate,
         "due": due,
         "received": event.time,
-        "status": "new",
+        "status": INITIAL_STATUS,
+        "reply_key": report.reply_key,
+        "acknowledged": None,  # the hour of the first acknowledgement
+        "feedback": None,  # the hour of the latest feedback
         "content": report.content.model_dump(),
         "identity": report.identity.model_dump() if report.identity else None,
     }
@@ -67,3 +94,35 @@ async def triage_report(runtime: Runtime, event: Event) -> None:
     except DuplicateKeyError:
         return  # already triaged by an earlier delivery
     runtime.relay.poke()
+
+
+async def apply_message(runtime: Runtime, event: Event) -> None:
+    """Record a posted message (any author); an acknowledgement acknowledges the case and
+    feedback dates it."""
+    posted = event_data(event, MessagePosted)
+    await record_message(runtime, event, posted)
+    if posted.kind == "acknowledgement":
+        await update_case(runtime, event.subject, lambda case: acknowledged(case, event.time))
+    elif posted.kind == "feedback":
+        await update_case(runtime, event.subject, lambda case: fed_back(case, event.time))
+
+
+def acknowledged(case: Document, hour: str) -> Change | None:
+    """The first acknowledgement's hour, and the move to `acknowledged` (once)."""
+    fields: dict[str, object] = {}
+    events: list[Event] = []
+    if case.get("acknowledged") is None:
+        fields["acknowledged"] = hour
+    moved = status_change(case, "acknowledged")
+    if moved is not None:
+        fields.update(moved[0])
+        events.extend(moved[1])
+    return (fields, events) if fields else None
+
+
+def fed_back(case: Document, hour: str) -> Change | None:
+    """The latest feedback's hour (hours are ISO strings of one format: they sort as text)."""
+    latest = case.get("feedback")
+    if latest is not None and latest >= hour:
+        return None
+    return {"feedback": hour}, []

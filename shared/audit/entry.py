@@ -22,8 +22,7 @@ from hotline.shared.events import (
     OrgKind,
     RegistryChange,
 )
-
-SummaryClass = EnvelopeClass | Literal["message"]
+from hotline.shared.messages import MessageKind
 
 
 class _Model(BaseModel):
@@ -42,7 +41,7 @@ class _Model(BaseModel):
 class EnvelopeSummary(_Model):
     """An envelope as the log records it: its class, hash and recipient key ids (sorted)."""
 
-    envelope_class: SummaryClass = Field(validation_alias="class", serialization_alias="class")
+    envelope_class: EnvelopeClass = Field(validation_alias="class", serialization_alias="class")
     hash: str
     recipients: list[str]
 
@@ -74,6 +73,9 @@ class ReportSubmittedEntry(AuditEntryBase):
 
     type: Literal[EventType.REPORT_SUBMITTED] = EventType.REPORT_SUBMITTED
     envelopes: list[EnvelopeSummary]  # content, identity when the worker gave it, attachments
+    # The key id of the worker's reply key (None for a report made before replies): what
+    # every message to the worker must be sealed to, and nothing else.
+    reply_key: str | None
 
 
 class CaseTriagedEntry(AuditEntryBase):
@@ -97,9 +99,16 @@ class CaseStatusChangedEntry(AuditEntryBase):
 
 
 class MessagePostedEntry(AuditEntryBase):
+    """A message of the case's conversation: who wrote which kind, and to whom each envelope
+    is sealed; never a word of it. The message id is there so that a forward or decline can
+    be matched to the question it decides (`in_reply_to`)."""
+
     type: Literal[EventType.MESSAGE_POSTED] = EventType.MESSAGE_POSTED
+    message_id: str
+    kind: MessageKind
     author_role: str
-    envelopes: list[EnvelopeSummary]
+    in_reply_to: str | None
+    envelopes: list[EnvelopeSummary]  # the message (none for a decline), then attachments
 
 
 class DigestIssuedEntry(AuditEntryBase):

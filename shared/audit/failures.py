@@ -22,6 +22,10 @@ class Rule(StrEnum):
     OPERATOR_ONLY = "identity-sealed-to-operator-keys-registered-earlier"
     NO_FACTORY_DISCLOSURE = "no-identity-disclosure-to-factory"
     NO_FACTORY_KEY = "no-factory-key-receives-identity"
+    REPLY_KEY_ONLY = "messages-to-the-worker-sealed-to-its-reply-key-only"
+    OPERATOR_KEYS_ONLY = "answers-and-questions-sealed-to-operator-keys-only"
+    KIND_MATCHES_AUTHOR = "message-kind-matches-author"
+    FORWARDS_DISCLOSED = "forwards-disclosed"
     PROOF = "inclusion-proof"
 
 

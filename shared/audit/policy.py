@@ -1,11 +1,26 @@
-"""The non-exposure policy, over every entry of the log:
+"""The non-exposure policy, over every entry of the log.
+
+Identity (rules 1-3):
 
 1. identity envelopes are sealed to operator keys registered earlier in the log only;
 2. identity is never disclosed to a factory manager or a factory's org;
 3. no key registered for a factory ever receives identity.
 
-Only identity is held to them: content, messages and attachments (photos, voice notes are
-content) may be sealed to any key.
+The conversation (shared/messages.py: who writes which kind, to whom it is sealed):
+
+4. every message to the worker (acknowledgement, reply, feedback, forward) is sealed to
+   exactly one key, the reply key of its case's report (earlier in the log), and that key
+   is registered for no organisation;
+5. every envelope of an answer or a question is sealed to operator keys registered earlier
+   only;
+6. each kind is written by its author role only; a decline carries no envelope and every
+   other message one; only an answer carries attachments; a forward or decline names a
+   question of the same case earlier in the log;
+7. every forward's envelope was disclosed to the worker (an `envelope.disclosed` entry of
+   class message, principal role worker, same case).
+
+A report's content and attachments (photos, voice notes are content) may be sealed to any
+key: they go to the buyers, and the identity rules do not hold them.
 
 Each leaf is read as its typed `AuditEntry`; a leaf that is not one is a violation
 (Rule.ENTRY): the log must not hide facts in malformed entries.
@@ -16,10 +31,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from ..messages import DECISIONS, KINDS_BY_AUTHOR, TO_OPERATORS, TO_WORKER, WORKER
 from ..roles import Role
 from .entry import (
     AuditEntry,
     EnvelopeDisclosedEntry,
+    EnvelopeSummary,
     KeyRegisteredEntry,
     MalformedEntryError,
     MessagePostedEntry,
@@ -46,6 +63,9 @@ class PolicyCounts:
     operator_keys: int = 0
     factory_keys: int = 0
     factories: int = 0
+    messages_to_worker: int = 0  # acknowledgements, replies, feedback and forwards
+    answers_and_questions: int = 0
+    forwards: int = 0
 
 
 @dataclass(frozen=True)
@@ -55,12 +75,31 @@ class _IdentityUse:
     recipients: tuple[str, ...]
 
 
-class NonExposurePolicy:
-    """The three non-exposure rules over a whole log, entry by entry (`add`), then `finish`.
+@dataclass(frozen=True)
+class _ToWorker:
+    """An envelope of a message to the worker, and its case's report as seen so far."""
 
-    Rules that need the whole log (which orgs are factories, which keys are a factory's) are
-    decided in `finish`, so a registration anywhere in the log counts; "registered earlier"
-    is decided as each entry arrives.
+    index: int
+    what: str
+    recipients: tuple[str, ...]
+    case: str
+    report: tuple[int, str | None] | None  # (entry index, reply key id) of the report
+
+
+@dataclass(frozen=True)
+class _Forward:
+    index: int
+    case: str
+    envelope_hash: str
+
+
+class NonExposurePolicy:
+    """The non-exposure rules over a whole log, entry by entry (`add`), then `finish`.
+
+    Rules that need the whole log (which orgs are factories, which keys are a factory's or
+    any org's, which envelopes were disclosed) are decided in `finish`, so a registration
+    or disclosure anywhere in the log counts; "registered earlier" and "earlier in the log"
+    are decided as each entry arrives.
     """
 
     def __init__(self) -> None:
@@ -72,6 +111,11 @@ class NonExposurePolicy:
         self._key_orgs: dict[str, list[tuple[int, str]]] = {}
         self._uses: list[_IdentityUse] = []
         self._disclosures: list[tuple[int, str]] = []
+        self._reports: dict[str, tuple[int, str | None]] = {}  # case -> (index, reply key)
+        self._questions: dict[str, tuple[int, str]] = {}  # message id -> (index, case)
+        self._to_worker: list[_ToWorker] = []
+        self._forwards: list[_Forward] = []
+        self._disclosed_to_worker: set[tuple[str, str]] = set()  # (case, envelope hash)
 
     def add(self, index: int, leaf: bytes) -> None:
         """Evaluate entry `index` (its leaf: canonical JSON bytes), in log order."""
@@ -87,7 +131,11 @@ class NonExposurePolicy:
                 self._identity(index, what, recipients)
             else:
                 self.violations.append(AuditFailure(Rule.ENTRY, f"{what} has no recipient", index))
-        if isinstance(entry, EnvelopeDisclosedEntry):
+        if isinstance(entry, ReportSubmittedEntry):
+            self._reports.setdefault(entry.subject, (index, entry.reply_key))
+        elif isinstance(entry, MessagePostedEntry):
+            self._message(index, entry)
+        elif isinstance(entry, EnvelopeDisclosedEntry):
             self._disclosure(index, entry)
 
     def finish(self) -> list[AuditFailure]:
@@ -114,6 +162,22 @@ class NonExposurePolicy:
                         f"identity disclosed to org {org}, a factory (added at entry "
                         f"{self._factories[org]})",
                         index,
+                    )
+                )
+        for sent in self._to_worker:
+            problem = self._reply_key_problem(sent)
+            if problem is not None:
+                failure = AuditFailure(Rule.REPLY_KEY_ONLY, f"{sent.what} {problem}", sent.index)
+                self.violations.append(failure)
+        for forward in self._forwards:
+            if (forward.case, forward.envelope_hash) not in self._disclosed_to_worker:
+                self.violations.append(
+                    AuditFailure(
+                        Rule.FORWARDS_DISCLOSED,
+                        f"the forward's envelope {forward.envelope_hash} was never disclosed "
+                        f"to the worker (no envelope.disclosed entry of class message, role "
+                        f"{WORKER}, for case {forward.case})",
+                        forward.index,
                     )
                 )
         self.violations.sort(key=lambda failure: failure.index or 0)
@@ -152,8 +216,11 @@ class NonExposurePolicy:
         self._uses.append(_IdentityUse(index, what, recipients))
 
     def _disclosure(self, index: int, entry: EnvelopeDisclosedEntry) -> None:
-        """Rule 2: identity never handed to a factory manager (org checked in `finish`)."""
+        """Rule 2: identity never handed to a factory manager (org checked in `finish`);
+        keep what was disclosed to the worker for rule 7."""
         self.counts.disclosures += 1
+        if entry.envelope_class == "message" and entry.principal.role == WORKER:
+            self._disclosed_to_worker.add((entry.subject, entry.envelope_hash))
         if entry.envelope_class != "identity":
             return
         self.counts.identity_disclosures += 1
@@ -169,12 +236,127 @@ class NonExposurePolicy:
         if org is not None:
             self._disclosures.append((index, org))
 
+    def _message(self, index: int, entry: MessagePostedEntry) -> None:
+        """Rules 5 and 6 at once; keep what rules 4 and 7 decide in `finish`."""
+        for problem in self._shape_problems(entry):
+            self.violations.append(AuditFailure(Rule.KIND_MATCHES_AUTHOR, problem, index))
+        if entry.kind == "question":
+            self._questions.setdefault(entry.message_id, (index, entry.subject))
+        if entry.kind == "forward":
+            self.counts.forwards += 1
+            for envelope in _of_class(entry, "message"):
+                self._forwards.append(_Forward(index, entry.subject, envelope.hash))
+        if entry.kind in TO_WORKER:
+            self.counts.messages_to_worker += 1
+            report = self._reports.get(entry.subject)
+            for envelope in entry.envelopes:
+                what = _describe_envelope(entry, envelope)
+                recipients = tuple(envelope.recipients)
+                self._to_worker.append(_ToWorker(index, what, recipients, entry.subject, report))
+        elif entry.kind in TO_OPERATORS:
+            self.counts.answers_and_questions += 1
+            for envelope in entry.envelopes:
+                self._to_operators(index, _describe_envelope(entry, envelope), envelope)
+
+    def _shape_problems(self, entry: MessagePostedEntry) -> Iterator[str]:
+        """Rule 6: what is wrong with who wrote the message and what it carries."""
+        kind, role = entry.kind, entry.author_role
+        allowed = KINDS_BY_AUTHOR.get(role)
+        if allowed is None:
+            yield f"a message ({kind}) by author role {role}, which writes no messages"
+        elif kind not in allowed:
+            yield f"a {kind} by author role {role}, which writes only {', '.join(sorted(allowed))}"
+        messages = len(_of_class(entry, "message"))
+        if kind == "decline" and messages:
+            yield "a decline carries a message envelope (a decline carries none)"
+        elif kind != "decline" and messages != 1:
+            yield f"the {kind} carries {messages} message envelopes, not one"
+        if _of_class(entry, "attachment") and kind != "answer":
+            yield f"the {kind} carries attachments (only a worker's answer does)"
+        for other in sorted(
+            {e.envelope_class for e in entry.envelopes} - {"message", "attachment"}
+        ):
+            yield f"the {kind} carries an envelope of class {other}"
+        question = entry.in_reply_to
+        if kind not in DECISIONS:
+            if question is not None:
+                yield f"the {kind} names question {question} (only a forward or decline does)"
+        elif question is None:
+            yield f"the {kind} names no question"
+        elif question not in self._questions:
+            yield f"the {kind} decides {question}, which is no question earlier in the log"
+        elif self._questions[question][1] != entry.subject:
+            at, case = self._questions[question]
+            yield f"the {kind} decides question {question} of another case ({case}, entry {at})"
+
+    def _to_operators(self, index: int, what: str, envelope: EnvelopeSummary) -> None:
+        """Rule 5: sealed to operator keys registered before `index`, and to nothing else."""
+        if not envelope.recipients:
+            self.violations.append(
+                AuditFailure(Rule.OPERATOR_KEYS_ONLY, f"{what} is sealed to no key", index)
+            )
+        for key in envelope.recipients:
+            if key not in self._operator_keys:
+                self.violations.append(
+                    AuditFailure(
+                        Rule.OPERATOR_KEYS_ONLY,
+                        f"{what} is sealed to {key}, which is not an operator key registered "
+                        f"earlier in the log ({self._describe_key(key)})",
+                        index,
+                    )
+                )
+
+    def _reply_key_problem(self, sent: _ToWorker) -> str | None:
+        """Rule 4 for one envelope, with the whole log's registrations: what is wrong, if
+        anything (the caller prefixes the envelope's description)."""
+        sealed_to = ", ".join(f"{key} ({self._whose(key)})" for key in sent.recipients)
+        sealed_to = sealed_to or "no key"
+        if sent.report is None:
+            return (
+                f"is sealed to {sealed_to}, but no report of case {sent.case} earlier in the "
+                "log gives the worker's reply key"
+            )
+        at, reply_key = sent.report
+        if reply_key is None:
+            return f"is sealed to {sealed_to}, but the case's report (entry {at}) has no reply key"
+        if sent.recipients != (reply_key,):
+            return (
+                f"is sealed to {sealed_to}, not to the case's reply key {reply_key} alone "
+                f"(report at entry {at})"
+            )
+        if reply_key in self._key_orgs:
+            return (
+                f"is sealed to the case's reply key {reply_key} (report at entry {at}), but "
+                f"that key is {self._whose(reply_key)}: a worker's reply key is no org's"
+            )
+        return None
+
+    def _whose(self, key: str) -> str:
+        """Whose `key` is over the whole log, saying "a factory" when it is one's."""
+        seen = self._key_orgs.get(key)
+        if not seen:
+            return "registered for no organisation"
+        where = [
+            f"for {org}{', a factory,' if org in self._factories else ''} at entry {i}"
+            for i, org in seen
+        ]
+        return "registered " + ", ".join(where)
+
     def _describe_key(self, key: str) -> str:
         """Where `key` was registered so far, for a violation message."""
         seen = self._key_orgs.get(key)
         if not seen:
             return "never registered so far"
         return "registered " + ", ".join(f"for {org} at entry {i}" for i, org in seen)
+
+
+def _of_class(entry: MessagePostedEntry, envelope_class: str) -> list[EnvelopeSummary]:
+    return [e for e in entry.envelopes if e.envelope_class == envelope_class]
+
+
+def _describe_envelope(entry: MessagePostedEntry, envelope: EnvelopeSummary) -> str:
+    """How a violation names an envelope of a message ("the message envelope of the reply")."""
+    return f"the {envelope.envelope_class} envelope of the {entry.kind}"
 
 
 def _identity_envelopes(entry: AuditEntry) -> Iterator[tuple[str, tuple[str, ...]]]:

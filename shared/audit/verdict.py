@@ -77,9 +77,16 @@ class Verdict:
             f"recipients) against {p.operator_keys} operator keys; {p.disclosures} "
             f"disclosures ({p.identity_disclosures} of identity); {p.factories} factories, "
             f"{p.factory_keys} factory keys",
+            f"conversation: {p.messages_to_worker} messages to workers against their reply keys; "
+            f"{p.answers_and_questions} answers and questions against operator keys; "
+            f"{p.forwards} forwards",
         ]
         if self.ok:
-            return [*lines, "VERDICT: OK - the log is intact and no identity reached a factory"]
+            verdict = (
+                "VERDICT: OK - the log is intact, no identity reached a factory, messages to "
+                "workers went to their reply keys only and answers to operator keys only"
+            )
+            return [*lines, verdict]
         shown = [f"  FAIL {failure}" for failure in self.failures[:20]]
         more = len(self.failures) - len(shown)
         if more:

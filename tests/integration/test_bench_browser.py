@@ -28,6 +28,8 @@ FIGURES = [
     "proof of work, resting difficulty",
     "proof of work, flood difficulty 8 bits, unthrottled",
     "proof of work, flood difficulty 8 bits, 2x throttle",
+    "Argon2id unlock on the status page, unthrottled",
+    "Argon2id unlock on the status page, 2x throttle",
 ]
 FIELDS = {"figure", "value", "unit", "anchor", "anchor_value", "ratio", "better"}
 

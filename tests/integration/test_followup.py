@@ -37,7 +37,7 @@ from hotline.shared.events import (
     topic_for,
 )
 from hotline.shared.keys import b64decode_strict, b64encode, generate_keypair, key_id
-from hotline.shared.messages import message_routing
+from hotline.shared.messages import MessageKind, message_routing
 from hotline.shared.pow import solve
 from hotline.shared.reports import routing_metadata
 from tests.support.registry import AdminApi, Party, unique_factory_code
@@ -163,7 +163,7 @@ def world(system: LocalSystem) -> Iterator[World]:
         yield World(http, factory, operator, buyer, operators, settings, mongo)
 
 
-def _operator_sends(world: World, worker: Worker, kind: str, text: str) -> str:
+def _operator_sends(world: World, worker: Worker, kind: MessageKind, text: str) -> str:
     """Publish an operator's message to the worker as triage does: sealed to the reply key."""
     message_id = str(uuid.uuid4())
     envelope = seal_envelope(

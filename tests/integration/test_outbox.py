@@ -208,6 +208,7 @@ async def test_each_disclosure_is_published_once_and_only_by_its_own_services_re
         assert await runtimes["notify"].relay.flush() == 0
         assert [c.name for c in runtimes["notify"].relay.collections] == [
             "notify_items",
+            "notify_questions",
             notify.name,
         ]
         made = {
@@ -236,6 +237,6 @@ async def test_an_outbox_write_the_service_did_not_declare_is_refused(
         with pytest.raises(UndeclaredOutbox):
             outbox_of(intake, "triage_disclosures")
         relayed = [c.name for c in relay_for(intake, producer).collections]
-        assert relayed == ["intake_cases", "intake_disclosures"]
+        assert relayed == ["intake_cases", "intake_messages", "intake_disclosures"]
     finally:
         await intake.close()

@@ -2,16 +2,19 @@
 memory, a separate audit-log process over a database of its own, and the session's log as a
 client sees it.
 
-Used by tests/integration/test_audit_service.py, tests/e2e/test_audit_verify.py and the unit
-tests of the auditor's checks (the events and the in-memory log are pure).
+Used by tests/integration/test_audit_service.py, tests/e2e/test_audit_verify.py,
+tests/e2e/test_audit_conversation.py and the unit tests of the auditor's checks (the events
+and the in-memory log are pure).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import secrets
 import sys
-from collections.abc import Sequence
+import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,14 +29,16 @@ from hotline.audit_log.sequencer import Sequencer
 from hotline.cli.engines.process import ManagedProcess, free_port, http_ready
 from hotline.shared.bus import make_producer, publish
 from hotline.shared.config import Settings
-from hotline.shared.envelope import Envelope, seal_envelope
+from hotline.shared.envelope import Envelope, EnvelopeKind, envelope_hash, seal_envelope
 from hotline.shared.events import (
+    AttachmentRef,
     CaseEscalated,
     CaseStatusChanged,
     EnvelopeClass,
     EnvelopeDisclosed,
     Event,
     KeyRegistered,
+    MessagePosted,
     OrgKind,
     Principal,
     RegistryChanged,
@@ -41,6 +46,7 @@ from hotline.shared.events import (
     new_event,
 )
 from hotline.shared.keys import b64encode, generate_keypair, key_id
+from hotline.shared.messages import WORKER, MessageKind, decision_id, message_routing
 from hotline.shared.store import Store
 from hotline.shared.tlog.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
 from hotline.shared.tlog.note import Ed25519Signer, parse_note
@@ -78,7 +84,7 @@ def factory_added(code: str) -> Event:
 def report(case: str, factory: str, content_to: Sequence[Org], identity_to: Sequence[Org]) -> Event:
     routing = {"factory": factory, "categories": ["safety"], "urgent": False, "language": "en"}
 
-    def sealed(kind: EnvelopeClass, orgs: Sequence[Org]) -> Envelope:
+    def sealed(kind: EnvelopeKind, orgs: Sequence[Org]) -> Envelope:
         recipients = {org.key_id: org.public for org in orgs}
         return seal_envelope(
             b"words", case_id=case, kind=kind, routing=routing, recipients=recipients
@@ -141,6 +147,72 @@ class World:
 
     def log(self, cases: int) -> list[Event]:
         return self.prologue() + [e for n in range(cases) for e in self.case(f"case-{n:04d}")]
+
+
+# --- the conversation of a case (issue 17) -----------------------------------------------------
+
+
+def keys_of(*orgs: Org) -> dict[str, bytes]:
+    """The recipients of an envelope sealed to `orgs`: key id -> public key."""
+    return {org.key_id: org.public for org in orgs}
+
+
+def message(
+    case: str,
+    kind: MessageKind,
+    author_role: str,
+    to: Mapping[str, bytes],
+    *,
+    in_reply_to: str | None = None,
+    photos: int = 0,
+) -> Event:
+    """A message of `case` as its author's service publishes it: one content envelope
+    sealed to `to` (key id -> public key) binding the message's routing (none for a
+    decline), and `photos` attachments sealed to `to` too, as references. A decision's
+    message id follows from the question it decides (`decision_id`)."""
+    message_id = decision_id(in_reply_to) if in_reply_to else str(uuid.uuid4())
+
+    def sealed(envelope_kind: EnvelopeKind, plaintext: bytes) -> Envelope:
+        routing = message_routing(message_id, kind)
+        return seal_envelope(
+            plaintext, case_id=case, kind=envelope_kind, routing=routing, recipients=dict(to)
+        )
+
+    photo = b"image/jpeg\n" + secrets.token_bytes(64)
+    data = MessagePosted(
+        message_id=message_id,
+        kind=kind,
+        author_role=author_role,
+        envelope=None if kind == "decline" else sealed("content", b"words"),
+        in_reply_to=in_reply_to,
+        attachments=[attachment_ref(sealed("attachment", photo)) for _ in range(photos)],
+    )
+    return new_event(case, data)
+
+
+def attachment_ref(envelope: Envelope) -> AttachmentRef:
+    """How an event refers to an attachment envelope (which stays in intake's store)."""
+    return AttachmentRef(
+        hash=envelope_hash(envelope),
+        size=len(base64.b64decode(envelope.ciphertext)),
+        recipients=sorted(envelope.recipients),
+    )
+
+
+def forward(question: Event, reply_key: Mapping[str, bytes], author_role: str) -> list[Event]:
+    """An operator's forward of `question` (a `message` event), re-sealed to the case's
+    reply key, as triage commits it: the disclosure to the worker, then the message."""
+    case = question.subject
+    forwarded = message(
+        case, "forward", author_role, reply_key, in_reply_to=question.data["message_id"]
+    )
+    disclosure = EnvelopeDisclosed(
+        principal=Principal(role=WORKER),
+        envelope_class="message",
+        envelope_hash=envelope_hash(forwarded.data["envelope"]),
+        recipient_key_ids=sorted(reply_key),
+    )
+    return [new_event(case, disclosure), forwarded]
 
 
 # --- a log held in memory ----------------------------------------------------------------------

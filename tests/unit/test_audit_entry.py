@@ -12,10 +12,11 @@ from hotline.audit_log.entries import audit_entry
 from hotline.shared.audit.entry import (
     KeyRegisteredEntry,
     MalformedEntryError,
+    MessagePostedEntry,
     ReportSubmittedEntry,
     parse_entry,
 )
-from hotline.shared.envelope import Envelope, EnvelopeKind, padded_size
+from hotline.shared.envelope import Envelope, EnvelopeKind, envelope_hash, padded_size
 from hotline.shared.events import (
     AttachmentRef,
     CaseEscalated,
@@ -24,6 +25,7 @@ from hotline.shared.events import (
     DigestIssued,
     EnvelopeDisclosed,
     Event,
+    EventError,
     EventType,
     KeyRegistered,
     KeyRevoked,
@@ -34,9 +36,15 @@ from hotline.shared.events import (
     new_event,
 )
 from hotline.shared.keys import b64encode, key_id
+from hotline.shared.messages import decision_id
 
 OPERATOR = key_id(bytes([1]) * 32)
 BUYER = key_id(bytes([2]) * 32)
+REPLY_PUBLIC = b64encode(bytes([3]) * 32)  # the worker's reply key, as the report gives it
+REPLY = key_id(bytes([3]) * 32)
+REPLY_ID = "00000000-0000-4000-8000-0000000000a0"
+QUESTION_ID = "00000000-0000-4000-8000-0000000000a1"
+ANSWER_ID = "00000000-0000-4000-8000-0000000000a2"
 
 
 def envelope(kind: EnvelopeKind, to: list[str]) -> Envelope:
@@ -75,6 +83,7 @@ EVENTS: dict[str, Event] = {
                 AttachmentRef(hash="a1" * 32, size=65_552, recipients=[OPERATOR, BUYER]),
                 AttachmentRef(hash="a2" * 32, size=131_088, recipients=[OPERATOR]),
             ],
+            reply_key=REPLY_PUBLIC,
         ),
     ),
     "triaged": event(
@@ -89,7 +98,13 @@ EVENTS: dict[str, Event] = {
     ),
     "status": event("case-1", CaseStatusChanged(status="closed")),
     "message": event(
-        "case-1", MessagePosted(author_role="worker", envelope=envelope("content", [OPERATOR]))
+        "case-1",
+        MessagePosted(
+            message_id=REPLY_ID,
+            kind="reply",
+            author_role="triage-analyst",
+            envelope=envelope("content", [REPLY]),
+        ),
     ),
     "digest": event(
         "case-1",
@@ -141,28 +156,64 @@ EVENTS: dict[str, Event] = {
         ),
     ),
     "buyer_added": event("B-001", RegistryChanged(change="buyer-added", buyer="B-001")),
+    # A buyer's question forwarded to the worker: the disclosure, then the forward.
+    "forward_disclosed": event(
+        "case-1",
+        EnvelopeDisclosed(
+            principal=Principal(role="worker"),
+            envelope_class="message",
+            envelope_hash=envelope_hash(envelope("content", [REPLY])),
+            recipient_key_ids=[REPLY],
+        ),
+    ),
+    "forward": event(
+        "case-1",
+        MessagePosted(
+            message_id=decision_id(QUESTION_ID),
+            kind="forward",
+            author_role="triage-analyst",
+            envelope=envelope("content", [REPLY]),
+            in_reply_to=QUESTION_ID,
+        ),
+    ),
+    "answer_with_attachment": event(
+        "case-1",
+        MessagePosted(
+            message_id=ANSWER_ID,
+            kind="answer",
+            author_role="worker",
+            envelope=envelope("content", [OPERATOR]),
+            attachments=[AttachmentRef(hash="a3" * 32, size=65_552, recipients=[OPERATOR])],
+        ),
+    ),
 }
 
 # The leaves the audit log wrote for these events before the typed model (RFC 8785: keys
 # sorted, no spaces; absent optional values as null, where the log has always written them).
 # Since issue 16 (docs/audit-entries.md): report leaves hold envelopes only, no routing
 # metadata; triage and escalation leaves only that they happened; digest leaves no factory.
+# Since issue 17: report leaves give the key id of the worker's reply key (null before
+# replies existed); message leaves the message's id, kind, the question a decision decides,
+# and one summary per envelope (the message's, then one per attachment).
 LEAVES: dict[str, bytes] = {
     "report": (
         b'{"envelopes":[{"class":"content",'
         b'"hash":"3b423fac00264fcc5bf928e5d5f5d288ffdd48605e91e9b6d965b7a800f70125",'
-        b'"recipients":["x25519:16158b9e944de5de52fb5ba4217c610a27581b075629735bd810735a103686'
-        b'2c","x25519:d53100a789907980aa234f4927110ce74070303efa131f743a6729a7926e3446"]},'
-        b'{"class":"identity","hash":"98aea18938e4147531a8b73b6785aea1d3e40430995f2c3ddb51a78b'
-        b'bc8a7362","recipients":["x25519:16158b9e944de5de52fb5ba4217c610a27581b075629735bd810'
-        b'735a1036862c"]},{"class":"attachment","hash":"a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1'
-        b'a1a1a1a1a1a1a1a1a1a1a1a1a1","recipients":["x25519:16158b9e944de5de52fb5ba4217c610a27'
-        b'581b075629735bd810735a1036862c","x25519:d53100a789907980aa234f4927110ce74070303efa13'
-        b'1f743a6729a7926e3446"]},{"class":"attachment","hash":"a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2'
-        b'a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2","recipients":["x25519:16158b9e944de5de52fb5ba421'
-        b'7c610a27581b075629735bd810735a1036862c"]}],'
-        b'"event_id":"00000000-0000-4000-8000-000000000001","schema":1,"subject":"case-1",'
-        b'"time":"2026-03-01T10:00:00Z","type":"report.submitted"}'
+        b'"recipients":["x25519:16158b9e944de5de52fb5ba4217c610a27581b075629735bd810735a1036862c",'
+        b'"x25519:d53100a789907980aa234f4927110ce74070303efa131f743a6729a7926e3446"]},'
+        b'{"class":"identity",'
+        b'"hash":"98aea18938e4147531a8b73b6785aea1d3e40430995f2c3ddb51a78bbc8a7362",'
+        b'"recipients":["x25519:16158b9e944de5de52fb5ba4217c610a27581b075629735bd810735a1036862c"]'
+        b'},{"class":"attachment",'
+        b'"hash":"a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1",'
+        b'"recipients":["x25519:16158b9e944de5de52fb5ba4217c610a27581b075629735bd810735a1036862c",'
+        b'"x25519:d53100a789907980aa234f4927110ce74070303efa131f743a6729a7926e3446"]},'
+        b'{"class":"attachment",'
+        b'"hash":"a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2",'
+        b'"recipients":["x25519:16158b9e944de5de52fb5ba4217c610a27581b075629735bd810735a1036862c"]'
+        b'}],"event_id":"00000000-0000-4000-8000-000000000001",'
+        b'"reply_key":"x25519:5f26f4deafd1baf1636ed573a283043ff59a7b7f7a3416994372db226cb41518",'
+        b'"schema":1,"subject":"case-1","time":"2026-03-01T10:00:00Z","type":"report.submitted"}'
     ),
     "triaged": (
         b'{"event_id":"00000000-0000-4000-8000-000000000001","schema":1,"subject":"case-1",'
@@ -177,11 +228,12 @@ LEAVES: dict[str, bytes] = {
         b'"subject":"case-1","time":"2026-03-01T10:00:00Z","type":"case.status-changed"}'
     ),
     "message": (
-        b'{"author_role":"worker","envelopes":[{"class":"message",'
-        b'"hash":"37ddbc5a9819a63206e336f3b13a1476cc32cd97cca8bcfe564e7678741fe39a",'
-        b'"recipients":["x25519:16158b9e944de5de52fb5ba4217c610a27581b075629735bd810735a103686'
-        b'2c"]}],"event_id":"00000000-0000-4000-8000-000000000001","schema":1,'
-        b'"subject":"case-1","time":"2026-03-01T10:00:00Z","type":"message.posted"}'
+        b'{"author_role":"triage-analyst","envelopes":[{"class":"message",'
+        b'"hash":"f1b87f8744551a2f1a736aa921b4eaa0303c6a757c6129948c482ee07e1f216b",'
+        b'"recipients":["x25519:5f26f4deafd1baf1636ed573a283043ff59a7b7f7a3416994372db226cb41518"]'
+        b'}],"event_id":"00000000-0000-4000-8000-000000000001","in_reply_to":null,"kind":"reply",'
+        b'"message_id":"00000000-0000-4000-8000-0000000000a0","schema":1,"subject":"case-1",'
+        b'"time":"2026-03-01T10:00:00Z","type":"message.posted"}'
     ),
     "digest": (
         b'{"buyer":"B-001","envelope_hash":"ababababababababababababababababababababababababab'
@@ -221,8 +273,8 @@ LEAVES: dict[str, bytes] = {
     "report_without_identity": (
         b'{"envelopes":[{"class":"content",'
         b'"hash":"37ddbc5a9819a63206e336f3b13a1476cc32cd97cca8bcfe564e7678741fe39a",'
-        b'"recipients":["x25519:16158b9e944de5de52fb5ba4217c610a27581b075629735bd810735a103686'
-        b'2c"]}],"event_id":"00000000-0000-4000-8000-000000000001","schema":1,'
+        b'"recipients":["x25519:16158b9e944de5de52fb5ba4217c610a27581b075629735bd810735a1036862c"]'
+        b'}],"event_id":"00000000-0000-4000-8000-000000000001","reply_key":null,"schema":1,'
         b'"subject":"case-2","time":"2026-03-01T10:00:00Z","type":"report.submitted"}'
     ),
     "disclosed_to_no_org": (
@@ -235,6 +287,35 @@ LEAVES: dict[str, bytes] = {
         b'{"buyer":"B-001","change":"buyer-added",'
         b'"event_id":"00000000-0000-4000-8000-000000000001","factory":null,"schema":1,'
         b'"subject":"B-001","time":"2026-03-01T10:00:00Z","type":"registry.changed"}'
+    ),
+    # Issue 17: the conversation (a forward with its disclosure, an answer with a photo).
+    "forward_disclosed": (
+        b'{"class":"message",'
+        b'"envelope_hash":"f1b87f8744551a2f1a736aa921b4eaa0303c6a757c6129948c482ee07e1f216b",'
+        b'"event_id":"00000000-0000-4000-8000-000000000001","principal":{"org":null,'
+        b'"role":"worker"},"recipients":["x25519:5f26f4deafd1baf1636ed573a283043ff59a7b7f7a3416994'
+        b'372db226cb41518"],"schema":1,"subject":"case-1","time":"2026-03-01T10:00:00Z",'
+        b'"type":"envelope.disclosed"}'
+    ),
+    "forward": (
+        b'{"author_role":"triage-analyst","envelopes":[{"class":"message",'
+        b'"hash":"f1b87f8744551a2f1a736aa921b4eaa0303c6a757c6129948c482ee07e1f216b",'
+        b'"recipients":["x25519:5f26f4deafd1baf1636ed573a283043ff59a7b7f7a3416994372db226cb41518"]'
+        b'}],"event_id":"00000000-0000-4000-8000-000000000001",'
+        b'"in_reply_to":"00000000-0000-4000-8000-0000000000a1","kind":"forward",'
+        b'"message_id":"de512efd-a7a7-5092-812d-c7fbcdee3baf","schema":1,"subject":"case-1",'
+        b'"time":"2026-03-01T10:00:00Z","type":"message.posted"}'
+    ),
+    "answer_with_attachment": (
+        b'{"author_role":"worker","envelopes":[{"class":"message",'
+        b'"hash":"37ddbc5a9819a63206e336f3b13a1476cc32cd97cca8bcfe564e7678741fe39a",'
+        b'"recipients":["x25519:16158b9e944de5de52fb5ba4217c610a27581b075629735bd810735a1036862c"]'
+        b'},{"class":"attachment",'
+        b'"hash":"a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3a3",'
+        b'"recipients":["x25519:16158b9e944de5de52fb5ba4217c610a27581b075629735bd810735a1036862c"]'
+        b'}],"event_id":"00000000-0000-4000-8000-000000000001","in_reply_to":null,"kind":"answer",'
+        b'"message_id":"00000000-0000-4000-8000-0000000000a2","schema":1,"subject":"case-1",'
+        b'"time":"2026-03-01T10:00:00Z","type":"message.posted"}'
     ),
 }
 
@@ -265,6 +346,47 @@ def test_entries_are_typed_per_event_type() -> None:
     assert report.envelopes[2].recipients == sorted([OPERATOR, BUYER])
     key = parse_entry(LEAVES["key_registered"])
     assert isinstance(key, KeyRegisteredEntry) and key.org_kind == "operator"
+    answer = parse_entry(LEAVES["answer_with_attachment"])
+    assert isinstance(answer, MessagePostedEntry)
+    assert (answer.kind, answer.author_role, answer.in_reply_to) == ("answer", "worker", None)
+    assert [e.envelope_class for e in answer.envelopes] == ["message", "attachment"]
+    assert answer.envelopes[1].hash == "a3" * 32
+    forward = parse_entry(LEAVES["forward"])
+    assert isinstance(forward, MessagePostedEntry) and forward.in_reply_to == QUESTION_ID
+    assert forward.message_id == decision_id(QUESTION_ID)
+
+
+def test_a_report_names_its_reply_key_by_key_id_not_the_key() -> None:
+    """Replies name their recipients by key id, so the report's entry does too; the key
+    itself stays in the event (triage seals replies to it)."""
+    report = parse_entry(LEAVES["report"])
+    assert isinstance(report, ReportSubmittedEntry) and report.reply_key == REPLY
+    assert REPLY_PUBLIC.encode() not in LEAVES["report"]
+    old = parse_entry(LEAVES["report_without_identity"])
+    assert isinstance(old, ReportSubmittedEntry) and old.reply_key is None
+
+
+@pytest.mark.parametrize("reply_key", ["not base64!", b64encode(bytes(31)), b64encode(bytes(32))])
+def test_a_report_whose_reply_key_is_no_public_key_is_bad_data(reply_key: str) -> None:
+    """Intake refuses such a report; an event carrying one anyway is dead-lettered as bad
+    data, like any event whose data does not validate (all zeros: a low-order point)."""
+    data = dict(EVENTS["report"].data, reply_key=reply_key)
+    bad = EVENTS["report"].model_copy(update={"data": data})
+    with pytest.raises(EventError, match="reply_key is not a public key"):
+        audit_entry(bad)
+
+
+def test_a_decline_carries_no_envelope_summary() -> None:
+    decline = MessagePosted(
+        message_id=decision_id(QUESTION_ID),
+        kind="decline",
+        author_role="triage-analyst",
+        envelope=None,
+        in_reply_to=QUESTION_ID,
+    )
+    entry = audit_entry(event("case-1", decline))
+    assert isinstance(entry, MessagePostedEntry) and entry.envelopes == []
+    assert parse_entry(entry.leaf()) == entry
 
 
 def test_no_entry_of_a_case_names_its_factory_severity_deadline_or_reason() -> None:
@@ -318,6 +440,11 @@ def edited(name: str, **changes: Any) -> bytes:
         (edited("digest", factory="F-001"), "digest.issued.factory: Extra inputs"),
         (edited("key_registered", org_kind="god"), "key.registered.org_kind: Input should be"),
         (edited("disclosed", principal={"role": "x"}), "principal.org: Field required"),
+        (edited("report", reply_key=None), "report.submitted.reply_key: Field required"),
+        (edited("message", kind="gossip"), "message.posted.kind: Input should be"),
+        (edited("message", message_id=None), "message.posted.message_id: Field required"),
+        (edited("message", in_reply_to=None), "message.posted.in_reply_to: Field required"),
+        (edited("forward", text="hello"), "message.posted.text: Extra inputs"),
     ],
 )
 def test_a_leaf_that_is_not_an_entry_is_refused_saying_where(leaf: bytes, says: str) -> None:

@@ -56,6 +56,7 @@ def report(case: str, identity_to: Sequence[str]) -> ReportSubmittedEntry:
         event_id=f"report-{case}",
         subject=case,
         envelopes=envelopes,
+        reply_key=None,
         **COMMON,
     )
 

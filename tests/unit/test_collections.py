@@ -25,16 +25,17 @@ def test_no_two_services_relay_the_same_outbox_collection() -> None:
 
 
 def test_each_service_relays_what_it_writes_and_its_own_disclosures() -> None:
-    assert INTAKE.outbox_names() == ["intake_cases", "intake_disclosures"]
+    assert INTAKE.outbox_names() == ["intake_cases", "intake_messages", "intake_disclosures"]
     assert set(TRIAGE.outbox_names()) == {
         "triage_cases",
+        "triage_messages",
         "triage_disclosures",
         "factories",
         "buyers",
         "links",
         "operator_keys",
     }
-    assert NOTIFY.outbox_names() == ["notify_items", "notify_disclosures"]
+    assert NOTIFY.outbox_names() == ["notify_items", "notify_questions", "notify_disclosures"]
 
 
 def test_every_outbox_collection_carries_the_pending_index() -> None:

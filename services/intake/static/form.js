@@ -3,10 +3,17 @@
 // phone by the crypto worker, and only envelopes leave. Nothing is stored in the browser,
 // the receipt never enters a URL or the history, and every request goes to this origin.
 
-const MAX_PHOTOS = 3;
-const MAX_FILE_BYTES = 4 * 1024 * 1024 - 64; // leaves room for the media type line
+import {
+  Refusal,
+  VoiceRecorder,
+  api as apiOf,
+  attachmentPlaintexts,
+  cryptoWorker,
+  newUuid4,
+  say as sayOf,
+} from "./page-common.js";
+
 const MAX_TEXT_BYTES = 64 * 1024 - 1;
-const MAX_PHOTO_SIDE = 1600;
 
 const $ = (id) => document.getElementById(id);
 const form = $("report-form");
@@ -14,79 +21,15 @@ const messages = JSON.parse($("messages").textContent);
 const meta = (name) => document.querySelector(`meta[name="${name}"]`).content;
 const encoder = new TextEncoder();
 
-let worker = null;
-let nextRequest = 0;
-const pending = new Map();
-let recorder = null;
-let recording = null; // the recorded voice note (Blob), replacing any chosen file
-let previewUrl = null;
+const worker = cryptoWorker();
+const call = worker.call;
+const api = (path, body) => apiOf(messages, path, body);
+const say = (element, key) => sayOf(element, messages, key);
+const voice = new VoiceRecorder(
+  { button: $("record"), input: $("voice"), preview: $("voice-preview"), progress: $("progress") },
+  messages,
+);
 let busy = false;
-
-/** A refusal to show: `key` names one of the page's translated messages. */
-class Refusal extends Error {
-  constructor(key) {
-    super(key);
-    this.key = key;
-  }
-}
-
-function say(element, key) {
-  element.textContent = key ? messages[key] || messages.network : "";
-}
-
-// --- the crypto worker -----------------------------------------------------------------
-
-function startWorker() {
-  if (worker) return;
-  worker = new Worker(new URL("crypto-worker.js", import.meta.url), { type: "module" });
-  worker.onmessage = ({ data }) => {
-    const request = pending.get(data.id);
-    pending.delete(data.id);
-    if (data.ok) request.resolve(data.result);
-    else request.reject(Object.assign(new Error(data.message), { reason: data.reason }));
-  };
-  worker.onerror = () => {
-    for (const request of pending.values()) request.reject(new Refusal("network"));
-    pending.clear();
-    worker = null;
-  };
-}
-
-function call(op, args = {}) {
-  startWorker();
-  nextRequest += 1;
-  const id = nextRequest;
-  return new Promise((resolve, reject) => {
-    pending.set(id, { resolve, reject });
-    worker.postMessage({ id, op, ...args });
-  });
-}
-
-// --- talking to intake (same origin only) ------------------------------------------------
-
-async function api(path, body) {
-  const init = { cache: "no-store", credentials: "same-origin", referrerPolicy: "no-referrer" };
-  if (body !== undefined) {
-    Object.assign(init, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(body),
-    });
-  }
-  let response;
-  let answer = null;
-  try {
-    response = await fetch(path, init);
-    answer = await response.json();
-  } catch {
-    throw new Refusal("network");
-  }
-  if (!response.ok) {
-    const code = answer && answer.code;
-    throw new Refusal(code && messages[`error-${code}`] ? `error-${code}` : "network");
-  }
-  return answer;
-}
 
 // --- factory search ----------------------------------------------------------------------
 
@@ -135,112 +78,6 @@ function pickFactory(event) {
   }
 }
 
-// --- attachments -------------------------------------------------------------------------
-
-function mediaType(type) {
-  return (type || "").split(";")[0].trim().toLowerCase();
-}
-
-function attachment(type, bytes) {
-  if (bytes.length > MAX_FILE_BYTES) throw new Refusal("too-large");
-  const head = encoder.encode(`${type}\n`);
-  const plaintext = new Uint8Array(head.length + bytes.length);
-  plaintext.set(head);
-  plaintext.set(bytes, head.length);
-  return plaintext;
-}
-
-/** Decode a photo and draw it again as a JPEG: no EXIF, GPS or maker note survives. */
-async function reencodePhoto(file) {
-  if (!mediaType(file.type).startsWith("image/")) throw new Refusal("not-an-image");
-  let bitmap;
-  try {
-    bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
-  } catch {
-    throw new Refusal("not-an-image");
-  }
-  const scale = Math.min(1, MAX_PHOTO_SIDE / Math.max(bitmap.width, bitmap.height));
-  const canvas = document.createElement("canvas");
-  canvas.width = Math.max(1, Math.round(bitmap.width * scale));
-  canvas.height = Math.max(1, Math.round(bitmap.height * scale));
-  canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
-  bitmap.close();
-  const jpeg = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.85));
-  if (!jpeg) throw new Refusal("not-an-image");
-  return attachment("image/jpeg", new Uint8Array(await jpeg.arrayBuffer()));
-}
-
-async function voicePlaintext() {
-  const file = recording || $("voice").files[0];
-  if (!file) return null;
-  const type = mediaType(file.type) || "audio/webm";
-  if (!/^audio\/[a-z0-9.+-]+$/.test(type)) throw new Refusal("error-bad-report");
-  if (file.size > MAX_FILE_BYTES) throw new Refusal("too-large");
-  return attachment(type, new Uint8Array(await file.arrayBuffer()));
-}
-
-async function attachments() {
-  const photos = [...$("photos").files];
-  if (photos.length > MAX_PHOTOS) throw new Refusal("too-many-files");
-  for (const photo of photos) {
-    if (!mediaType(photo.type).startsWith("image/")) throw new Refusal("not-an-image");
-  }
-  const sealedLater = [];
-  for (const photo of photos) sealedLater.push(await reencodePhoto(photo));
-  const voice = await voicePlaintext();
-  return voice ? [...sealedLater, voice] : sealedLater;
-}
-
-// --- the voice recorder ------------------------------------------------------------------
-
-function preview(blob) {
-  const audio = $("voice-preview");
-  if (previewUrl) URL.revokeObjectURL(previewUrl);
-  previewUrl = blob ? URL.createObjectURL(blob) : null;
-  if (previewUrl) audio.src = previewUrl;
-  else audio.removeAttribute("src");
-  audio.hidden = !blob;
-}
-
-async function toggleRecording() {
-  const button = $("record");
-  if (recorder) {
-    recorder.stop();
-    return;
-  }
-  let stream;
-  try {
-    stream = await navigator.mediaDevices.getUserMedia({ audio: true });
-  } catch {
-    return; // no microphone, or permission refused: the file input still works
-  }
-  const options = { audioBitsPerSecond: 24000 };
-  if (MediaRecorder.isTypeSupported("audio/webm;codecs=opus")) {
-    options.mimeType = "audio/webm;codecs=opus";
-  }
-  const chunks = [];
-  recorder = new MediaRecorder(stream, options);
-  recorder.ondataavailable = (event) => event.data.size && chunks.push(event.data);
-  let seconds = 0;
-  const clock = setInterval(() => {
-    seconds += 1; // shown as "Recording… 0:07": the worker sees that sound is being taken
-    $("progress").textContent = `${messages.recording} ${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
-  }, 1000);
-  recorder.onstop = () => {
-    clearInterval(clock);
-    for (const track of stream.getTracks()) track.stop();
-    recording = new Blob(chunks, { type: recorder.mimeType || "audio/webm" });
-    recorder = null;
-    $("voice").value = "";
-    preview(recording);
-    say(button, "record");
-    say($("progress"), "");
-  };
-  recorder.start();
-  say(button, "stop-recording");
-  say($("progress"), "recording");
-}
-
 // --- submitting --------------------------------------------------------------------------
 
 function readForm() {
@@ -264,7 +101,7 @@ function readForm() {
 async function send() {
   const progress = (key) => say($("progress"), key);
   const fields = readForm();
-  const files = await attachments(); // every local check before anything is sent
+  const files = await attachmentPlaintexts($("photos").files, voice.file); // checked first
 
   progress("checking-keys");
   const recipients = await api(`/api/recipients/${encodeURIComponent(fields.factory)}`);
@@ -282,7 +119,7 @@ async function send() {
   const { lookup_token, reply_key } = await call("derive", { receipt });
 
   progress("sealing");
-  const caseId = newCaseId();
+  const caseId = newUuid4();
   const language = meta("hotline-lang");
   const { categories, factory, urgent } = fields;
   const routing = { categories, factory, language, urgent };
@@ -353,8 +190,7 @@ async function onSubmit(event) {
 
 function forgetForm() {
   form.reset();
-  recording = null;
-  preview(null);
+  voice.forget();
 }
 
 function forgetEverything() {
@@ -366,36 +202,19 @@ function forgetEverything() {
 
 $("mode-nojs").hidden = true;
 $("mode-js").hidden = false;
-if (window.MediaRecorder && navigator.mediaDevices && navigator.mediaDevices.getUserMedia) {
-  $("record").hidden = false;
-  $("record").addEventListener("click", toggleRecording);
-}
+voice.install();
 form.addEventListener("submit", onSubmit);
 // The worker (and its 0.5 MB of wasm) loads once someone starts filling in the form.
-form.addEventListener("focusin", startWorker, { once: true });
+form.addEventListener("focusin", worker.start, { once: true });
 $("factory-search").addEventListener("input", () => {
   clearTimeout(searchTimer);
   searchTimer = setTimeout(search, 300);
 });
 $("factory-results").addEventListener("click", pickFactory);
 $("factory-results").addEventListener("change", pickFactory);
-$("voice").addEventListener("change", () => {
-  recording = null;
-  preview($("voice").files[0] || null);
-});
 $("leave").addEventListener("click", (event) => {
   event.preventDefault();
   forgetEverything();
   location.replace("/today");
 });
 window.addEventListener("pagehide", forgetEverything);
-
-// A UUID4 from getRandomValues: crypto.randomUUID exists only in secure contexts, and a
-// hotline may be reached over plain http on a local network.
-function newCaseId() {
-  const b = crypto.getRandomValues(new Uint8Array(16));
-  b[6] = (b[6] & 0x0f) | 0x40;
-  b[8] = (b[8] & 0x3f) | 0x80;
-  const h = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
-}

@@ -61,6 +61,25 @@ export function newReceipt() {
   return formatReceipt(body + String(dammCheckDigit(body)));
 }
 
+const DECIMAL_DIGIT = /\p{Nd}/u;
+
+/** The value of a Unicode decimal digit: Unicode assigns them only in runs of ten, 0 to 9. */
+function decimalValue(codePoint) {
+  let zero = codePoint;
+  while (DECIMAL_DIGIT.test(String.fromCodePoint(zero - 1))) zero -= 1;
+  return (codePoint - zero) % 10;
+}
+
+/**
+ * `text` with every Unicode decimal digit (Devanagari, Bengali, full-width...) written as its
+ * ASCII digit and everything else left as it is, for normaliseReceipt (as the Python side
+ * reads any decimal digit). Anything but a string is returned unchanged.
+ */
+export function asciiDigits(text) {
+  if (typeof text !== "string") return text;
+  return text.replace(/\p{Nd}/gu, (digit) => String(decimalValue(digit.codePointAt(0))));
+}
+
 /**
  * The 40 ASCII digits of a typed receipt: ASCII digits, with spaces and dashes ignored.
  * Throws ReceiptError on anything else, a wrong digit count, or a failing check digit.

@@ -1,0 +1,213 @@
+"""The operator's side of a case's conversation (role triage-analyst), and triage's record
+of every message (shared/messages.py says who writes which kind, sealed to whom).
+
+- `POST /api/cases/{id}/messages`: an operator's message (acknowledgement, reply, feedback,
+  forward, decline). Everything is checked before anything is written; then ONE document
+  is written with its events: for a forward, first the `envelope.disclosed` of its envelope
+  to the worker (the question reaches the worker only through it), then the
+  `message.posted`. What the message does to the case (an acknowledgement acknowledges it)
+  is applied by the consumer of that event, so it happens once whoever posted it.
+- `GET /api/cases/{id}/messages`: the conversation in posting order; the envelopes sealed to
+  the operators (answers, questions) are handed out, each disclosed before it leaves; the
+  others (sealed to the worker's reply key) only by hash.
+
+Each case's messages are numbered in the order triage records them (`seq`, zero-padded so
+that it sorts as text): the order an operator reads them in. Two messages recorded at the
+same moment may share a number; they are then ordered by id.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, HTTPException, status
+from pydantic import BaseModel
+from pymongo.errors import DuplicateKeyError
+
+from hotline.shared.deps import OperatorDep, Role, RuntimeDep
+from hotline.shared.disclosure import disclose
+from hotline.shared.envelope import Envelope, envelope_hash
+from hotline.shared.events import (
+    AttachmentRef,
+    EnvelopeDisclosed,
+    Event,
+    MessagePosted,
+    Principal,
+    new_event,
+)
+from hotline.shared.messages import (
+    DECISIONS,
+    KINDS_BY_AUTHOR,
+    TO_OPERATORS,
+    WORKER,
+    MessageCreate,
+    MessageKind,
+)
+from hotline.shared.outbox import outbox_of
+from hotline.shared.service import Runtime
+from hotline.shared.store import Document
+
+from .cases import case_or_404, reply_key_id
+from .collections import TRIAGE_MESSAGES
+
+messages = APIRouter(prefix="/api/cases", tags=["messages"])
+
+SEQ_DIGITS = 9
+OPERATOR_KINDS = KINDS_BY_AUTHOR[Role.OPERATOR]
+STORED_FIELDS = {
+    "kind": 1,
+    "author_role": 1,
+    "envelope": 1,
+    "in_reply_to": 1,
+    "attachments": 1,
+    "time": 1,
+    "seq": 1,
+}
+
+
+class Posted(BaseModel):
+    message_id: str
+
+
+class MessagePublic(BaseModel):
+    message_id: str
+    kind: MessageKind
+    author_role: str
+    day: str  # the event's day, never its hour
+    in_reply_to: str | None
+    envelope_hash: str | None
+    envelope: Envelope | None  # only for an answer or a question (sealed to the operators)
+    attachments: list[AttachmentRef]
+    decision: Literal["forward", "decline"] | None  # of a question, once decided
+
+
+class Conversation(BaseModel):
+    case_id: str
+    messages: list[MessagePublic]
+
+
+# --- the record ------------------------------------------------------------------------------
+
+
+async def next_seq(runtime: Runtime, case_id: str) -> str:
+    """The number of the next message of `case_id`."""
+    last = await runtime.store.db[TRIAGE_MESSAGES.name].find_one(
+        {"case_id": case_id}, {"seq": 1}, sort=[("seq", -1)]
+    )
+    number = int(last["seq"]) + 1 if last else 1
+    return f"{number:0{SEQ_DIGITS}d}"
+
+
+def message_document(event: Event, posted: MessagePosted, seq: str) -> Document:
+    """How triage stores a message: the event's data, its coarse time and its number."""
+    return {
+        "_id": posted.message_id,
+        "case_id": event.subject,
+        "kind": posted.kind,
+        "author_role": posted.author_role,
+        "envelope": posted.envelope.model_dump() if posted.envelope else None,
+        "in_reply_to": posted.in_reply_to,
+        "attachments": [ref.model_dump() for ref in posted.attachments],
+        "time": event.time,
+        "seq": seq,
+    }
+
+
+async def record_message(runtime: Runtime, event: Event, posted: MessagePosted) -> None:
+    """Store a posted message unless it is stored already (idempotent by message id)."""
+    collection = runtime.store.db[TRIAGE_MESSAGES.name]
+    if await collection.find_one({"_id": posted.message_id}, {"_id": 1}) is not None:
+        return
+    document = message_document(event, posted, await next_seq(runtime, event.subject))
+    try:
+        await outbox_of(runtime.store, TRIAGE_MESSAGES.name).insert(document)
+    except DuplicateKeyError:
+        return  # stored by a concurrent delivery
+
+
+# --- the API ---------------------------------------------------------------------------------
+
+
+def _refuse(detail: str) -> HTTPException:
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail)
+
+
+@messages.post("/{case_id}/messages", status_code=status.HTTP_201_CREATED, response_model=Posted)
+async def post_message(
+    case_id: str, body: MessageCreate, runtime: RuntimeDep, _: OperatorDep
+) -> Posted:
+    """An operator's message to the worker, or decision on a buyer's question."""
+    case = await case_or_404(runtime, case_id, {"reply_key": 1})
+    if body.kind not in OPERATOR_KINDS:
+        raise _refuse(f"an operator posts {', '.join(sorted(OPERATOR_KINDS))}, not {body.kind}")
+    if body.case_ids() - {case_id}:
+        raise _refuse("the envelope is not of this case")
+    if body.envelope is not None:
+        if set(body.envelope.recipients) != {reply_key_id(case)}:
+            raise _refuse("a message to the worker is sealed to exactly the case's reply key")
+    collection = runtime.store.db[TRIAGE_MESSAGES.name]
+    if body.in_reply_to is not None:
+        question = await collection.find_one(
+            {"_id": body.in_reply_to, "case_id": case_id, "kind": "question"}, {"_id": 1}
+        )
+        if question is None:
+            raise HTTPException(404, "this case has no such question")
+    duplicate = HTTPException(409, "a message with this id exists (a question is decided once)")
+    if await collection.find_one({"_id": body.message_id}, {"_id": 1}) is not None:
+        raise duplicate
+
+    posted = MessagePosted(
+        message_id=body.message_id,
+        kind=body.kind,
+        author_role=Role.OPERATOR.value,
+        envelope=body.envelope,
+        in_reply_to=body.in_reply_to,
+    )
+    message_event = new_event(case_id, posted)
+    events = [message_event]
+    if body.kind == "forward" and body.envelope is not None:
+        disclosed = EnvelopeDisclosed(
+            principal=Principal(role=WORKER),
+            envelope_class="message",
+            envelope_hash=envelope_hash(body.envelope),
+            recipient_key_ids=sorted(body.envelope.recipients),
+        )
+        events.insert(0, new_event(case_id, disclosed))
+    document = message_document(message_event, posted, await next_seq(runtime, case_id))
+    try:
+        await outbox_of(runtime.store, TRIAGE_MESSAGES.name).insert(document, *events)
+    except DuplicateKeyError:
+        raise duplicate from None
+    runtime.relay.poke()
+    return Posted(message_id=body.message_id)
+
+
+@messages.get("/{case_id}/messages", response_model=Conversation)
+async def case_messages(case_id: str, runtime: RuntimeDep, operator: OperatorDep) -> Conversation:
+    """The case's messages in posting order, the operators' envelopes disclosed first."""
+    await case_or_404(runtime, case_id, {"_id": 1})
+    found = runtime.store.db[TRIAGE_MESSAGES.name].find({"case_id": case_id}, STORED_FIELDS)
+    docs = sorted([doc async for doc in found], key=lambda doc: (doc["seq"], doc["_id"]))
+    decisions = {doc["in_reply_to"]: doc["kind"] for doc in docs if doc["kind"] in DECISIONS}
+    conversation = Conversation(  # validated before anything is disclosed
+        case_id=case_id,
+        messages=[
+            MessagePublic(
+                message_id=doc["_id"],
+                kind=doc["kind"],
+                author_role=doc["author_role"],
+                day=doc["time"][:10],
+                in_reply_to=doc["in_reply_to"],
+                envelope_hash=envelope_hash(doc["envelope"]) if doc["envelope"] else None,
+                envelope=doc["envelope"] if doc["kind"] in TO_OPERATORS else None,
+                attachments=doc["attachments"],
+                decision=decisions.get(doc["_id"]) if doc["kind"] == "question" else None,
+            )
+            for doc in docs
+        ],
+    )
+    who = Principal(role=Role.OPERATOR, org=operator.org, subject=operator.subject)
+    for message in conversation.messages:
+        if message.envelope is not None:
+            await disclose(runtime, case_id, message.envelope, "message", who)
+    return conversation
