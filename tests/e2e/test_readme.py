@@ -29,6 +29,7 @@ import pytest
 
 from hotline.shared.config import Settings
 from hotline.shared.tlog.note import Ed25519Signer
+from tests.support.waiting import wait_for
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 WALKTHROUGH = "## Submit a report and read it as a buyer"
@@ -142,6 +143,9 @@ def test_the_readme_walkthrough_runs_as_written_on_other_ports(
     commands = walkthrough_commands(README.read_text())
     [submit] = [c for c in commands if "hotline submit" in c]
     text, identity = _option(submit, "--text"), _option(submit, "--identity")
+    [ask] = [c for c in commands if "hotline digests ask" in c]
+    question = _option(ask.removeprefix("QUESTION_ID=$("), "--text")
+    replies = [_option(c, "--text") for c in commands if c.startswith("hotline cases reply")]
     served_vkey = httpx.get(f"{settings.audit_url}/vkey").text.strip()
     work = tmp_path / "work"
     state: dict[str, str] = {}
@@ -160,7 +164,7 @@ def test_the_readme_walkthrough_runs_as_written_on_other_ports(
         "hotline login --user": (lambda r: "Logged in as" in r.output, False),
         "hotline admin": (lambda r: "added" in r.output or "linked" in r.output, False),
         "hotline categories": (lambda r: "safety" in r.output, False),
-        "CASE_ID=$(hotline submit": (lambda r: "receipt:" in r.output, False),
+        "CASE_ID=$(hotline submit": (lambda r: _remember_receipt(r, state), False),
         'echo "$CASE_ID"': (lambda r: _remember_case(r, state), False),
         "hotline digests pull": (
             lambda r: text in r.output and identity not in r.output and case_id() in r.output,
@@ -170,6 +174,10 @@ def test_the_readme_walkthrough_runs_as_written_on_other_ports(
             lambda r: text in r.output and f"identity: {identity}" in r.output,
             True,
         ),
+        "hotline cases reply": (lambda r: "sent to the worker of case" in r.output, False),
+        "QUESTION_ID=$(hotline digests ask": (lambda r: r.output == "", False),
+        "hotline cases messages": (lambda r: question in r.output, True),
+        "hotline cases forward": (lambda r: "forwarded to the worker" in r.output, True),
         "hotline audit entries": (
             lambda r: '"envelope.disclosed"' in r.output and text not in r.output,
             True,
@@ -198,6 +206,15 @@ def test_the_readme_walkthrough_runs_as_written_on_other_ports(
                 )
     assert seen >= set(expected), f"steps missing from the README: {set(expected) - seen}"
 
+    # The worker, with the receipt the terminal showed, reads the operator's messages and the
+    # forwarded question on the status page (here its no-JS form: the page's script is
+    # tested in tests/e2e/test_status_page.py).
+    def worker_reads_them() -> bool:
+        page = httpx.post(f"{settings.intake_url}/en/status", data={"receipt": state["receipt"]})
+        return page.status_code == 200 and all(t in page.text for t in [*replies, question])
+
+    wait_for(worker_reads_them, timeout=CATCH_UP_TIMEOUT, what="the messages on the status page")
+
     # The auditor checked THIS system's log, and pinned the key it serves.
     pinned = json.loads((work / "audit-state.json").read_text())
     assert pinned["vkey"] == served_vkey and pinned["origin"] == settings.audit_origin
@@ -206,6 +223,14 @@ def test_the_readme_walkthrough_runs_as_written_on_other_ports(
     impostor = Ed25519Signer(settings.audit_origin, secrets.token_bytes(32)).verifier().vkey()
     refused = shell.run(f"hotline audit verify --state audit-state.json --vkey '{impostor}'")
     assert refused.status != 0 and "pinned another key" in refused.output, refused.output
+
+
+def _remember_receipt(ran: Ran, state: dict[str, str]) -> bool:
+    found = re.search(r"receipt: ((?:\d{4} ){9}\d{4})", ran.output)
+    if found is None:
+        return False
+    state["receipt"] = found.group(1)
+    return True
 
 
 def _remember_case(ran: Ran, state: dict[str, str]) -> bool:
