@@ -14,6 +14,8 @@ passed off as another kind, without failing to open.
 - to the operators (`TO_OPERATORS`): sealed to the operator keys only. The worker's answer,
   and a buyer's question, which reaches the worker only if an operator forwards it.
 - `decline`: the operator's decision not to forward a question; it carries no envelope.
+- `noted`: a buyer's acknowledgement that it read the case (`hotline digests ack`); no
+  envelope either: the operator sees that the buyer acted, nothing more.
 
 A question gets at most one decision (forward or decline): its message id is
 `decision_id(question)`, so a second decision is a duplicate.
@@ -33,7 +35,7 @@ from .reports import HEX_TOKEN, MAX_ATTACHMENTS, ProofOfWork
 from .roles import Role
 
 MessageKind = Literal[
-    "acknowledgement", "reply", "feedback", "forward", "decline", "answer", "question"
+    "acknowledgement", "reply", "feedback", "forward", "decline", "answer", "question", "noted"
 ]
 MESSAGE_KINDS = frozenset(get_args(MessageKind))
 TO_WORKER = frozenset({"acknowledgement", "reply", "feedback", "forward"})
@@ -43,8 +45,9 @@ WORKER = "worker"
 KINDS_BY_AUTHOR: dict[str, frozenset[str]] = {
     Role.OPERATOR: frozenset({"acknowledgement", "reply", "feedback", "forward", "decline"}),
     WORKER: frozenset({"answer"}),
-    Role.BUYER: frozenset({"question"}),
+    Role.BUYER: frozenset({"question", "noted"}),
 }
+WITHOUT_ENVELOPE = frozenset({"decline", "noted"})
 DECISIONS = frozenset({"forward", "decline"})  # an operator's answer to a buyer's question
 MAX_MESSAGE_BYTES = 32 * 1024  # what the page and the CLI let a person write in one message
 
@@ -93,9 +96,9 @@ class MessageCreate(BaseModel):
 
     @model_validator(mode="after")
     def _shape(self) -> MessageCreate:
-        if (self.kind == "decline") != (self.envelope is None):
+        if (self.kind in WITHOUT_ENVELOPE) != (self.envelope is None):
             raise PydanticCustomError(
-                "envelope_shape", "a decline carries no envelope; every other message one"
+                "envelope_shape", "a decline or a note carries no envelope; every other one"
             )
         if (self.kind in DECISIONS) != (self.in_reply_to is not None):
             raise ValueError("in_reply_to names the question of a forward or decline, only")

@@ -3,16 +3,19 @@ the outbox relay, its consumers, `/healthz`, and uvicorn run under the logging p
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import uvicorn
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from .aio import cancel_and_wait
 from .auth import TokenVerifier, install_token_verifier
 from .bus import AppliedEvents, ConsumerRunner, EachEvent, Handler, make_producer
 from .config import Settings
@@ -32,6 +35,8 @@ class Runtime:
     producer: AIOKafkaProducer
     relay: OutboxRelay
     consumers: list[ConsumerRunner] = field(default_factory=list)
+    # Periodic work of the service (a scheduler, a deliverer): name -> what runs it.
+    tasks: dict[str, Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=dict)
 
     def consume(
         self, group: str, topics: Sequence[str], handler: Handler, *, deduplicate: bool
@@ -51,6 +56,14 @@ class Runtime:
         runner = ConsumerRunner(self.settings, self.producer, group, topics, strategy)
         self.consumers.append(runner)
         return runner
+
+    def background(self, name: str, run: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run `run()` as a task of the service from start-up (after the consumers) until
+        shutdown (cancelled before the consumers stop). `run` loops on its own; its state
+        lives in the store, so a restart picks it up where it stopped."""
+        if name in self.tasks:
+            raise ValueError(f"a background task named {name!r} exists already")
+        self.tasks[name] = run
 
 
 Setup = Callable[[Runtime], None]
@@ -78,9 +91,12 @@ def service_lifespan(
         await relay.start()
         for consumer in runtime.consumers:
             await consumer.start()
+        tasks = [asyncio.create_task(run(), name=name) for name, run in runtime.tasks.items()]
         try:
             yield
         finally:
+            for task in tasks:
+                await cancel_and_wait(task)
             for consumer in runtime.consumers:
                 await consumer.stop()
             await relay.stop()

@@ -31,7 +31,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ..messages import DECISIONS, KINDS_BY_AUTHOR, TO_OPERATORS, TO_WORKER, WORKER
+from ..messages import (
+    DECISIONS,
+    KINDS_BY_AUTHOR,
+    TO_OPERATORS,
+    TO_WORKER,
+    WITHOUT_ENVELOPE,
+    WORKER,
+)
 from ..roles import Role
 from .entry import (
     AuditEntry,
@@ -267,9 +274,9 @@ class NonExposurePolicy:
         elif kind not in allowed:
             yield f"a {kind} by author role {role}, which writes only {', '.join(sorted(allowed))}"
         messages = len(_of_class(entry, "message"))
-        if kind == "decline" and messages:
-            yield "a decline carries a message envelope (a decline carries none)"
-        elif kind != "decline" and messages != 1:
+        if kind in WITHOUT_ENVELOPE and messages:
+            yield f"a {kind} carries a message envelope (a {kind} carries none)"
+        elif kind not in WITHOUT_ENVELOPE and messages != 1:
             yield f"the {kind} carries {messages} message envelopes, not one"
         if _of_class(entry, "attachment") and kind != "answer":
             yield f"the {kind} carries attachments (only a worker's answer does)"

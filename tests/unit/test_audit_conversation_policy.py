@@ -315,7 +315,7 @@ def kind_cases() -> list[tuple[str, Callable[[], list[AuditEntry]], int, str]]:
             "a buyer writes a reply",
             lambda: [message("reply", BUYER_ROLE, [REPLY])],
             FIRST,
-            "a reply by author role buyer, which writes only question",
+            "a reply by author role buyer, which writes only noted, question",
         ),
         (
             "the worker writes a question",
