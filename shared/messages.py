@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_core import PydanticCustomError
 
 from .envelope import Envelope
-from .reports import HEX_TOKEN, MAX_ATTACHMENTS, ProofOfWork
+from .reports import MAX_ATTACHMENTS, LookupToken, ProofOfWork
 from .roles import Role
 
 MessageKind = Literal[
@@ -124,18 +124,11 @@ class AnswerCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    lookup_token: str
+    lookup_token: LookupToken
     message_id: str
     envelope: Envelope
     attachments: list[Envelope] = Field(default=[], max_length=MAX_ATTACHMENTS)
     pow: ProofOfWork
-
-    @field_validator("lookup_token")
-    @classmethod
-    def _token_is_hex(cls, value: str) -> str:
-        if not HEX_TOKEN.fullmatch(value):
-            raise ValueError("lookup_token must be 64 lower-case hex digits")
-        return value
 
     @field_validator("message_id")
     @classmethod
@@ -158,12 +151,5 @@ class StatusQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    lookup_token: str
+    lookup_token: LookupToken
     pow: ProofOfWork
-
-    @field_validator("lookup_token")
-    @classmethod
-    def _token_is_hex(cls, value: str) -> str:
-        if not HEX_TOKEN.fullmatch(value):
-            raise ValueError("lookup_token must be 64 lower-case hex digits")
-        return value

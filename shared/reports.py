@@ -10,9 +10,16 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from .envelope import Envelope
@@ -24,6 +31,17 @@ HEX_TOKEN = re.compile(r"^[0-9a-f]{64}$")
 MAX_CATEGORIES = 5
 # Three photos and one voice note; each at most the largest attachment bucket (4 MiB).
 MAX_ATTACHMENTS = 4
+
+
+def _hex_token(value: str) -> str:
+    if not HEX_TOKEN.fullmatch(value):
+        raise ValueError("lookup_token must be 64 lower-case hex digits")
+    return value
+
+
+# The receipt's lookup token as the client sends it (shared/receipt.py); intake stores only
+# its hash.
+LookupToken = Annotated[str, AfterValidator(_hex_token)]
 
 
 def routing_metadata(
@@ -84,7 +102,7 @@ class ReportCreate(BaseModel):
     urgent: bool = False
     language: str = "en"
     channel: Literal["web", "phone"] = "web"
-    lookup_token: str  # 64 hex digits (shared/receipt.py); intake stores only its hash
+    lookup_token: LookupToken
     reply_key: str  # base64 X25519 public key the worker's replies are sealed to
     content: Envelope
     identity: Envelope | None = None
@@ -100,13 +118,6 @@ class ReportCreate(BaseModel):
             raise ValueError("case_id must be a UUID") from None
         if parsed.version != 4 or str(parsed) != value:
             raise ValueError("case_id must be a lower-case UUID4")
-        return value
-
-    @field_validator("lookup_token")
-    @classmethod
-    def _token_is_hex(cls, value: str) -> str:
-        if not HEX_TOKEN.fullmatch(value):
-            raise ValueError("lookup_token must be 64 lower-case hex digits")
         return value
 
     @field_validator("reply_key")

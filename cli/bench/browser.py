@@ -575,15 +575,7 @@ class _Run:
         )
 
     def derive(self) -> None:
-        say(f"receipt derivation (Argon2id): PyNaCl, the worker, the worker at {self.label}")
-        receipts = [new_receipt() for _ in range(self.rounds)]
-        expected = [derive_receipt(receipt).lookup_token.hex() for receipt in receipts]
-        timings = self._time(
-            "derive",
-            lambda round_: {"receipt": receipts[round_]},
-            lambda round_: derive_receipt(receipts[round_]),
-            check=lambda round_, result: bool(result["lookup_token"] == expected[round_]),
-        )
+        timings = self._argon2("derive", "receipt derivation (Argon2id)")
         name = "Argon2id derive in the worker"
         anchor = "PyNaCl derive_receipt in this process"
         self.emit(Figure(f"{name}, unthrottled", timings.plain, "ms", anchor, timings.python))
@@ -601,19 +593,23 @@ class _Run:
     def unlock(self) -> None:
         """The status page's derivation: the same Argon2id, through its `unlock` op (which
         keeps the reply key in the worker and returns the lookup token)."""
-        say(f"status page unlock (Argon2id): PyNaCl, the worker, the worker at {self.label}")
-        receipts = [new_receipt() for _ in range(self.rounds)]
-        expected = [derive_receipt(receipt).lookup_token.hex() for receipt in receipts]
-        timings = self._time(
-            "unlock",
-            lambda round_: {"receipt": receipts[round_]},
-            lambda round_: derive_receipt(receipts[round_]),
-            check=lambda round_, result: bool(result["lookup_token"] == expected[round_]),
-        )
+        timings = self._argon2("unlock", "status page unlock (Argon2id)")
         name = "Argon2id unlock on the status page"
         anchor = "PyNaCl derive_receipt in this process"
         self.emit(Figure(f"{name}, unthrottled", timings.plain, "ms", anchor, timings.python))
         self.emit(Figure(f"{name}, {self.label}", timings.throttled, "ms", anchor, timings.python))
+
+    def _argon2(self, op: str, what: str) -> _Timings:
+        """Rounds of a receipt derivation by the worker's `op`, each checked against PyNaCl's."""
+        say(f"{what}: PyNaCl, the worker, the worker at {self.label}")
+        receipts = [new_receipt() for _ in range(self.rounds)]
+        expected = [derive_receipt(receipt).lookup_token.hex() for receipt in receipts]
+        return self._time(
+            op,
+            lambda round_: {"receipt": receipts[round_]},
+            lambda round_: derive_receipt(receipts[round_]),
+            check=lambda round_, result: bool(result["lookup_token"] == expected[round_]),
+        )
 
     def seal(self) -> None:
         content = _keys(CONTENT_KEYS)
