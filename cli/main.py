@@ -25,6 +25,7 @@ from hotline.shared.keys import (
 )
 from hotline.shared.pow import solve
 from hotline.shared.receipt import derive_receipt, new_receipt
+from hotline.shared.registry import SCHEDULES
 from hotline.shared.reports import ProofOfWork, ReportCreate, routing_metadata
 from hotline.shared.taxonomy import categories as taxonomy_categories
 from hotline.shared.taxonomy import category_codes
@@ -32,6 +33,7 @@ from hotline.shared.taxonomy import category_codes
 from .audit import audit
 from .bench import bench
 from .conversation import BUYER_COMMANDS, OPERATOR_COMMANDS
+from .digests import BUYER_DIGEST_COMMANDS
 from .options import KEY_OPTION, private_key
 from .session import (
     CLI_CLIENT_ID,
@@ -42,6 +44,7 @@ from .session import (
     token_request,
     token_user,
 )
+from .webhooks import webhooks
 
 DEMO_USERS = {
     "admin": "platform-admin",
@@ -315,6 +318,51 @@ def admin_buyer_add(buyer_id: str, name: str, public_key_file: Path) -> None:
     click.echo(f"buyer {buyer_id} added, key {result['key_id']}")
 
 
+@admin_buyer.command("rotate-key")
+@click.argument("buyer_id")
+@click.option(
+    "--public-key-file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The buyer's NEW public key file (NAME.key.pub from `hotline keys generate`).",
+)
+def admin_buyer_rotate_key(buyer_id: str, public_key_file: Path) -> None:
+    """Give buyer BUYER_ID a new key and revoke its current one.
+
+    Reports are sealed to the new key from now on; a report sealed to the revoked key is
+    refused. The buyer keeps its old private key to open what it received before.
+    """
+    s = Settings()
+    result = call(
+        "POST",
+        f"{s.triage_url}/api/admin/buyers/{buyer_id}/keys",
+        auth=bearer_token(s),
+        json_body={"public_key": _public_key_text(public_key_file)},
+    )
+    click.echo(
+        f"buyer {buyer_id}: key {result['key_id']} is current, "
+        f"{result['revoked_key_ids'][-1]} revoked"
+    )
+
+
+@admin_buyer.command("schedule")
+@click.argument("buyer_id")
+@click.argument("schedule", type=click.Choice(SCHEDULES))
+def admin_buyer_schedule(buyer_id: str, schedule: str) -> None:
+    """Issue buyer BUYER_ID's digest daily (the default) or weekly.
+
+    Critical cases and escalations are sent at once whatever the schedule.
+    """
+    s = Settings()
+    result = call(
+        "PUT",
+        f"{s.triage_url}/api/admin/buyers/{buyer_id}/schedule",
+        auth=bearer_token(s),
+        json_body={"schedule": schedule},
+    )
+    click.echo(f"buyer {buyer_id}: digest {result['schedule']}")
+
+
 @admin.command("link")
 @click.argument("buyer_id")
 @click.argument("factory_code")
@@ -484,57 +532,7 @@ def _open(envelope: dict[str, Any], key: bytes, case_id: str, routing: dict[str,
 
 @cli.group()
 def digests() -> None:
-    """A buyer's case digests (role buyer)."""
-
-
-@digests.command("pull")
-@KEY_OPTION
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
-def digests_pull(key_file: Path, as_json: bool) -> None:
-    """Fetch your organisation's cases and decrypt them on this machine.
-
-    A case that cannot be opened (not sealed to this key, damaged) is reported on stderr
-    with its id and the reason, the others are still shown, and the exit status is then 1.
-    """
-    s = Settings()
-    key = private_key(key_file)
-    items = call("GET", f"{s.notify_url}/api/digest", auth=bearer_token(s))
-    cases = []
-    unopened = 0
-    for item in items:
-        try:
-            cases.append(_digest_case(item, key))
-        except (EnvelopeError, KeyError) as exc:
-            unopened += 1
-            reason = f"the digest item has no {exc}" if isinstance(exc, KeyError) else str(exc)
-            click.echo(f"case {item.get('case_id', '?')}: cannot open it: {reason}", err=True)
-    if as_json:
-        click.echo(json.dumps(cases, ensure_ascii=False, indent=2))
-    else:
-        if not items:
-            click.echo("no cases")
-        for case in cases:
-            flag = " URGENT" if case["urgent"] else ""
-            categories = ",".join(case["categories"])
-            click.echo(f"— {case['case_id']}  {case['factory']}  {categories}{flag}")
-            click.echo(f"  {case['content']}")
-    if unopened:
-        raise click.ClickException(
-            f"{unopened} of {len(items)} cases could not be opened with {key_file} "
-            "(is it the private key registered for your organisation?)"
-        )
-
-
-def _digest_case(item: dict[str, Any], key: bytes) -> dict[str, Any]:
-    """A digest item with its content decrypted; EnvelopeError or KeyError if it cannot be."""
-    routing = routing_metadata(
-        item["factory"], item["categories"], item["urgent"], item["language"]
-    )
-    content = open_envelope(
-        item["content"], private_key=key, case_id=item["case_id"], routing=routing
-    )
-    shown = ("case_id", "factory", "categories", "urgent", "language", "received")
-    return {**{name: item[name] for name in shown}, "content": content.decode(errors="replace")}
+    """A buyer's signed case digests (role buyer): pull, verify, open, export, ack, ask."""
 
 
 @cli.group()
@@ -648,9 +646,10 @@ ATTACHMENT_SUFFIXES = {
 
 cli.add_command(audit)
 cli.add_command(bench)
+cli.add_command(webhooks)
 for command in OPERATOR_COMMANDS:
     cases.add_command(command)
-for command in BUYER_COMMANDS:
+for command in (*BUYER_DIGEST_COMMANDS, *BUYER_COMMANDS):
     digests.add_command(command)
 
 

@@ -1,42 +1,83 @@
 #!/usr/bin/env bash
-# Rebuild services/intake/static/vendor/ (the form's crypto library) from the lockfile.
+# Rebuild the browser crypto of both pages from ONE source each.
 #
-# Installs services/intake/js/package-lock.json with `npm ci --ignore-scripts` in a scratch
-# directory (npm checks every package against the lockfile's integrity hash; no install
-# script runs; nothing is left in the tree), then copies the ESM sumo build of
-# libsodium-wrappers-sumo and of libsodium-sumo (its wasm is inlined as base64, so there is
-# no .wasm file to fetch) into the vendor folder as .js files, with the wrapper's bare
-# `import ... from "libsodium-sumo"` rewritten to the relative `./libsodium-sumo.js` (a
-# worker has no import map), copies the ISC licence, and writes SHA256SUMS over all of them.
-# Idempotent: the same lockfile gives the same bytes. Needs node and npm on PATH.
+# 1. services/intake/static/vendor/ (the form's crypto library) from the lockfile: installs
+#    services/intake/js/package-lock.json with `npm ci --ignore-scripts` in a scratch
+#    directory (npm checks every package against the lockfile's integrity hash; no install
+#    script runs; nothing is left in the tree), then copies the ESM sumo build of
+#    libsodium-wrappers-sumo and of libsodium-sumo (its wasm is inlined as base64, so there
+#    is no .wasm file to fetch) into the vendor folder as .js files, with the wrapper's bare
+#    `import ... from "libsodium-sumo"` rewritten to the relative `./libsodium-sumo.js` (a
+#    worker has no import map), copies the ISC licence, and writes SHA256SUMS over them.
+# 2. services/notify/static/ (the buyer page): copies of that vendor folder and of the form's
+#    crypto modules the buyer page needs (services/intake/static/crypto/, where they are
+#    edited and tested against the Python vectors), and one SHA256SUMS over every copy
+#    (services/notify/static/vendor/README.md). Never edit a copy: edit the source, run this.
+#
+#   scripts/vendor-js.sh            both steps (needs node and npm on PATH)
+#   scripts/vendor-js.sh --copies   step 2 only, after editing a module under intake/static/crypto
+#
+# Idempotent: the same lockfile and sources give the same bytes.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 js="$root/services/intake/js"
-vendor="$root/services/intake/static/vendor"
+intake_static="$root/services/intake/static"
+vendor="$intake_static/vendor"
+notify_static="$root/services/notify/static"
+# The buyer page verifies signed notes (tlog.js) and opens envelopes (envelope.js); these are
+# the modules those two import, and nothing else of the form's.
+buyer_modules=(bytes.js canonical.js envelope.js tlog.js)
+vendored=(LICENSE libsodium-sumo.js libsodium-wrappers-sumo.js)
 
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cp "$js/package.json" "$js/package-lock.json" "$work/"
-(cd "$work" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
+case "${1:-}" in
+"") copies_only=false ;;
+--copies) copies_only=true ;;
+*)
+  echo "usage: scripts/vendor-js.sh [--copies]" >&2
+  exit 2
+  ;;
+esac
 
-modules="$work/node_modules"
-wrappers="$modules/libsodium-wrappers-sumo/dist/modules-sumo-esm/libsodium-wrappers.mjs"
-sumo="$modules/libsodium-sumo/dist/modules-sumo-esm/libsodium-sumo.mjs"
+if ! $copies_only; then
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  cp "$js/package.json" "$js/package-lock.json" "$work/"
+  (cd "$work" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
 
-# The rewrite must hit exactly one import, or the vendored wrapper would not load.
-bare='from"libsodium-sumo"'
-if [ "$(grep -o "$bare" "$wrappers" | wc -l)" -ne 1 ]; then
-  echo "vendor-js: expected one import of libsodium-sumo in the wrapper; the build changed" >&2
-  exit 1
+  modules="$work/node_modules"
+  wrappers="$modules/libsodium-wrappers-sumo/dist/modules-sumo-esm/libsodium-wrappers.mjs"
+  sumo="$modules/libsodium-sumo/dist/modules-sumo-esm/libsodium-sumo.mjs"
+
+  # The rewrite must hit exactly one import, or the vendored wrapper would not load.
+  bare='from"libsodium-sumo"'
+  if [ "$(grep -o "$bare" "$wrappers" | wc -l)" -ne 1 ]; then
+    echo "vendor-js: expected one import of libsodium-sumo in the wrapper; the build changed" >&2
+    exit 1
+  fi
+
+  mkdir -p "$vendor"
+  sed "s|$bare|from\"./libsodium-sumo.js\"|" "$wrappers" >"$vendor/libsodium-wrappers-sumo.js"
+  cp "$sumo" "$vendor/libsodium-sumo.js"
+  cp "$modules/libsodium-wrappers-sumo/LICENSE" "$vendor/LICENSE"
+
+  (cd "$vendor" && sha256sum "${vendored[@]}" >SHA256SUMS)
+  version=$(node -p 'require(process.argv[1]).version' "$modules/libsodium-wrappers-sumo/package.json")
+  echo "vendor-js: libsodium-wrappers-sumo $version vendored into ${vendor#"$root"/}" >&2
 fi
 
-mkdir -p "$vendor"
-sed "s|$bare|from\"./libsodium-sumo.js\"|" "$wrappers" >"$vendor/libsodium-wrappers-sumo.js"
-cp "$sumo" "$vendor/libsodium-sumo.js"
-cp "$modules/libsodium-wrappers-sumo/LICENSE" "$vendor/LICENSE"
+# The intake vendor folder must be whole before it is copied anywhere.
+(cd "$vendor" && sha256sum --check --quiet SHA256SUMS)
 
-cd "$vendor"
-sha256sum LICENSE libsodium-sumo.js libsodium-wrappers-sumo.js >SHA256SUMS
-version=$(node -p 'require(process.argv[1]).version' "$modules/libsodium-wrappers-sumo/package.json")
-echo "vendor-js: libsodium-wrappers-sumo $version vendored into ${vendor#"$root"/}" >&2
+mkdir -p "$notify_static/vendor" "$notify_static/crypto"
+copied=()
+for name in "${vendored[@]}"; do
+  cp "$vendor/$name" "$notify_static/vendor/$name"
+  copied+=("vendor/$name")
+done
+for name in "${buyer_modules[@]}"; do
+  cp "$intake_static/crypto/$name" "$notify_static/crypto/$name"
+  copied+=("crypto/$name")
+done
+(cd "$notify_static" && sha256sum "${copied[@]}" >SHA256SUMS)
+echo "vendor-js: ${#copied[@]} files copied into ${notify_static#"$root"/} (SHA256SUMS)" >&2

@@ -70,6 +70,19 @@ class Settings(BaseSettings):
     audit_witnesses: str = ""
     # Seconds between integration passes / checkpoint publication of the audit log.
     audit_checkpoint_interval: float = 1.0
+    # Buyers' webhooks (services/notify/deliverer.py). A PEM bundle of CAs the deliverer trusts
+    # besides the system's (a local receiver with a certificate of its own); empty = none.
+    webhook_ca_file: str = ""
+    # Tries of one delivery before it is dead (kept, redelivered on request), and the back-off
+    # between tries: full jitter, uniform in [0, min(max, base * 2^(tries - 1))] seconds. The
+    # defaults wait about 16 hours in all before a delivery is dead (33 at most).
+    webhook_attempts: int = Field(default=20, ge=1, le=100)
+    webhook_backoff_base: float = Field(default=1.0, gt=0)
+    webhook_backoff_max: float = Field(default=6 * 3600.0, gt=0)
+    # Ed25519 seed (hex, 32 bytes) notify signs buyers' digests with; empty = generated once and
+    # kept in the data directory (development only). Its note key name is `digest_origin`.
+    digest_signing_key: str = ""
+    digest_origin: str = "hotline.local/digests"
 
     @model_validator(mode="after")
     def _derive_urls(self) -> Settings:
@@ -91,6 +104,8 @@ class Settings(BaseSettings):
                 raise ValueError("HOTLINE_AUDIT_VKEY must be set in production")
             if not self.signing_key:
                 raise ValueError("HOTLINE_SIGNING_KEY must be set in production")
+            if not self.digest_signing_key:
+                raise ValueError("HOTLINE_DIGEST_SIGNING_KEY must be set in production")
         return self
 
     @property

@@ -125,11 +125,15 @@ class MessagePosted(_Data):
 
 
 class DigestIssued(_Data):
+    """Notify issued digest `seq` of a buyer (subject `<buyer>:<seq>`): the SHA-256 of its
+    canonical body, the previous digest's (None for the first), and the cases it lists."""
+
     TYPE = EventType.DIGEST_ISSUED
     buyer: str
-    factory: str
-    envelope_hash: str
-    recipient_key_ids: list[str]
+    seq: int
+    digest_hash: str
+    previous: str | None
+    cases: list[str]
 
 
 class Principal(_Data):

@@ -5,6 +5,13 @@ check that a report is sealed to exactly the expected keys) and by notify (to ro
 Every change is one document write carrying its events in the outbox: a key registration is
 a `key.registered` event, so the audit log knows every key that may ever be a recipient.
 
+A buyer holds one current key (`key_id`, `public_key`: the only one intake seals to). A
+rotation registers the new key and revokes the current one in ONE guarded write of the
+buyer's document (`key.registered` and `key.revoked` in its outbox); the revoked key ids stay
+on the document (`revoked_key_ids`, oldest first), so the buyer's old reports are still
+known to be its own, and a revoked key is never registered again, for anyone. A buyer's
+digest `schedule` (daily by default, or weekly) is set by the platform admin; notify reads it.
+
 Refusals are typed domain errors (subclasses of `RegistryError`) whose messages are written
 for the caller; they carry no HTTP status: each service's router maps them.
 """
@@ -12,11 +19,13 @@ for the caller; they carry no HTTP status: each service's router maps them.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from .events import KeyRegistered, RegistryChanged, new_event
+from .events import Event, KeyRegistered, KeyRevoked, RegistryChanged, new_event
 from .keys import CryptoError, key_id, load_public_key
 from .outbox import outbox_of
 from .store import Document, Store
@@ -26,6 +35,10 @@ BUYER_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,63}$")
 COUNTRY = re.compile(r"^[A-Z]{2}$")
 MAX_NAME = 200
 OPERATOR_ORG = "hotline-operator"
+SCHEDULES = ("daily", "weekly")  # how often a buyer's digest is issued (notify's scheduler)
+DEFAULT_SCHEDULE = "daily"
+# Guarded writes of a buyer that lose a race re-read and decide again, this many times.
+MAX_ATTEMPTS = 5
 
 
 class RegistryError(Exception):
@@ -50,6 +63,10 @@ class AlreadyExists(RegistryError):
 
 class NoOperatorKey(RegistryError):
     """No operator key is registered yet, so no report could be read by anyone."""
+
+
+class ChangedMeanwhile(RegistryError):
+    """Others kept changing the document while this change was decided (nothing was changed)."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +101,24 @@ def check_buyer(buyer_id: str, name: str) -> None:
     _check_name(name, "buyer")
 
 
+def check_schedule(schedule: str) -> None:
+    """Raise InvalidInput unless `schedule` is one of SCHEDULES."""
+    if schedule not in SCHEDULES:
+        raise InvalidInput(f"schedule must be one of {', '.join(SCHEDULES)}, not {schedule!r}")
+
+
+def schedule_of(buyer: Document) -> str:
+    """The digest schedule of a buyer's document (buyers registered before schedules existed
+    have none: theirs is the default)."""
+    return str(buyer.get("schedule", DEFAULT_SCHEDULE))
+
+
+def buyer_key_ids(buyer: Document) -> list[str]:
+    """Every key a buyer ever held: its current key first, then the revoked ones, oldest
+    first. A report sealed to any of them was sealed to this buyer."""
+    return [buyer["key_id"], *buyer.get("revoked_key_ids", [])]
+
+
 def _check(pattern: re.Pattern[str], value: str, what: str) -> None:
     if not pattern.fullmatch(value):  # not match: `$` also matches before a final newline
         raise InvalidInput(f"invalid {what} {value!r}: expected {pattern.pattern}")
@@ -110,6 +145,7 @@ async def add_buyer(store: Store, buyer_id: str, name: str, public_key_b64: str)
     check_buyer(buyer_id, name)
     public_key = decode_public_key(public_key_b64)
     kid = key_id(public_key)
+    await _check_never_registered(store, kid)
     events = (
         new_event(buyer_id, RegistryChanged(change="buyer-added", buyer=buyer_id)),
         new_event(
@@ -126,12 +162,101 @@ async def add_buyer(store: Store, buyer_id: str, name: str, public_key_b64: str)
                 "name": name.strip(),
                 "key_id": kid,
                 "public_key": public_key_b64.strip(),
+                "revoked_key_ids": [],
+                "schedule": DEFAULT_SCHEDULE,
             },
             *events,
         )
     except DuplicateKeyError:
         raise AlreadyExists(f"buyer {buyer_id} or its key already exists") from None
     return document
+
+
+async def rotate_buyer_key(store: Store, buyer_id: str, public_key_b64: str) -> Document:
+    """Make `public_key_b64` the buyer's current key and revoke the one it replaces, in one
+    write (`key.registered` of the new key, then `key.revoked` of the old); return the
+    document as stored. Raises UnknownBuyer, InvalidInput (not a key), AlreadyExists (the
+    key is, or was, registered for anyone: a key is registered once, and a revoked key never
+    comes back) or ChangedMeanwhile; nothing is changed then."""
+    public_key = decode_public_key(public_key_b64)
+    kid = key_id(public_key)
+    for _ in range(MAX_ATTEMPTS):
+        buyer = await _buyer(store, buyer_id)
+        await _check_never_registered(store, kid)
+        old = buyer["key_id"]
+        change = {
+            "$set": {
+                "key_id": kid,
+                "public_key": public_key_b64.strip(),
+                "revoked_key_ids": [*buyer.get("revoked_key_ids", []), old],
+            }
+        }
+        registered = KeyRegistered(
+            key_id=kid, public_key=public_key_b64.strip(), org=buyer_id, org_kind="buyer"
+        )
+        revoked = KeyRevoked(key_id=old, org=buyer_id, org_kind="buyer")
+        try:
+            written = await _update_buyer(
+                store, buyer, change, new_event(kid, registered), new_event(old, revoked)
+            )
+        except DuplicateKeyError:  # another buyer took the key since the check (unique key_id)
+            raise AlreadyExists(f"key {kid} is already registered") from None
+        if written:
+            return await _buyer(store, buyer_id)
+    raise _changed_meanwhile(buyer_id)
+
+
+async def set_schedule(store: Store, buyer_id: str, schedule: str) -> Document:
+    """Set how often the buyer's digest is issued; return the document as stored (setting
+    the schedule it has is a no-op). No event: the audit log records what was sent and to
+    which key, not how often the buyer asked for it."""
+    check_schedule(schedule)
+    for _ in range(MAX_ATTEMPTS):
+        buyer = await _buyer(store, buyer_id)
+        if buyer.get("schedule") == schedule:
+            return buyer
+        if await _update_buyer(store, buyer, {"$set": {"schedule": schedule}}):
+            return await _buyer(store, buyer_id)
+    raise _changed_meanwhile(buyer_id)
+
+
+async def _buyer(store: Store, buyer_id: str) -> Document:
+    buyer = await store.db.buyers.find_one({"_id": buyer_id})
+    if buyer is None:
+        raise UnknownBuyer(f"no buyer {buyer_id}")
+    return buyer
+
+
+async def _check_never_registered(store: Store, kid: str) -> None:
+    """Raise AlreadyExists if `kid` is an operator key, or any buyer's current or revoked key."""
+    if await store.db.operator_keys.find_one({"_id": kid}, {"_id": 1}) is not None:
+        raise AlreadyExists(f"operator key {kid} is already registered")
+    # revoked_key_ids is not indexed: the registry holds hundreds of buyers, not cases, and
+    # this runs once per key registration.
+    holder = await store.db.buyers.find_one(
+        {"$or": [{"key_id": kid}, {"revoked_key_ids": kid}]}, {"key_id": 1}
+    )
+    if holder is not None:
+        state = "current" if holder["key_id"] == kid else "revoked"
+        raise AlreadyExists(
+            f"key {kid} is already registered (buyer {holder['_id']}'s {state} key): a key "
+            "is registered once, and a revoked key never again"
+        )
+
+
+async def _update_buyer(
+    store: Store, buyer: Document, change: Mapping[str, Mapping[str, Any]], *events: Event
+) -> bool:
+    """One write of `buyer` guarded by the version it was read at; False if another writer
+    got there first (the caller re-reads and decides again)."""
+    return await outbox_of(store, "buyers").update(buyer["_id"], buyer["version"], change, *events)
+
+
+def _changed_meanwhile(buyer_id: str) -> ChangedMeanwhile:
+    return ChangedMeanwhile(
+        f"buyer {buyer_id} kept changing while this change was decided; nothing was changed, "
+        "try again"
+    )
 
 
 async def link(store: Store, buyer_id: str, factory: str) -> Document:
@@ -155,6 +280,7 @@ async def link(store: Store, buyer_id: str, factory: str) -> Document:
 async def add_operator_key(store: Store, public_key_b64: str) -> Document:
     public_key = decode_public_key(public_key_b64)
     kid = key_id(public_key)
+    await _check_never_registered(store, kid)
     event = new_event(
         kid,
         KeyRegistered(

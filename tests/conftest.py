@@ -15,6 +15,7 @@ import pytest
 from hotline.cli.engines.process import ManagedProcess, free_port
 from hotline.shared.config import Settings
 from tests.support.containers import container_engines, containers_requested
+from tests.support.webhook_receiver import WEBHOOK_SCHEDULE, session_ca
 
 
 @pytest.fixture(scope="session")
@@ -33,6 +34,9 @@ def test_settings(
         "HOTLINE_TRIAGE_PORT": str(free_port()),
         "HOTLINE_NOTIFY_PORT": str(free_port()),
         "HOTLINE_AUDIT_PORT": str(free_port()),
+        # Notify trusts the test receivers' CA and gives up on a delivery within seconds.
+        "HOTLINE_WEBHOOK_CA_FILE": str(session_ca(data).cert_file),
+        **WEBHOOK_SCHEDULE,
     }
     os.environ.update(env)
     if containers_requested():

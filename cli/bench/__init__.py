@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import click
 
+from .alerts import bench_alerts
 from .audit import bench_audit
 from .browser import bench_browser
 from .consumers import bench_consumers
+from .digests import bench_digests
 from .relay import bench_relay
 
 
@@ -16,7 +18,9 @@ def bench() -> None:
     """Benchmarks, on this machine, of the real components."""
 
 
+bench.add_command(bench_alerts)
 bench.add_command(bench_audit)
 bench.add_command(bench_browser)
 bench.add_command(bench_consumers)
+bench.add_command(bench_digests)
 bench.add_command(bench_relay)

@@ -134,6 +134,7 @@ class Workload:
             routing=routing,
             recipients={self.operator_id: self.operator},
         )
+        self.digests = 0  # buyer-1's digests so far: each case's is the next in its chain
 
     def prologue(self) -> list[Event]:
         return [
@@ -181,16 +182,18 @@ class Workload:
         triaged = CaseTriaged(severity="normal", due=due, categories=["safety"], factory="F-001")
         digest = DigestIssued(
             buyer="buyer-1",
-            factory="F-001",
-            envelope_hash="ab" * 32,
-            recipient_key_ids=[self.buyer_id],
+            seq=self.digests + 1,
+            digest_hash="ab" * 32,
+            previous=None,
+            cases=[case_id],
         )
+        self.digests += 1
         operator = Principal(role=Role.OPERATOR, org="hotline-operator")
         buyer = Principal(role=Role.BUYER, org="buyer-1")
         return [
             new_event(case_id, report),
             new_event(case_id, triaged),
-            new_event(case_id, digest),
+            new_event(f"buyer-1:{digest.seq}", digest),
             new_event(case_id, self._disclosure(operator, "identity")),
             new_event(case_id, self._disclosure(buyer, "content")),
         ]

@@ -38,9 +38,12 @@ from hotline.audit_log import storage as audit_storage
 from hotline.audit_log.app import AUDITED_TOPICS
 from hotline.audit_log.consumer import POLL_RECORDS, sequencing_consumer
 from hotline.audit_log.sequencer import Sequencer
+from hotline.notify.clock import SystemClock
 from hotline.notify.collections import COLLECTIONS as NOTIFY
 from hotline.notify.collections import NOTIFY_ITEMS
 from hotline.notify.consumer import add_to_digests
+from hotline.notify.issuance import Issuer
+from hotline.notify.signing import digest_signer
 from hotline.shared import registry
 from hotline.shared.bus import ConsumerRunner, make_producer, publish
 from hotline.shared.config import Settings
@@ -168,7 +171,7 @@ async def _measure(settings: Settings, events: int, rounds: int) -> list[Result]
             (
                 Result("notify"),
                 _anchor(NOTIFY_ANCHOR),
-                _handler_run(NOTIFY, add_to_digests, prepare_notify, producer),
+                _handler_run(NOTIFY, _notify_handler, prepare_notify, producer),
             ),
             (Result("audit-log"), _anchor(AUDIT_ANCHOR), _audit(producer, workload)),
         ]
@@ -180,6 +183,18 @@ async def _measure(settings: Settings, events: int, rounds: int) -> list[Result]
         return [result for result, _, _ in pairs]
     finally:
         await producer.stop()
+
+
+_ISSUERS: dict[int, Issuer] = {}  # one per measured runtime, as notify's setup makes one
+
+
+async def _notify_handler(runtime: Runtime, event: Event) -> None:
+    """Notify's consumer of reports, with the issuer it is registered with."""
+    issuer = _ISSUERS.get(id(runtime))
+    if issuer is None or issuer.store is not runtime.store:  # an id is reused once freed
+        issuer = Issuer(runtime.store, digest_signer(runtime.settings), SystemClock())
+        _ISSUERS[id(runtime)] = issuer
+    await add_to_digests(issuer, event)
 
 
 def _database(settings: Settings) -> Settings:
@@ -226,7 +241,12 @@ def _case_like(position: int, event: dict[str, Any]) -> dict[str, Any]:
 def _item_like(position: int, event: dict[str, Any]) -> dict[str, Any]:
     """Notify's digest item: the routing metadata and the content envelope, per buyer."""
     data = {k: v for k, v in event["data"].items() if k != "identity"}
-    return {"_id": f"buyer-1:{event['subject']}", "buyer": "buyer-1", **data}
+    return {
+        "_id": f"buyer-1:{event['subject']}",
+        "slot": f"buyer-1:{position + 1:012d}",  # the record's number, as notify numbers them
+        "buyer": "buyer-1",
+        **data,
+    }
 
 
 def _entry_like(position: int, event: dict[str, Any]) -> dict[str, Any]:

@@ -114,12 +114,14 @@ def audit_entry(event: Event) -> AuditEntry:
                 recipients=data.recipient_key_ids,
             )
         case DigestIssued():
-            # No factory: under the case id it would name the report's factory.
+            # The event holds no factory either; the cases' factories stay in notify's store.
             return DigestIssuedEntry(
                 **common,
                 buyer=data.buyer,
-                envelope_hash=data.envelope_hash,
-                recipients=data.recipient_key_ids,
+                seq=data.seq,
+                digest_hash=data.digest_hash,
+                previous=data.previous,
+                cases=data.cases,
             )
         case MessagePosted():
             # Kind, author and envelopes' recipients: what the conversation rules read. Not

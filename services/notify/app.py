@@ -1,6 +1,12 @@
-"""Notify: puts each submitted case into the digest of every buyer linked to its factory,
-serves a buyer its own digest (content only: identity never reaches notify's store), and
-takes a buyer's questions about the cases it received (sealed to the operator keys)."""
+"""Notify: buyers' signed digests. It records what each buyer linked to a case's factory is
+to be told (the report's content envelope sealed to the buyer, the case's changes; identity
+never reaches notify's store), issues each buyer's numbered, chained, signed digests on its
+schedule and at once for critical cases (issuance.py), hands them out by cursor
+(digests.py), and takes a buyer's questions and acknowledgements (questions.py).
+
+`clock` is what the scheduler and the digests' hours read (the machine's UTC time unless a
+test or benchmark gives its own, clock.py).
+"""
 
 from __future__ import annotations
 
@@ -11,24 +17,35 @@ from hotline.shared.deps import answer_errors
 from hotline.shared.disclosure import DISCLOSURE_ERROR_STATUS
 from hotline.shared.service import Runtime, add_health, service_lifespan
 
+from .clock import Clock, SystemClock
 from .collections import COLLECTIONS
-from .consumer import add_to_digests
-from .digest import digests
+from .consumer import TOPICS, handle_event
+from .digests import digests, vkey
+from .issuance import Issuer
+from .pages import install_pages
 from .questions import operator_keys, questions
+from .signing import digest_signer
+from .webhooks import setup as setup_webhooks
+from .webhooks import webhooks
 
 AUDIENCE = "hotline-notify"
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
     settings = settings or Settings()
+    clock = clock or SystemClock()
 
     def setup(runtime: Runtime) -> None:
+        issuer = Issuer(runtime.store, digest_signer(runtime.settings), clock, runtime.relay.poke)
+        app.state.issuer = issuer
         runtime.consume(
             "notify",
-            ["hotline.report.submitted"],
-            lambda event: add_to_digests(runtime, event),
-            deduplicate=False,  # idempotent by construction: one item per `buyer:case` id
+            TOPICS,
+            lambda event: handle_event(issuer, event),
+            deduplicate=False,  # idempotent by construction: records keyed by buyer and case
         )
+        runtime.background("digest-scheduler", issuer.scheduler)
+        setup_webhooks(runtime)  # queues each issued digest and alert, delivers them
 
     app = FastAPI(
         title="Hotline notify",
@@ -37,8 +54,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.include_router(digests)
+    app.include_router(vkey)
     app.include_router(operator_keys)
     app.include_router(questions)
+    app.include_router(webhooks)
     answer_errors(app, DISCLOSURE_ERROR_STATUS)
     add_health(app)
+    install_pages(app, settings)  # last: its security headers wrap every response
     return app

@@ -2,6 +2,10 @@
 
 Refusals are the registry's typed errors; `ERROR_STATUS` is how triage answers them, and
 create_app registers it once. Each answer is the `XPublic` model of what is now stored.
+
+A buyer's key is rotated with `POST /api/admin/buyers/{id}/keys` (the new key becomes the
+current one and the old is revoked, in one write) and its digest schedule set with
+`PUT /api/admin/buyers/{id}/schedule`, beside the other buyer routes.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ ERROR_STATUS: dict[type[Exception], int] = {
     registry.UnknownFactory: status.HTTP_404_NOT_FOUND,
     registry.UnknownBuyer: status.HTTP_404_NOT_FOUND,
     registry.AlreadyExists: status.HTTP_409_CONFLICT,
+    registry.ChangedMeanwhile: status.HTTP_409_CONFLICT,
 }
 
 
@@ -65,6 +70,37 @@ class BuyerPublic(BaseModel):
     @classmethod
     def of(cls, doc: Document) -> BuyerPublic:
         return cls(buyer_id=doc["_id"], name=doc["name"], key_id=doc["key_id"])
+
+
+class BuyerKeyCreate(_Create):
+    public_key: str  # base64 X25519: the buyer's new key
+
+
+class BuyerKeysPublic(BaseModel):
+    buyer_id: str
+    key_id: str  # the current key: the only one reports are sealed to from now on
+    revoked_key_ids: list[str]  # oldest first
+
+    @classmethod
+    def of(cls, doc: Document) -> BuyerKeysPublic:
+        return cls(
+            buyer_id=doc["_id"],
+            key_id=doc["key_id"],
+            revoked_key_ids=doc.get("revoked_key_ids", []),
+        )
+
+
+class ScheduleUpdate(_Create):
+    schedule: str  # one of registry.SCHEDULES (checked there, like every registry value)
+
+
+class BuyerSchedulePublic(BaseModel):
+    buyer_id: str
+    schedule: str
+
+    @classmethod
+    def of(cls, doc: Document) -> BuyerSchedulePublic:
+        return cls(buyer_id=doc["_id"], schedule=registry.schedule_of(doc))
 
 
 class LinkCreate(_Create):
@@ -111,6 +147,25 @@ async def add_buyer(body: BuyerCreate, runtime: RuntimeDep, _: AdminDep) -> Buye
     doc = await registry.add_buyer(runtime.store, body.buyer_id, body.name, body.public_key)
     runtime.relay.poke()
     return BuyerPublic.of(doc)
+
+
+@buyers.post(
+    "/{buyer_id}/keys", status_code=status.HTTP_201_CREATED, response_model=BuyerKeysPublic
+)
+async def rotate_buyer_key(
+    buyer_id: str, body: BuyerKeyCreate, runtime: RuntimeDep, _: AdminDep
+) -> BuyerKeysPublic:
+    doc = await registry.rotate_buyer_key(runtime.store, buyer_id, body.public_key)
+    runtime.relay.poke()
+    return BuyerKeysPublic.of(doc)
+
+
+@buyers.put("/{buyer_id}/schedule", response_model=BuyerSchedulePublic)
+async def set_buyer_schedule(
+    buyer_id: str, body: ScheduleUpdate, runtime: RuntimeDep, _: AdminDep
+) -> BuyerSchedulePublic:
+    doc = await registry.set_schedule(runtime.store, buyer_id, body.schedule)
+    return BuyerSchedulePublic.of(doc)
 
 
 @links.post("", status_code=status.HTTP_201_CREATED, response_model=LinkPublic)

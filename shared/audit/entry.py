@@ -112,13 +112,18 @@ class MessagePostedEntry(AuditEntryBase):
 
 
 class DigestIssuedEntry(AuditEntryBase):
-    """A buyer was sent the report's content. No factory: under the case id it would name the
-    report's factory one step after the report's own entry stopped naming it."""
+    """Notify issued a buyer's signed digest (subject `<buyer>:<seq>`): its sequence number,
+    the SHA-256 of its canonical body and of the previous digest's (null for the first), and
+    the cases it lists. A buyer checks that each digest it holds is here, and the chain shows
+    a dropped or rewritten one. No factory: beside the case ids it would name the reports'
+    factories, which their own entries do not."""
 
     type: Literal[EventType.DIGEST_ISSUED] = EventType.DIGEST_ISSUED
     buyer: str
-    envelope_hash: str
-    recipients: list[str]
+    seq: int
+    digest_hash: str
+    previous: str | None
+    cases: list[str]
 
 
 class EnvelopeDisclosedEntry(AuditEntryBase):

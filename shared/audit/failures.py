@@ -26,6 +26,7 @@ class Rule(StrEnum):
     OPERATOR_KEYS_ONLY = "answers-and-questions-sealed-to-operator-keys-only"
     KIND_MATCHES_AUTHOR = "message-kind-matches-author"
     FORWARDS_DISCLOSED = "forwards-disclosed"
+    NOT_REVOKED = "no-envelope-sealed-to-a-revoked-key"
     PROOF = "inclusion-proof"
 
 

@@ -19,8 +19,15 @@ The conversation (shared/messages.py: who writes which kind, to whom it is seale
 7. every forward's envelope was disclosed to the worker (an `envelope.disclosed` entry of
    class message, principal role worker, same case).
 
+Revocation (issue 19: a buyer's key is rotated, the old one revoked):
+
+8. no envelope of a report or a message (content, identity, attachment, message) is sealed
+   to a key revoked earlier in the log. Disclosures are not held to it: an envelope sealed
+   before the revocation may still be handed out (a buyer re-reads an old digest with its
+   old key), and what it was sealed to was checked when it was reported.
+
 A report's content and attachments (photos, voice notes are content) may be sealed to any
-key: they go to the buyers, and the identity rules do not hold them.
+key that is not revoked: they go to the buyers, and the identity rules do not hold them.
 
 Each leaf is read as its typed `AuditEntry`; a leaf that is not one is a violation
 (Rule.ENTRY): the log must not hide facts in malformed entries.
@@ -45,6 +52,7 @@ from .entry import (
     EnvelopeDisclosedEntry,
     EnvelopeSummary,
     KeyRegisteredEntry,
+    KeyRevokedEntry,
     MalformedEntryError,
     MessagePostedEntry,
     RegistryChangedEntry,
@@ -73,6 +81,8 @@ class PolicyCounts:
     messages_to_worker: int = 0  # acknowledgements, replies, feedback and forwards
     answers_and_questions: int = 0
     forwards: int = 0
+    revoked_keys: int = 0
+    sealed_envelopes: int = 0  # of reports and messages, each checked against revocations
 
 
 @dataclass(frozen=True)
@@ -123,6 +133,7 @@ class NonExposurePolicy:
         self._to_worker: list[_ToWorker] = []
         self._forwards: list[_Forward] = []
         self._disclosed_to_worker: set[tuple[str, str]] = set()  # (case, envelope hash)
+        self._revoked: dict[str, tuple[int, str]] = {}  # key id -> (index, org) of revocation
 
     def add(self, index: int, leaf: bytes) -> None:
         """Evaluate entry `index` (its leaf: canonical JSON bytes), in log order."""
@@ -138,6 +149,8 @@ class NonExposurePolicy:
                 self._identity(index, what, recipients)
             else:
                 self.violations.append(AuditFailure(Rule.ENTRY, f"{what} has no recipient", index))
+        if isinstance(entry, ReportSubmittedEntry | MessagePostedEntry):
+            self._not_revoked(index, entry)
         if isinstance(entry, ReportSubmittedEntry):
             self._reports.setdefault(entry.subject, (index, entry.reply_key))
         elif isinstance(entry, MessagePostedEntry):
@@ -199,6 +212,10 @@ class NonExposurePolicy:
             elif entry.org_kind == "factory":
                 self._factory_keys.setdefault(entry.key_id, index)
                 self._factories.setdefault(entry.org, index)
+        elif isinstance(entry, KeyRevokedEntry):
+            if entry.key_id not in self._revoked:
+                self._revoked[entry.key_id] = (index, entry.org)
+                self.counts.revoked_keys += 1
         elif isinstance(entry, RegistryChangedEntry) and entry.change == "factory-added":
             if entry.factory is None:
                 message = "a factory-added registry change names no factory"
@@ -221,6 +238,25 @@ class NonExposurePolicy:
                     )
                 )
         self._uses.append(_IdentityUse(index, what, recipients))
+
+    def _not_revoked(self, index: int, entry: ReportSubmittedEntry | MessagePostedEntry) -> None:
+        """Rule 8 at once: no envelope lists a key revoked before `index` (revocations are
+        learnt in log order, so every one known here is earlier)."""
+        for envelope in entry.envelopes:
+            self.counts.sealed_envelopes += 1
+            for key in envelope.recipients:
+                revoked = self._revoked.get(key)
+                if revoked is None:
+                    continue
+                at, org = revoked
+                what = _describe_envelope(entry, envelope)
+                self.violations.append(
+                    AuditFailure(
+                        Rule.NOT_REVOKED,
+                        f"{what} is sealed to {key}, a key of {org} revoked at entry {at}",
+                        index,
+                    )
+                )
 
     def _disclosure(self, index: int, entry: EnvelopeDisclosedEntry) -> None:
         """Rule 2: identity never handed to a factory manager (org checked in `finish`);
@@ -361,9 +397,13 @@ def _of_class(entry: MessagePostedEntry, envelope_class: str) -> list[EnvelopeSu
     return [e for e in entry.envelopes if e.envelope_class == envelope_class]
 
 
-def _describe_envelope(entry: MessagePostedEntry, envelope: EnvelopeSummary) -> str:
-    """How a violation names an envelope of a message ("the message envelope of the reply")."""
-    return f"the {envelope.envelope_class} envelope of the {entry.kind}"
+def _describe_envelope(
+    entry: ReportSubmittedEntry | MessagePostedEntry, envelope: EnvelopeSummary
+) -> str:
+    """How a violation names an envelope of a message ("the message envelope of the reply")
+    or of a report ("the attachment envelope of the report")."""
+    of = "report" if isinstance(entry, ReportSubmittedEntry) else entry.kind
+    return f"the {envelope.envelope_class} envelope of the {of}"
 
 
 def _identity_envelopes(entry: AuditEntry) -> Iterator[tuple[str, tuple[str, ...]]]:

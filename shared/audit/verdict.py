@@ -80,11 +80,14 @@ class Verdict:
             f"conversation: {p.messages_to_worker} messages to workers against their reply keys; "
             f"{p.answers_and_questions} answers and questions against operator keys; "
             f"{p.forwards} forwards",
+            f"revocations: {p.sealed_envelopes} report and message envelopes against "
+            f"{p.revoked_keys} revoked keys",
         ]
         if self.ok:
             verdict = (
                 "VERDICT: OK - the log is intact, no identity reached a factory, messages to "
-                "workers went to their reply keys only and answers to operator keys only"
+                "workers went to their reply keys only, answers to operator keys only, and "
+                "nothing was sealed to a revoked key"
             )
             return [*lines, verdict]
         shown = [f"  FAIL {failure}" for failure in self.failures[:20]]

@@ -3,7 +3,7 @@ session, in an empty working directory, against the session's system, whose port
 the defaults (so a command that assumed a port, or a token pasted by hand, fails here).
 
 Nothing in the commands is changed. The reader's pace is the only liberty taken: a command
-that shows what the system has not caught up with yet (`no cases`, `404`, no entry in the log)
+that shows what the system has not caught up with yet (`no new digests`, `404`, no entry in the log)
 is run again until it shows it, as the README tells the reader to do.
 """
 
@@ -170,6 +170,7 @@ def test_the_readme_walkthrough_runs_as_written_on_other_ports(
             lambda r: text in r.output and identity not in r.output and case_id() in r.output,
             True,
         ),
+        "hotline digests verify --all": (lambda r: "VERIFIED:" in r.output, True),
         "hotline cases show": (
             lambda r: text in r.output and f"identity: {identity}" in r.output,
             True,

@@ -49,6 +49,8 @@ class Tokens:
 class World:
     tokens: Tokens
     keys: dict[str, Path]
+    orgs: dict[str, str]
+    folders: Path  # where the buyers' `digests pull` keep their digest files
     factory: str
     other_factory: str
     case_id: str
@@ -130,6 +132,8 @@ def world(system: LocalSystem, tmp_path_factory: pytest.TempPathFactory) -> Worl
     return World(
         tokens,
         keys,
+        buyer_orgs,
+        tmp_path_factory.mktemp("digests"),
         factory,
         other_factory,
         submitted["case_id"],
@@ -139,12 +143,19 @@ def world(system: LocalSystem, tmp_path_factory: pytest.TempPathFactory) -> Worl
     )
 
 
+def pull_all(world: World, buyer: str) -> list[dict[str, Any]]:
+    """Every case of the buyer's digests, pulled from the first one into a folder of its own."""
+    folder = world.folders / f"{buyer}-{uuid.uuid4().hex[:8]}"
+    cases: list[dict[str, Any]] = hotline_json(
+        "digests", "pull", "--since", "0", "--key", str(world.keys[buyer]), "--out", str(folder),
+        token=world.tokens[buyer],
+    )  # fmt: skip
+    return cases
+
+
 def test_buyer_reads_the_case_decrypted_without_identity(world: World) -> None:
     def pulled() -> list[dict[str, object]]:
-        cases = hotline_json(
-            "digests", "pull", "--key", str(world.keys["buyer_a"]), token=world.tokens["buyer_a"]
-        )
-        return [c for c in cases if c["case_id"] == world.case_id]
+        return [c for c in pull_all(world, "buyer_a") if c["case_id"] == world.case_id]
 
     [case] = wait_for(pulled, timeout=60, what="the case in buyer A's digest")
     assert case["factory"] == world.factory
@@ -156,16 +167,14 @@ def test_buyer_reads_the_case_decrypted_without_identity(world: World) -> None:
 
 def test_other_buyer_never_sees_the_case(world: World, system: LocalSystem) -> None:
     test_buyer_reads_the_case_decrypted_without_identity(world)  # it has been routed by now
-    cases = hotline_json(
-        "digests", "pull", "--key", str(world.keys["buyer_b"]), token=world.tokens["buyer_b"]
-    )
+    cases = pull_all(world, "buyer_b")
     assert world.case_id not in {c["case_id"] for c in cases}
     # buyer B's token against buyer A's data: the API filters by the token's org, not a parameter
     raw = httpx.get(
-        f"{system.settings.notify_url}/api/digest",
+        f"{system.settings.notify_url}/api/digests",
         headers={"Authorization": f"Bearer {world.tokens['buyer_b']}"},
-    ).json()
-    assert world.case_id not in {c["case_id"] for c in raw}
+    )
+    assert raw.status_code == 200 and world.case_id not in raw.text
 
 
 def test_operator_reads_content_and_identity(world: World) -> None:
@@ -213,7 +222,7 @@ def test_roles_are_enforced(world: World, system: LocalSystem) -> None:
     no_token = httpx.get(f"{s.triage_url}/api/cases/{world.case_id}")
     assert no_token.status_code == 401
     as_operator = httpx.get(
-        f"{s.notify_url}/api/digest",
+        f"{s.notify_url}/api/digests",
         headers={"Authorization": f"Bearer {world.tokens['operator']}"},
     )
     assert as_operator.status_code == 403
@@ -235,13 +244,7 @@ def test_roles_are_enforced(world: World, system: LocalSystem) -> None:
 def test_every_event_of_the_case_is_in_the_audit_log(world: World) -> None:
     test_buyer_reads_the_case_decrypted_without_identity(world)
     test_operator_reads_content_and_identity(world)
-    wanted = {
-        "report.submitted",
-        "case.triaged",
-        "case.escalated",
-        "digest.issued",
-        "envelope.disclosed",
-    }
+    wanted = {"report.submitted", "case.triaged", "case.escalated", "envelope.disclosed"}
 
     def logged() -> set[str] | None:
         lines = hotline("audit", "entries", "--case", world.case_id).stdout.splitlines()
@@ -262,6 +265,16 @@ def test_every_event_of_the_case_is_in_the_audit_log(world: World) -> None:
         ("triage-analyst", "identity"),
     }
     assert all(e["principal"]["role"] != "buyer" or e["class"] == "content" for e in disclosed)
+    # The buyer's digest holding the case has its own entry, under `<buyer>:<seq>`.
+    [case] = [c for c in pull_all(world, "buyer_a") if c["case_id"] == world.case_id]
+    subject = f"{world.orgs['buyer_a']}:{case['digest']}"
+
+    def digest_entries() -> list[dict[str, Any]]:
+        lines = hotline("audit", "entries", "--case", subject).stdout.splitlines()
+        return [json.loads(line)["entry"] for line in lines]
+
+    [digest] = wait_for(digest_entries, timeout=60, what="the digest's entry in the audit log")
+    assert digest["type"] == "digest.issued" and world.case_id in digest["cases"]
 
 
 def test_bad_input_is_refused_with_a_clear_error(world: World, system: LocalSystem) -> None:
@@ -400,8 +413,9 @@ def test_a_token_the_service_refuses_says_how_to_get_a_new_one(
 def test_key_files_given_in_the_wrong_place_are_named(world: World) -> None:
     public = f"{world.keys['buyer_a']}.pub"
     as_private = hotline(
-        "digests", "pull", "--key", public, token=world.tokens["buyer_a"], check=False
-    )
+        "digests", "pull", "--key", public, "--out", str(world.folders / "never"),
+        token=world.tokens["buyer_a"], check=False,
+    )  # fmt: skip
     assert as_private.returncode != 0
     assert "is a public key" in as_private.stderr and "chmod" not in as_private.stderr
     as_public = hotline(
@@ -422,8 +436,9 @@ def test_key_files_given_in_the_wrong_place_are_named(world: World) -> None:
 def test_digests_pull_reports_a_case_it_cannot_open_and_goes_on(
     world: World, system: LocalSystem, tmp_path: Path
 ) -> None:
-    """A damaged case is named on stderr with its reason; the others are still shown; the
-    exit status says that something could not be opened."""
+    """A damaged case (its envelope spoilt in notify's store before the digest was issued)
+    is named on stderr with its reason; the others are still shown; the exit status says
+    that something could not be opened."""
     settings = system.settings
     suffix = uuid.uuid4().hex[:6]
     factory, org = f"F-SD{suffix.upper()}", f"slice-d-{suffix}"
@@ -442,15 +457,15 @@ def test_digests_pull_reports_a_case_it_cannot_open_and_goes_on(
             "submit", "--factory", factory, "--category", "wages", "--text", text, "--print-case-id"
         )
         texts[submitted.stdout.strip()] = text
-
-    def all_pulled() -> list[str] | None:
-        cases = hotline_json("digests", "pull", "--key", str(key), token=buyer)
-        return [c["case_id"] for c in cases] if len(cases) == len(texts) else None
-
-    first, *rest = wait_for(all_pulled, timeout=60, what="three cases in the digest")
+    first, *rest = texts
     with Mongo(settings.mongo_url) as client:
         items = client[settings.mongo_db].notify_items
-        item = items.find_one({"buyer": org, "case_id": first})
+        wait_for(
+            lambda: items.count_documents({"buyer": org, "change": "new"}) == len(texts),
+            timeout=60,
+            what="three cases recorded for the buyer",
+        )
+        item = items.find_one({"_id": f"{org}:{first}"})
         assert item is not None
         ciphertext = bytearray(base64.b64decode(item["content"]["ciphertext"]))
         ciphertext[0] ^= 1
@@ -458,7 +473,16 @@ def test_digests_pull_reports_a_case_it_cannot_open_and_goes_on(
             {"_id": item["_id"]},
             {"$set": {"content.ciphertext": base64.b64encode(bytes(ciphertext)).decode()}},
         )
-    pulled = hotline("digests", "pull", "--key", str(key), token=buyer, check=False)
+    issued = httpx.post(
+        f"{settings.notify_url}/api/digests/issue",
+        headers={"Authorization": f"Bearer {buyer}"},
+        timeout=60,
+    )
+    assert issued.status_code == 201, issued.text
+    pulled = hotline(
+        "digests", "pull", "--key", str(key), "--out", str(tmp_path / "digests"), token=buyer,
+        check=False,
+    )  # fmt: skip
     assert pulled.returncode == 1
     assert f"case {first}: cannot open it:" in pulled.stderr
     assert "1 of 3 cases could not be opened" in pulled.stderr

@@ -207,7 +207,7 @@ async def test_each_disclosure_is_published_once_and_only_by_its_own_services_re
             await runtime.relay.stop()
         assert await runtimes["notify"].relay.flush() == 0
         assert [c.name for c in runtimes["notify"].relay.collections] == [
-            "notify_items",
+            "notify_digests",
             "notify_questions",
             notify.name,
         ]

@@ -107,9 +107,9 @@ EVENTS: dict[str, Event] = {
         ),
     ),
     "digest": event(
-        "case-1",
+        "B-001:7",
         DigestIssued(
-            buyer="B-001", factory="F-001", envelope_hash="ab" * 32, recipient_key_ids=[BUYER]
+            buyer="B-001", seq=7, digest_hash="ab" * 32, previous="cd" * 32, cases=["case-1"]
         ),
     ),
     "disclosed": event(
@@ -235,11 +235,14 @@ LEAVES: dict[str, bytes] = {
         b'"message_id":"00000000-0000-4000-8000-0000000000a0","schema":1,"subject":"case-1",'
         b'"time":"2026-03-01T10:00:00Z","type":"message.posted"}'
     ),
+    # Issue 19: one entry per signed digest of a buyer (subject `<buyer>:<seq>`), no longer
+    # one per case sent: its seq, hash, the previous digest's hash and the cases it lists.
     "digest": (
-        b'{"buyer":"B-001","envelope_hash":"ababababababababababababababababababababababababab'
-        b'ababababababab","event_id":"00000000-0000-4000-8000-000000000001",'
-        b'"recipients":["x25519:d53100a789907980aa234f4927110ce74070303efa131f743a6729a7926e34'
-        b'46"],"schema":1,"subject":"case-1","time":"2026-03-01T10:00:00Z",'
+        b'{"buyer":"B-001","cases":["case-1"],'
+        b'"digest_hash":"abababababababababababababababababababababababababababababababab",'
+        b'"event_id":"00000000-0000-4000-8000-000000000001",'
+        b'"previous":"cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd",'
+        b'"schema":1,"seq":7,"subject":"B-001:7","time":"2026-03-01T10:00:00Z",'
         b'"type":"digest.issued"}'
     ),
     "disclosed": (
@@ -400,7 +403,8 @@ def test_no_entry_of_a_case_names_its_factory_severity_deadline_or_reason() -> N
         "2026-03-01T12:00:00Z",
         "no-response",
     ]
-    cases = [n for n, e in EVENTS.items() if e.subject.startswith("case-")]
+    # A digest's entry is under `<buyer>:<seq>` and lists case ids: it is held to it too.
+    cases = [n for n, e in EVENTS.items() if e.subject.startswith("case-") or n == "digest"]
     assert {EVENTS[n].type for n in cases} >= {
         EventType.CASE_TRIAGED,
         EventType.CASE_ESCALATED,

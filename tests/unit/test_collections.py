@@ -35,7 +35,7 @@ def test_each_service_relays_what_it_writes_and_its_own_disclosures() -> None:
         "links",
         "operator_keys",
     }
-    assert NOTIFY.outbox_names() == ["notify_items", "notify_questions", "notify_disclosures"]
+    assert NOTIFY.outbox_names() == ["notify_digests", "notify_questions", "notify_disclosures"]
 
 
 def test_every_outbox_collection_carries_the_pending_index() -> None:

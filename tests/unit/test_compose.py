@@ -67,6 +67,7 @@ def test_production_settings_refuse_placeholder_secrets() -> None:
         environment="production",
         challenge_key="cd" * 32,
         signing_key="ab" * 32,
+        digest_signing_key="ef" * 32,
         audit_vkey="hotline.local/audit-log+01234567+AQ==",
     )
 

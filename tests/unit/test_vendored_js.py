@@ -54,3 +54,29 @@ def test_no_static_file_names_another_origin() -> None:
         text = path.read_bytes().decode("utf-8", errors="replace")
         found = REMOTE_URL.search(text)
         assert found is None, f"{path.relative_to(ROOT)} names {found.group(0)!r}"
+
+
+# --- the buyer page's copies (scripts/vendor-js.sh copies them from intake's folder) --------
+
+NOTIFY_STATIC = ROOT / "services" / "notify" / "static"
+
+
+def notify_sums() -> dict[str, str]:
+    lines = (NOTIFY_STATIC / "SHA256SUMS").read_text(encoding="ascii").splitlines()
+    return {name: digest for digest, name in (line.split("  ", 1) for line in lines)}
+
+
+def test_the_buyer_pages_copies_match_their_checksums_and_intakes_files() -> None:
+    listed = notify_sums()
+    assert {"vendor/libsodium-wrappers-sumo.js", "crypto/tlog.js"} <= set(listed)
+    for name, digest in listed.items():
+        copy = (NOTIFY_STATIC / name).read_bytes()
+        assert hashlib.sha256(copy).hexdigest() == digest, name
+        assert copy == (STATIC / name).read_bytes(), f"{name} differs from intake's"
+
+
+def test_no_buyer_page_file_names_another_origin() -> None:
+    for path in (p for p in NOTIFY_STATIC.rglob("*") if p.is_file()):
+        text = path.read_bytes().decode("utf-8", errors="replace")
+        found = REMOTE_URL.search(text)
+        assert found is None, f"{path.relative_to(ROOT)} names {found.group(0)!r}"

@@ -1,0 +1,392 @@
+"""Issuing buyers' digests: the records of what each buyer is to be told, the per-buyer
+sequence of signed digests, the urgent trigger and the schedule.
+
+Records (`notify_items`): one per fact a buyer is to be told, numbered per buyer by `n`.
+A record is inserted with n = (the buyer's highest n) + 1 under a unique `slot` (buyer and
+n in one string), retried when another writer took that n: so n has no gap, and when record
+n is there, so is every record before it. A digest covers the records with n in (previous
+upto, this upto]; the issuer reads them in order and stops at the first gap, so no record
+is ever skipped.
+
+Digests (`notify_digests`, `_id` = `<buyer>:<seq>`): the per-buyer state document
+(`notify_buyer_state`: seq, last_hash, upto, version) says what the next digest is. The
+digest is written FIRST, with its `digest.issued` event in the same write; its `_id` is
+unique, so two issuers (two notify processes, or the scheduler and a consumer) never issue
+the same seq twice: the loser meets a duplicate key, reads again and finds nothing left or
+issues the next seq. Then the state is advanced, guarded by its version. A crash between
+the two leaves the state one digest behind; every issuance reads the buyer's highest digest
+first and repairs the state from it (neither a gap nor a fork can follow).
+
+Urgent: a digest with reason "urgent" is issued at once when a buyer has a pending record
+of a critical or escalated case. Both the report's record and the case's severity are
+needed, and they arrive by different topics, so each side writes first and reads the other
+after: whichever arrives second sees both and triggers it (at worst both do, and the second
+finds nothing pending). The scheduler's pass also issues urgently any buyer left with a
+pending critical case (a trigger that failed): it is the reconciler of this work.
+
+Schedule: a buyer's digest is due at 00:00 UTC each day (`daily`, the default) or each
+Monday (`weekly`), the registry's `schedule`. The scheduler task issues a buyer's pending
+records once its clock passes the next boundary after the one last handled (kept in the
+state as `scheduled`, set to the current boundary when the buyer's first record is made),
+issuing nothing when nothing is pending.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo.errors import DuplicateKeyError
+
+from hotline.shared import registry
+from hotline.shared.events import DigestIssued, Event, ReportSubmitted, new_event
+from hotline.shared.outbox import outbox_of
+from hotline.shared.store import Document, Store
+from hotline.shared.tlog.note import Ed25519Signer
+
+from .clock import Clock, hour_of, schedule_boundary
+from .collections import NOTIFY_BUYER_STATE, NOTIFY_CASES, NOTIFY_DIGESTS, NOTIFY_ITEMS
+from .digest import MAX_ITEMS, Reason, canonical, digest_body, digest_items, sign_digest
+
+log = logging.getLogger("hotline.notify")
+
+ATTEMPTS = 50  # writes lost to concurrent writers (another n, seq or version) before giving up
+SCHEDULE_TICK = 30.0  # seconds between scheduler passes (the schedules are whole days)
+VISIBLE = ("severity", "due", "status")  # what a digest says of a case's state
+# A record as a changed record copies it from the case's new record (never the content).
+ROUTING = {"factory": 1, "categories": 1, "urgent": 1, "language": 1, "received": 1, "buyer": 1}
+
+
+class IssuanceConflict(RuntimeError):
+    """Concurrent writers kept winning: the work is retried (by the consumer or the next pass)."""
+
+
+def slot(buyer_id: str, number: int) -> str:
+    """The unique, ordered key of a buyer's record n or digest seq: `<buyer>:<12 digits>`."""
+    return f"{buyer_id}:{number:012d}"
+
+
+def after(buyer_id: str, number: int) -> dict[str, Any]:
+    """The query of the buyer's slots after `number` (a buyer id holds no ':' nor ';')."""
+    return {"slot": {"$gt": slot(buyer_id, number), "$lt": f"{buyer_id};"}}
+
+
+def is_critical(case: Document | None) -> bool:
+    return case is not None and (case.get("severity") == "critical" or bool(case.get("escalated")))
+
+
+def build_digest(
+    signer: Ed25519Signer,
+    state: Document,
+    issued: str,
+    reason: Reason,
+    records: list[Document],
+    cases: dict[str, Document],
+) -> tuple[Document, Event]:
+    """The next digest after `state` (the buyer's state document) covering `records` (its
+    pending records, in order), as stored, and its `digest.issued` event. Pure."""
+    buyer_id, seq, previous = state["_id"], state["seq"] + 1, state["last_hash"]
+    items = digest_items(records, cases)
+    body = digest_body(buyer_id, seq, previous, issued, reason, items)
+    hashed, note = sign_digest(signer, body)
+    case_ids = [item["case_id"] for item in items]
+    event = new_event(
+        f"{buyer_id}:{seq}",
+        DigestIssued(
+            buyer=buyer_id, seq=seq, digest_hash=hashed, previous=previous, cases=case_ids
+        ),
+    )
+    document = {
+        "_id": f"{buyer_id}:{seq}",
+        "slot": slot(buyer_id, seq),
+        "buyer": buyer_id,
+        "seq": seq,
+        "reason": reason,
+        "issued": issued,
+        "upto": records[-1]["n"],
+        "digest_hash": hashed,
+        "previous": previous,
+        "cases": case_ids,
+        "body": canonical(body).decode(),  # the very bytes that were hashed and signed
+        "note": note,
+        "disclosed": False,  # set once its envelopes' hand-out is in the audit log
+    }
+    return document, event
+
+
+@dataclass
+class Issuer:
+    """Notify's issuance over its store, signing with `signer`, telling time by `clock`;
+    `poke` wakes the outbox relay after a digest is written."""
+
+    store: Store
+    signer: Ed25519Signer
+    clock: Clock
+    poke: Callable[[], None] = field(default=lambda: None)
+
+    def _collection(self, name: str) -> Any:
+        return self.store.db[name]
+
+    # --- records ---------------------------------------------------------------------------
+
+    async def record_report(
+        self, buyer: Document, case_id: str, report: ReportSubmitted, hour: str
+    ) -> bool:
+        """The buyer's "new" record of a submitted report; False if it was recorded already."""
+        await self._ensure_state(buyer["_id"], registry.schedule_of(buyer))
+        record = {
+            "_id": f"{buyer['_id']}:{case_id}",
+            "case_id": case_id,
+            "change": "new",
+            "factory": report.factory,
+            "categories": report.categories,
+            "urgent": report.urgent,
+            "language": report.language,
+            "received": hour,
+            "content": report.content.model_dump(mode="json"),
+            "attachments": [a.model_dump(mode="json") for a in report.attachments],
+        }
+        return await self._record(buyer["_id"], record)
+
+    async def record_change(self, case_id: str, event_id: str) -> list[str]:
+        """A "changed" record of the case for every buyer that has its report; the buyers."""
+        found = self._collection(NOTIFY_ITEMS.name).find(
+            {"case_id": case_id, "change": "new"}, ROUTING
+        )
+        buyers = []
+        for new in await found.to_list(None):
+            record = {
+                **{key: new[key] for key in ROUTING if key != "buyer"},
+                "_id": f"{new['buyer']}:{case_id}:{event_id}",
+                "case_id": case_id,
+                "change": "changed",
+            }
+            await self._record(new["buyer"], record)
+            buyers.append(new["buyer"])
+        return buyers
+
+    async def buyers_of_case(self, case_id: str) -> list[str]:
+        """The buyers that have the case's report among their records."""
+        found = self._collection(NOTIFY_ITEMS.name).find(
+            {"case_id": case_id, "change": "new"}, {"buyer": 1}
+        )
+        return [doc["buyer"] for doc in await found.to_list(None)]
+
+    async def _record(self, buyer_id: str, record: Document) -> bool:
+        """Insert `record` as the buyer's next n; False if its `_id` is recorded already."""
+        items = self._collection(NOTIFY_ITEMS.name)
+        for _ in range(ATTEMPTS):
+            if await items.find_one({"_id": record["_id"]}, {"_id": 1}) is not None:
+                return False
+            last = await items.find_one(after(buyer_id, 0), {"n": 1}, sort=[("slot", -1)])
+            n = 1 if last is None else int(last["n"]) + 1
+            try:
+                await items.insert_one(
+                    {**record, "buyer": buyer_id, "n": n, "slot": slot(buyer_id, n)}
+                )
+                return True
+            except DuplicateKeyError:
+                continue  # n was taken meanwhile (or this very record was): decide again
+        raise IssuanceConflict(f"recording for buyer {buyer_id} lost {ATTEMPTS} races")
+
+    # --- the case's state ------------------------------------------------------------------
+
+    async def case_state(self, case_id: str) -> Document | None:
+        found: Document | None = await self._collection(NOTIFY_CASES.name).find_one(
+            {"_id": case_id}
+        )
+        return found
+
+    @staticmethod
+    def changes_visible(case: Document | None, fields: dict[str, Any]) -> bool:
+        """Whether setting `fields` changes what a digest says of the case."""
+        return any(
+            key in VISIBLE and (case or {}).get(key) != value for key, value in fields.items()
+        )
+
+    async def set_case_state(self, case_id: str, fields: dict[str, Any]) -> None:
+        """Set `fields` of the case's state (created on first use), guarded by its version."""
+        cases = self._collection(NOTIFY_CASES.name)
+        for _ in range(ATTEMPTS):
+            case = await cases.find_one({"_id": case_id})
+            if case is None:
+                try:
+                    await cases.insert_one({"_id": case_id, **fields, "version": 1})
+                    return
+                except DuplicateKeyError:
+                    continue
+            if all(case.get(key) == value for key, value in fields.items()):
+                return
+            result = await cases.update_one(
+                {"_id": case_id, "version": case["version"]},
+                {"$set": fields, "$inc": {"version": 1}},
+            )
+            if result.modified_count == 1:
+                return
+        raise IssuanceConflict(f"the state of case {case_id} lost {ATTEMPTS} races")
+
+    # --- digests ---------------------------------------------------------------------------
+
+    async def _ensure_state(self, buyer_id: str, schedule: str) -> None:
+        try:
+            await self._collection(NOTIFY_BUYER_STATE.name).insert_one(
+                {
+                    "_id": buyer_id,
+                    "seq": 0,
+                    "last_hash": None,
+                    "upto": 0,
+                    "scheduled": schedule_boundary(schedule, self.clock.now()),
+                    "version": 1,
+                }
+            )
+        except DuplicateKeyError:
+            pass  # the buyer has a state already
+
+    async def _current_state(self, buyer_id: str) -> Document | None:
+        """The buyer's state, repaired from its highest digest if it lags behind (None: the
+        buyer has no record yet)."""
+        states = self._collection(NOTIFY_BUYER_STATE.name)
+        digests = self._collection(NOTIFY_DIGESTS.name)
+        for _ in range(ATTEMPTS):
+            state: Document | None = await states.find_one({"_id": buyer_id})
+            if state is None:
+                return None
+            latest = await digests.find_one(
+                after(buyer_id, 0), {"seq": 1, "digest_hash": 1, "upto": 1}, sort=[("slot", -1)]
+            )
+            if latest is None or latest["seq"] <= state["seq"]:
+                return state
+            await self._advance(state, latest)  # a digest written, its state not: repair
+        raise IssuanceConflict(f"the state of buyer {buyer_id} lost {ATTEMPTS} races")
+
+    async def _advance(self, state: Document, digest: Document) -> None:
+        """Move the state to `digest`, if nobody moved it since it was read."""
+        await self._collection(NOTIFY_BUYER_STATE.name).update_one(
+            {"_id": state["_id"], "version": state["version"]},
+            {
+                "$set": {
+                    "seq": digest["seq"],
+                    "last_hash": digest["digest_hash"],
+                    "upto": digest["upto"],
+                },
+                "$inc": {"version": 1},
+            },
+        )
+
+    async def _pending(
+        self, state: Document, projection: dict[str, int] | None = None
+    ) -> list[Document]:
+        """The buyer's records after `upto` (at most MAX_ITEMS), in order, up to the first
+        gap; whole, or only the fields of `projection`."""
+        found = (
+            self._collection(NOTIFY_ITEMS.name)
+            .find(after(state["_id"], state["upto"]), projection)
+            .sort("slot", 1)
+            .limit(MAX_ITEMS)
+        )
+        records: list[Document] = []
+        for record in await found.to_list(None):
+            if record["n"] != state["upto"] + len(records) + 1:
+                break  # a record being written right now: the next digest takes it
+            records.append(record)
+        return records
+
+    async def issue(self, buyer_id: str, reason: Reason) -> Document | None:
+        """Issue the buyer's next digest from its pending records (at most MAX_ITEMS of them);
+        None when nothing is pending. Returns the stored digest document."""
+        digests = outbox_of(self.store, NOTIFY_DIGESTS.name)
+        for _ in range(ATTEMPTS):
+            state = await self._current_state(buyer_id)
+            if state is None:
+                return None
+            records = await self._pending(state)
+            if not records:
+                return None
+            cases: dict[str, Document] = {}
+            for case_id in dict.fromkeys(record["case_id"] for record in records):
+                case = await self.case_state(case_id)
+                if case is not None:
+                    cases[case_id] = case
+            document, event = build_digest(
+                self.signer,
+                state,
+                hour_of(self.clock.now()),
+                reason,
+                records,
+                cases,
+            )
+            try:
+                stored = await digests.insert(document, event)
+            except DuplicateKeyError:
+                continue  # another issuer wrote this seq: read again
+            await self._advance(state, stored)
+            self.poke()
+            return stored
+        raise IssuanceConflict(f"issuing for buyer {buyer_id} lost {ATTEMPTS} races")
+
+    async def issue_pending(self, buyer_id: str, reason: Reason) -> list[Document]:
+        """Issue digests until nothing of the buyer's is pending."""
+        issued = []
+        while (digest := await self.issue(buyer_id, reason)) is not None:
+            issued.append(digest)
+        return issued
+
+    async def urgent(self, case_id: str, buyers: Iterable[str]) -> list[Document]:
+        """If the case is critical or escalated: an urgent digest for each of `buyers` that
+        has a pending record of it."""
+        if not is_critical(await self.case_state(case_id)):
+            return []
+        issued = []
+        for buyer_id in dict.fromkeys(buyers):
+            state = await self._collection(NOTIFY_BUYER_STATE.name).find_one({"_id": buyer_id})
+            if state is None:
+                continue
+            pending = await self._collection(NOTIFY_ITEMS.name).find_one(
+                {"buyer": buyer_id, "case_id": case_id, "n": {"$gt": state["upto"]}}, {"_id": 1}
+            )
+            if pending is not None:
+                issued += await self.issue_pending(buyer_id, "urgent")
+        return issued
+
+    # --- the schedule ----------------------------------------------------------------------
+
+    async def run_schedules(self) -> list[Document]:
+        """One scheduler pass over every buyer with records: issue those whose schedule
+        fell due since the boundary last handled; urgently, those with a pending critical
+        case (a trigger that did not fire). Returns the digests issued."""
+        now = self.clock.now()
+        buyers = self.store.db.buyers.find({}, {"schedule": 1})
+        schedules = {doc["_id"]: registry.schedule_of(doc) for doc in await buyers.to_list(None)}
+        states = self._collection(NOTIFY_BUYER_STATE.name)
+        issued: list[Document] = []
+        for state in await states.find({}).to_list(None):
+            buyer_id = state["_id"]
+            boundary = schedule_boundary(schedules.get(buyer_id, registry.DEFAULT_SCHEDULE), now)
+            if state.get("scheduled", "") < boundary:
+                issued += await self.issue_pending(buyer_id, "schedule")
+                await states.update_one(
+                    {"_id": buyer_id, "scheduled": state.get("scheduled")},
+                    {"$set": {"scheduled": boundary}},
+                )
+            elif await self._has_pending_critical(state):
+                issued += await self.issue_pending(buyer_id, "urgent")
+        return issued
+
+    async def _has_pending_critical(self, state: Document) -> bool:
+        for record in await self._pending(state, {"n": 1, "case_id": 1}):
+            if is_critical(await self.case_state(record["case_id"])):
+                return True
+        return False
+
+    async def scheduler(self) -> None:
+        """The scheduler task: a pass, then a tick of the clock, until cancelled."""
+        while True:
+            try:
+                issued = await self.run_schedules()
+                if issued:
+                    log.info("scheduled digests issued", extra={"count": len(issued)})
+            except Exception as exc:  # noqa: BLE001 - the store may be away: next tick
+                log.warning("scheduler pass failed", extra={"error_type": type(exc).__name__})
+            await self.clock.wait(SCHEDULE_TICK)

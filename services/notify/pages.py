@@ -1,0 +1,188 @@
+"""The buyer page, served by notify (issue 19 contract §6): sign in, list, verify, open, export.
+
+- `GET /buyer/` sends the browser to `/buyer/<lang>/` by `Accept-Language` (English if none
+  fits); `GET /buyer/<lang>/` is the page; an unknown language is a 404 page.
+- `GET /buyer/signed-in` is where Keycloak sends the sign-in window back: its script hands
+  the authorization code (in the URL fragment, so it never reaches a server) to the page that
+  opened the window, over a BroadcastChannel of this origin, and is closed by it.
+
+Everything else happens in the browser (services/notify/static/buyer.js): the sign-in is the
+authorization code flow with PKCE (S256) on the public client `hotline-buyer-page`, in a
+window of its own so that the verifier, the tokens, the digests and the key stay in the
+page's memory (and the key in its crypto worker) and nothing is ever stored; the digests come
+from `GET /api/digests` and are checked against notify's digest key, pinned in the page; the
+buyer's key file is read on the device; the CSV is made in the page.
+
+Same machinery and headers as the worker's pages (hotline.shared.web), with one difference,
+for notify's pages only: `connect-src` also names Keycloak's origin, as the page exchanges the
+code for tokens (and refreshes them) at Keycloak's token endpoint. The sign-in and sign-out
+are navigations of a window, which no CSP directive governs, so `form-action` stays 'self'.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Depends, FastAPI, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hotline.shared.config import Settings
+from hotline.shared.taxonomy import categories
+from hotline.shared.web import (
+    PAGE_CSP,
+    Language,
+    PageTemplates,
+    SecurityHeaders,
+    StaticAssets,
+    negotiate,
+)
+
+from .signing import digest_signer
+
+HERE = Path(__file__).parent
+
+LANGUAGES = (Language("en", "English"), Language("zh_Hans", "简体中文"))
+DEFAULT_LANGUAGE = LANGUAGES[0]
+BY_CODE = {language.code: language for language in LANGUAGES}
+
+CLIENT_ID = "hotline-buyer-page"  # deploy/keycloak/hotline-realm.json
+PREFIX = "/buyer"  # the page, its sign-in return and its static files: one prefix to route
+SIGNED_IN_PATH = f"{PREFIX}/signed-in"
+
+pages = APIRouter(include_in_schema=False)
+
+
+@dataclass
+class BuyerPages:
+    """What the routes render with (kept in `app.state.buyer_pages`)."""
+
+    templates: PageTemplates
+    assets: StaticAssets
+    settings: Settings
+    _vkey: str | None = field(default=None, init=False)
+
+    async def digest_vkey(self) -> str:
+        """The verifier key of notify's digest signing key: what the page pins. Read at the
+        first page rather than at import (in development the key file is made on first use)."""
+        if self._vkey is None:
+            signer = await asyncio.to_thread(digest_signer, self.settings)
+            self._vkey = signer.verifier().vkey()
+        return self._vkey
+
+
+def buyer_pages_of(request: Request) -> BuyerPages:
+    found: BuyerPages = request.app.state.buyer_pages
+    return found
+
+
+BuyerPagesDep = Annotated[BuyerPages, Depends(buyer_pages_of)]
+
+
+def origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def buyer_page_csp(keycloak_origin: str) -> str:
+    """The pages' CSP with Keycloak's origin added to `connect-src` (the token endpoint)."""
+    own = "connect-src 'self'"
+    if PAGE_CSP.count(own) != 1:
+        raise RuntimeError("the page CSP no longer has one `connect-src 'self'` to extend")
+    return PAGE_CSP.replace(own, f"{own} {keycloak_origin}")
+
+
+class KeycloakConnectSrc:
+    """ASGI middleware, outside SecurityHeaders: on notify's HTML pages (the responses that
+    got PAGE_CSP), the CSP of `buyer_page_csp`. Every other header stays as SecurityHeaders
+    set it."""
+
+    def __init__(self, app: ASGIApp, policy: str) -> None:
+        self.app = app
+        self.policy = policy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_policy(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                if headers.get("content-security-policy") == PAGE_CSP:
+                    headers["content-security-policy"] = self.policy
+            await send(message)
+
+        await self.app(scope, receive, send_with_policy)
+
+
+def install_pages(app: FastAPI, settings: Settings) -> None:
+    """Add the buyer page's routes, its static files under `/buyer/static/v/<build>/` and the
+    security headers of every response (call last, after the API routers)."""
+    assets = StaticAssets(HERE / "static", prefix=f"{PREFIX}/static/v")
+    templates = PageTemplates(
+        HERE / "templates",
+        HERE / "locale",
+        [language.locale for language in LANGUAGES],
+        globals={"asset": assets.url, "languages": LANGUAGES},
+    )
+    app.state.buyer_pages = BuyerPages(templates, assets, settings)
+    app.include_router(pages)
+    app.mount(assets.prefix, assets)
+    app.add_middleware(SecurityHeaders)
+    # Added after SecurityHeaders, so it runs outside it and sees the headers it set.
+    app.add_middleware(
+        KeycloakConnectSrc, policy=buyer_page_csp(origin_of(settings.keycloak_issuer))
+    )
+
+
+@pages.get(PREFIX)
+@pages.get(f"{PREFIX}/")
+async def choose_language(request: Request) -> RedirectResponse:
+    language = negotiate(request.headers.get("accept-language"), LANGUAGES, DEFAULT_LANGUAGE)
+    return RedirectResponse(
+        f"{PREFIX}/{language.code}/",
+        status_code=status.HTTP_303_SEE_OTHER,
+        headers={"vary": "Accept-Language"},
+    )
+
+
+@pages.get(SIGNED_IN_PATH, response_class=HTMLResponse)
+async def signed_in(request: Request, page: BuyerPagesDep) -> HTMLResponse:
+    language = negotiate(request.headers.get("accept-language"), LANGUAGES, DEFAULT_LANGUAGE)
+    return _html(page, language, "signed-in.html")
+
+
+@pages.get(PREFIX + "/{lang}/", response_class=HTMLResponse)
+async def buyer_page(lang: str, request: Request, page: BuyerPagesDep) -> HTMLResponse:
+    language = BY_CODE.get(lang)
+    if language is None:
+        return _not_found(request, page)
+    return _html(
+        page,
+        language,
+        "buyer.html",
+        vkey=await page.digest_vkey(),
+        issuer=page.settings.keycloak_issuer,
+        client_id=CLIENT_ID,
+        signed_in_path=SIGNED_IN_PATH,
+        categories=categories(),
+    )
+
+
+def _not_found(request: Request, page: BuyerPages) -> HTMLResponse:
+    """The 404 page, in the browser's language; it never repeats the path asked for."""
+    language = negotiate(request.headers.get("accept-language"), LANGUAGES, DEFAULT_LANGUAGE)
+    return _html(page, language, "error.html", status_code=status.HTTP_404_NOT_FOUND)
+
+
+def _html(
+    page: BuyerPages, language: Language, template: str, status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    body = page.templates.render(language.locale, template, language=language, **context)
+    return HTMLResponse(body, status_code=status_code)
