@@ -345,6 +345,15 @@ def signing_key_from_hex(seed_hex: str) -> nacl.signing.SigningKey:
     return nacl.signing.SigningKey(bytes.fromhex(seed_hex))
 
 
+def configured_signing_key(seed_hex: str, dev_path: Path) -> nacl.signing.SigningKey:
+    """The Ed25519 key a service signs with: the configured seed (production), else the
+    development key kept at ``dev_path`` (created once, 0600, in a 0700 folder)."""
+    if seed_hex:
+        return signing_key_from_hex(seed_hex)
+    dev_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return load_or_create_signing_key(dev_path)
+
+
 def load_or_create_signing_key(path: Path) -> nacl.signing.SigningKey:
     """Return the Ed25519 signing key stored at ``path``, creating it (0600) if absent.
 

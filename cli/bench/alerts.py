@@ -517,48 +517,10 @@ def _expect(response: httpx.Response, status: int, doing: str) -> None:
 
 def _keycloak_user(settings: Settings, org: str) -> str:
     """A buyer user of `org` in the local realm, through the local bootstrap admin."""
-    master = f"{settings.keycloak_url}/realms/master/protocol/openid-connect/token"
-    login = httpx.post(
-        master,
-        data={
-            "grant_type": "password",
-            "client_id": "admin-cli",
-            "username": os.environ.get(
-                "KC_BOOTSTRAP_ADMIN_USERNAME", keycloak.LOCAL_ADMIN_USERNAME
-            ),
-            "password": os.environ.get(
-                "KC_BOOTSTRAP_ADMIN_PASSWORD", keycloak.LOCAL_ADMIN_PASSWORD
-            ),
-        },
-        timeout=30,
-    )
-    _expect(login, 200, "signing in as Keycloak's local admin")
-    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
-    admin = f"{settings.keycloak_url}/admin/realms/{settings.keycloak_realm}"
-    name = f"bench-{secrets.token_hex(4)}"
-    user = {
-        "username": name,
-        "enabled": True,
-        "emailVerified": True,
-        "email": f"{name}@hotline.invalid",
-        "firstName": "Bench",
-        "lastName": "Buyer",
-        "credentials": [{"type": "password", "value": name, "temporary": False}],
-        "attributes": {"org": [org]},
-    }
-    created = httpx.post(f"{admin}/users", headers=headers, json=user, timeout=30)
-    _expect(created, 201, "creating the bench's buyer user")
-    user_id = created.headers["Location"].rsplit("/", 1)[-1]
-    role = httpx.get(f"{admin}/roles/buyer", headers=headers, timeout=30)
-    _expect(role, 200, "reading the buyer role")
-    mapped = httpx.post(
-        f"{admin}/users/{user_id}/role-mappings/realm",
-        headers=headers,
-        json=[role.json()],
-        timeout=30,
-    )
-    _expect(mapped, 204, "giving the bench's user the buyer role")
-    return name
+    try:
+        return keycloak.add_local_user(settings, f"bench-{secrets.token_hex(4)}", "buyer", org)
+    except httpx.HTTPError as exc:
+        raise click.ClickException(f"creating the bench's buyer user in Keycloak: {exc}") from None
 
 
 def _raw_hops(

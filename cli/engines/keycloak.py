@@ -294,3 +294,48 @@ def password_token(settings: Settings, username: str, password: str) -> str:
     if not isinstance(token, str):
         raise EngineError("Keycloak answered without an access_token")
     return token
+
+
+def local_admin_headers(settings: Settings) -> dict[str, str]:
+    """A master-realm admin token of the local bootstrap admin (development and tests)."""
+    response = httpx.post(
+        f"{settings.keycloak_url}/realms/master/protocol/openid-connect/token",
+        data={
+            "grant_type": "password",
+            "client_id": "admin-cli",
+            "username": os.environ.get("KC_BOOTSTRAP_ADMIN_USERNAME", LOCAL_ADMIN_USERNAME),
+            "password": os.environ.get("KC_BOOTSTRAP_ADMIN_PASSWORD", LOCAL_ADMIN_PASSWORD),
+        },
+        timeout=30,
+    )
+    response.raise_for_status()
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def add_local_user(settings: Settings, name: str, role: str, org: str | None = None) -> str:
+    """Create user `name` (its password is its name, as the demo users') with realm role
+    `role` and claim `org` in the local realm; return the name. Raises httpx.HTTPStatusError."""
+    admin = f"{settings.keycloak_url}/admin/realms/{settings.keycloak_realm}"
+    headers = local_admin_headers(settings)
+    user = {
+        "username": name,
+        "enabled": True,
+        "emailVerified": True,
+        "email": f"{name}@hotline.invalid",
+        "firstName": "Local",
+        "lastName": role.title(),
+        "credentials": [{"type": "password", "value": name, "temporary": False}],
+        "attributes": {"org": [org]} if org else {},
+    }
+    created = httpx.post(f"{admin}/users", headers=headers, json=user, timeout=30)
+    created.raise_for_status()
+    user_id = created.headers["Location"].rsplit("/", 1)[-1]
+    realm_role = httpx.get(f"{admin}/roles/{role}", headers=headers, timeout=30)
+    realm_role.raise_for_status()
+    httpx.post(
+        f"{admin}/users/{user_id}/role-mappings/realm",
+        headers=headers,
+        json=[realm_role.json()],
+        timeout=30,
+    ).raise_for_status()
+    return name

@@ -23,7 +23,7 @@ from pymongo.errors import DuplicateKeyError
 
 from hotline.shared.aio import cancel_and_wait
 from hotline.shared.config import Settings
-from hotline.shared.keys import load_or_create_signing_key, signing_key_from_hex
+from hotline.shared.keys import configured_signing_key
 from hotline.shared.store import Store
 from hotline.shared.tlog.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
 from hotline.shared.tlog.errors import InvalidSignatureError, TlogError
@@ -80,12 +80,7 @@ class BadCosignature(CosignatureRefused):
 
 def log_signer(settings: Settings) -> Ed25519Signer:
     """The log's note signer: the platform signing key, named by the log's origin."""
-    if settings.signing_key:
-        key = signing_key_from_hex(settings.signing_key)
-    else:
-        folder = settings.data / "audit-log"
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        key = load_or_create_signing_key(folder / "signing.key")
+    key = configured_signing_key(settings.signing_key, settings.data / "audit-log" / "signing.key")
     return Ed25519Signer(settings.audit_origin, bytes(key))
 
 

@@ -11,15 +11,11 @@ a key of its own, not the log's: a digest and a checkpoint are different stateme
 from __future__ import annotations
 
 from hotline.shared.config import Settings
-from hotline.shared.keys import load_or_create_signing_key, signing_key_from_hex
+from hotline.shared.keys import configured_signing_key
 from hotline.shared.tlog.note import Ed25519Signer
 
 
 def digest_signer(settings: Settings) -> Ed25519Signer:
-    if settings.digest_signing_key:
-        key = signing_key_from_hex(settings.digest_signing_key)
-    else:
-        folder = settings.data / "notify"
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        key = load_or_create_signing_key(folder / "digest-signing.key")
+    path = settings.data / "notify" / "digest-signing.key"
+    key = configured_signing_key(settings.digest_signing_key, path)
     return Ed25519Signer(settings.digest_origin, bytes(key))
