@@ -7,7 +7,7 @@ import signal
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import click
 import httpx
@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from hotline.shared.config import Settings
 from hotline.shared.envelope import EnvelopeError, open_envelope, seal_envelope
+from hotline.shared.events import Severity
 from hotline.shared.keys import (
     CryptoError,
     b64decode_strict,
@@ -29,9 +30,11 @@ from hotline.shared.registry import SCHEDULES
 from hotline.shared.reports import ProofOfWork, ReportCreate, routing_metadata
 from hotline.shared.taxonomy import categories as taxonomy_categories
 from hotline.shared.taxonomy import category_codes
+from hotline.triage.cases import MAX_PAGE, Status
 
 from .audit import audit
 from .bench import bench
+from .casework import CASEWORK_COMMANDS
 from .conversation import BUYER_COMMANDS, OPERATOR_COMMANDS
 from .digests import BUYER_DIGEST_COMMANDS
 from .options import KEY_OPTION, private_key
@@ -541,19 +544,42 @@ def cases() -> None:
 
 
 @cases.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def cases_list(as_json: bool) -> None:
-    """Cases by deadline: routing metadata, severity, status (no content)."""
+@click.option("--status", type=click.Choice(get_args(Status)), help="Only cases in this status.")
+@click.option("--severity", type=click.Choice(get_args(Severity)), help="Only this severity.")
+@click.option("--factory", help="Only cases of this factory code.")
+@click.option("--limit", type=click.IntRange(1, MAX_PAGE), help="Cases per page (server default).")
+@click.option("--after", help="The cursor a previous page printed: the page after it.")
+@click.option("--json", "as_json", is_flag=True, help="Print the page as JSON (cases, next).")
+def cases_list(
+    status: str | None,
+    severity: str | None,
+    factory: str | None,
+    limit: int | None,
+    after: str | None,
+    as_json: bool,
+) -> None:
+    """The queue, most urgent deadline first, one page: routing metadata, severity, status
+    (no content). The last line gives the `--after` of the next page, if there is one."""
     s = Settings()
-    found = call("GET", f"{s.triage_url}/api/cases", auth=bearer_token(s))
+    wanted = {
+        "status": status,
+        "severity": severity,
+        "factory": factory,
+        "limit": limit,
+        "after": after,
+    }
+    params = {name: value for name, value in wanted.items() if value is not None}
+    found = call("GET", f"{s.triage_url}/api/cases", auth=bearer_token(s), params=params)
     if as_json:
         click.echo(json.dumps(found, indent=2))
         return
-    for case in found:
+    for case in found["cases"]:
         click.echo(
             f"{case['case_id']}  {case['severity']:<8} due {case['due']}  "
             f"{case['factory']}  {','.join(case['categories'])}  {case['status']}"
         )
+    if found["next"]:
+        click.echo(f"more: --after {found['next']}")
 
 
 @cases.command("show")
@@ -647,6 +673,8 @@ ATTACHMENT_SUFFIXES = {
 cli.add_command(audit)
 cli.add_command(bench)
 cli.add_command(webhooks)
+for command in CASEWORK_COMMANDS:
+    cases.add_command(command)
 for command in OPERATOR_COMMANDS:
     cases.add_command(command)
 for command in (*BUYER_DIGEST_COMMANDS, *BUYER_COMMANDS):

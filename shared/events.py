@@ -23,7 +23,7 @@ DEAD_LETTER_TOPIC = "hotline.deadletter"
 
 # "message": an envelope of the case's conversation (shared/messages.py).
 EnvelopeClass = Literal["content", "identity", "attachment", "message"]
-Severity = Literal["critical", "high", "normal"]
+Severity = Literal["critical", "high", "normal", "low"]
 Channel = Literal["web", "web-nojs", "phone"]
 RegistryChange = Literal["factory-added", "buyer-added", "link-added"]
 
@@ -97,6 +97,7 @@ class CaseTriaged(_Data):
     due: str  # ISO time by which the operator must act
     categories: list[str]
     factory: str
+    rule_version: str | None = None  # of triage's severity rules; None before they had one
 
 
 class CaseEscalated(_Data):

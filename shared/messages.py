@@ -12,7 +12,8 @@ passed off as another kind, without failing to open.
   receipt; nobody else holds it). An acknowledgement, a reply, feedback, or a buyer's
   question forwarded by the operator (`forward`, re-sealed on the operator's machine).
 - to the operators (`TO_OPERATORS`): sealed to the operator keys only. The worker's answer,
-  and a buyer's question, which reaches the worker only if an operator forwards it.
+  a buyer's question, which reaches the worker only if an operator forwards it, and an
+  operator's `note` on the case (for the operators only: the worker never sees it).
 - `decline`: the operator's decision not to forward a question; it carries no envelope.
 - `noted`: a buyer's acknowledgement that it read the case (`hotline digests ack`); no
   envelope either: the operator sees that the buyer acted, nothing more.
@@ -35,15 +36,25 @@ from .reports import MAX_ATTACHMENTS, LookupToken, ProofOfWork
 from .roles import Role
 
 MessageKind = Literal[
-    "acknowledgement", "reply", "feedback", "forward", "decline", "answer", "question", "noted"
+    "acknowledgement",
+    "reply",
+    "feedback",
+    "forward",
+    "decline",
+    "answer",
+    "question",
+    "noted",
+    "note",
 ]
 MESSAGE_KINDS = frozenset(get_args(MessageKind))
 TO_WORKER = frozenset({"acknowledgement", "reply", "feedback", "forward"})
-TO_OPERATORS = frozenset({"answer", "question"})
+TO_OPERATORS = frozenset({"answer", "question", "note"})
 # Who writes which kinds (the author_role of the event; "worker" has no realm role).
 WORKER = "worker"
 KINDS_BY_AUTHOR: dict[str, frozenset[str]] = {
-    Role.OPERATOR: frozenset({"acknowledgement", "reply", "feedback", "forward", "decline"}),
+    Role.OPERATOR: frozenset(
+        {"acknowledgement", "reply", "feedback", "forward", "decline", "note"}
+    ),
     WORKER: frozenset({"answer"}),
     Role.BUYER: frozenset({"question", "noted"}),
 }

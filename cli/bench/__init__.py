@@ -10,6 +10,7 @@ from .audit import bench_audit
 from .browser import bench_browser
 from .consumers import bench_consumers
 from .digests import bench_digests
+from .queue import bench_queue
 from .relay import bench_relay
 
 
@@ -23,4 +24,5 @@ bench.add_command(bench_audit)
 bench.add_command(bench_browser)
 bench.add_command(bench_consumers)
 bench.add_command(bench_digests)
+bench.add_command(bench_queue)
 bench.add_command(bench_relay)

@@ -16,6 +16,7 @@ from .cases import cases
 from .collections import COLLECTIONS
 from .consumer import TOPICS, handle_event
 from .messages import messages
+from .workflow import workflow
 
 AUDIENCE = "hotline-triage"
 
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(cases)
     app.include_router(messages)
+    app.include_router(workflow)
     for router in admin.ROUTERS:
         app.include_router(router)
     answer_errors(app, {**admin.ERROR_STATUS, **DISCLOSURE_ERROR_STATUS})

@@ -1,39 +1,53 @@
 """The operator's case API (role triage-analyst), and the one place a case's status changes.
 
 Statuses (issue 17's contract): a case is `received` when triage records it and
-`acknowledged` once an operator's acknowledgement is posted; the case-work issue adds the
-rest of the state machine to `TRANSITIONS`. Every change of a case document goes through
-`update_case`: one guarded outbox write carrying its events (a `case.status-changed` for a
-new status), decided again on the fresh document when another writer got there first.
+`acknowledged` once an operator's acknowledgement is posted; `TRANSITIONS` is the rest of
+the state machine (services/triage/workflow.py moves a case along it). Every change of a
+case document goes through `update_case`: one guarded outbox write carrying its events (a
+`case.status-changed` for a new status), decided again on the fresh document when another
+writer got there first.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import base64
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
-from fastapi import APIRouter, HTTPException
-from pydantic import BaseModel, ConfigDict
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from hotline.shared.deps import OperatorDep, Role, RuntimeDep
 from hotline.shared.disclosure import disclose
 from hotline.shared.envelope import Envelope
-from hotline.shared.events import CaseStatusChanged, Event, new_event
+from hotline.shared.events import CaseStatusChanged, Event, Severity, new_event
 from hotline.shared.events import Principal as EventPrincipal
 from hotline.shared.keys import CryptoError, key_id, load_public_key
 from hotline.shared.outbox import outbox_of
 from hotline.shared.service import Runtime
 from hotline.shared.store import Document
 
-from .collections import TRIAGE_CASES
+from .collections import QUEUE_KEY_FILTERS, TRIAGE_CASES
 
 cases = APIRouter(prefix="/api/cases", tags=["cases"])
 
 # Every status a case can have (issue 17 contract, section 2), in workflow order.
 STATUSES = ("received", "acknowledged", "investigating", "remediation", "resolved", "closed")
 INITIAL_STATUS = "received"
-# The moves allowed so far (status -> statuses it may become); the case-work issue adds more.
-TRANSITIONS: dict[str, frozenset[str]] = {"received": frozenset({"acknowledged"})}
+# The state machine (status -> statuses it may become): forward one step at a time to
+# resolved, or closed (with a reason) from any open status; resolved and closed are final.
+OPEN_STATUSES = ("received", "acknowledged", "investigating", "remediation")
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "received": frozenset({"acknowledged", "closed"}),
+    "acknowledged": frozenset({"investigating", "closed"}),
+    "investigating": frozenset({"remediation", "closed"}),
+    "remediation": frozenset({"resolved", "closed"}),
+    "resolved": frozenset(),
+    "closed": frozenset(),
+}
 UPDATE_ATTEMPTS = 20  # guarded writes lost to concurrent writers before giving up
 
 
@@ -48,10 +62,93 @@ class CaseSummary(BaseModel):
     escalated: bool
     due: str
     status: str
+    assignee: str | None = None
 
 
 # What a case list projects: the summary's fields, never an envelope.
 SUMMARY_FIELDS = tuple(name for name in CaseSummary.model_fields if name != "case_id")
+
+
+class CaseQueue(BaseModel):
+    cases: list[CaseSummary]
+    next: str | None  # the `after` of the next page; None on the last page
+
+
+# --- the queue's keys ------------------------------------------------------------------------
+
+# nx-27017 serves a range + sort + limit from a single-field index only (a compound index is
+# scanned past: DESIGN.md), so each way of filtering the queue has one string key that sorts
+# (collections.py `QUEUE_KEY_FILTERS`): its name and filter values, then `<due>:<case id>`
+# (ISO due times of one format sort as text). A page is then one range read of what it returns. A
+# combination of filters without a key of its own is read along the range of the key that
+# covers the most of them (so it reads past the cases the other filters leave out).
+Status = Literal["received", "acknowledged", "investigating", "remediation", "resolved", "closed"]
+DEFAULT_PAGE = 50
+MAX_PAGE = 200
+
+
+@dataclass(frozen=True)
+class QueueKey:
+    field: str  # the case document's field holding the key (indexed)
+    filters: tuple[str, ...]  # the filters it serves, in key order
+
+
+QUEUE_KEYS = tuple(QueueKey(field, filters) for field, filters in QUEUE_KEY_FILTERS.items())
+
+
+def queue_keys(case: Mapping[str, Any]) -> dict[str, str | None]:
+    """Every queue key of a case, from its `_id`, `due` and filter fields: to `$set` on
+    insert and with every change of status or assignee (None: a key for an unassigned case's
+    assignee, which no assignee filter finds)."""
+    position = f"{case['due']}:{case['_id']}"
+    keys: dict[str, str | None] = {}
+    for key in QUEUE_KEYS:
+        values = {name: case.get(name) for name in key.filters}
+        if any(value is None for value in values.values()):
+            keys[key.field] = None
+        else:
+            keys[key.field] = key_prefix(key, {n: str(v) for n, v in values.items()}) + position
+    return keys
+
+
+def queue_key_for(filters: frozenset[str]) -> QueueKey:
+    """The key that serves the most of `filters` (and nothing else)."""
+    usable = [key for key in QUEUE_KEYS if set(key.filters) <= filters]
+    return max(usable, key=lambda key: len(key.filters))
+
+
+def key_prefix(key: QueueKey, values: Mapping[str, str]) -> str:
+    """What every key of `key` for these filter values starts with. It starts with the key's
+    name: nx-27017 compares a string that starts like an ISO time as something else (measured:
+    `{"$gt": "2026-...Z:<id>"}` matched nothing), so no key or bound may start like one."""
+    return f"{key.field}:" + "".join(f"{quote(values[name], safe='')}:" for name in key.filters)
+
+
+def prefix_end(prefix: str) -> str:
+    """The least string above every key starting with `prefix` (keys are printable ASCII)."""
+    return prefix + "\x7f"
+
+
+def utc_text(moment: datetime) -> str:
+    """A time as due times are written (ISO, UTC, `Z`)."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def cursor_of(case: CaseSummary) -> str:
+    """The opaque `after` of the page that follows `case`: its queue position, encoded."""
+    position = f"{case.due}:{case.case_id}".encode()
+    return base64.urlsafe_b64encode(position).decode().rstrip("=")
+
+
+def cursor_position(cursor: str) -> str:
+    """The queue position an `after` cursor stands for (400 if it is not one of ours)."""
+    try:
+        position = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (ValueError, UnicodeDecodeError):
+        raise HTTPException(400, "after: not a cursor this queue handed out") from None
+    if not position.isprintable() or ":" not in position:
+        raise HTTPException(400, "after: not a cursor this queue handed out")
+    return position
 
 
 class CaseDetail(CaseSummary):
@@ -93,11 +190,40 @@ def reply_key_id(case: Document) -> str:
         raise HTTPException(409, "this case's reply key is not a usable public key") from None
 
 
-@cases.get("", response_model=list[CaseSummary])
-async def list_cases(runtime: RuntimeDep, _: OperatorDep) -> list[CaseSummary]:
-    """Open cases, most urgent deadline first. Routing metadata only, no envelope."""
-    found = runtime.store.db.triage_cases.find({}, {f: 1 for f in SUMMARY_FIELDS}).sort("due", 1)
-    return [CaseSummary(case_id=doc["_id"], **doc) async for doc in found]
+@cases.get("", response_model=CaseQueue)
+async def list_cases(
+    runtime: RuntimeDep,
+    _: OperatorDep,
+    status: Status | None = None,
+    severity: Severity | None = None,
+    factory: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+    assignee: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    due_before: AwareDatetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+    after: Annotated[str | None, Query(min_length=1, max_length=400)] = None,
+) -> CaseQueue:
+    """The queue, most urgent deadline first (then case id), filtered, one page at a time:
+    `next` is the `after` of the following page (null on the last). Routing metadata only,
+    no envelope. One indexed range read of `limit + 1` documents (see `queue_keys`)."""
+    filters = {"status": status, "severity": severity, "factory": factory, "assignee": assignee}
+    wanted = {name: value for name, value in filters.items() if value is not None}
+    key = queue_key_for(frozenset(wanted))
+    prefix = key_prefix(key, wanted)
+    lower = {"$gt": prefix + cursor_position(after)} if after else {"$gte": prefix}
+    upper = prefix + utc_text(due_before) if due_before else prefix_end(prefix)
+    # The other filters are read as the range goes (and the key's own ones again, so that a
+    # key that did not follow a change never lists a case under what it no longer is).
+    query: dict[str, Any] = {key.field: {**lower, "$lt": upper}, **wanted}
+    found = (
+        runtime.store.db[TRIAGE_CASES.name]
+        .find(query, {f: 1 for f in SUMMARY_FIELDS})
+        .sort(key.field, 1)
+        .limit(limit + 1)
+    )
+    docs = await found.to_list(None)
+    page = [CaseSummary(case_id=doc["_id"], **doc) for doc in docs[:limit]]
+    more = len(docs) > limit
+    return CaseQueue(cases=page, next=cursor_of(page[-1]) if more else None)
 
 
 @cases.get("/{case_id}", response_model=CaseDetail)
@@ -123,7 +249,16 @@ async def reply_key(case_id: str, runtime: RuntimeDep, _: OperatorDep) -> ReplyK
 # --- changes of a case -----------------------------------------------------------------------
 
 # What a change is decided on: the case's state, never its envelopes.
-STATE_FIELDS = {"version": 1, "status": 1, "acknowledged": 1, "feedback": 1}
+STATE_FIELDS = {
+    "version": 1,
+    "status": 1,
+    "acknowledged": 1,
+    "feedback": 1,
+    "assignee": 1,
+    "due": 1,
+    "severity": 1,
+    "factory": 1,
+}
 Change = tuple[dict[str, Any], list[Event]]  # fields to $set, and the events announcing them
 Decide = Callable[[Document], Change | None]  # None: nothing to change on this document
 
@@ -148,6 +283,8 @@ async def update_case(runtime: Runtime, case_id: str, decide: Decide) -> bool:
         if change is None:
             return False
         fields, events = change
+        if fields.keys() & {"status", "assignee", "severity", "due", "factory"}:
+            fields = {**fields, **queue_keys({**case, **fields})}  # the queue follows it
         if await cases_outbox.update(case_id, case["version"], {"$set": fields}, *events):
             runtime.relay.poke()
             return True

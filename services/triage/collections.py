@@ -12,8 +12,21 @@ from hotline.shared.disclosure import disclosures_collection
 from hotline.shared.outbox import outbox_collection
 from hotline.shared.store import Collections
 
+# The operator's queue keys of a case document (cases.py `queue_keys` writes them): field ->
+# the filters it serves. Each is one string, `<filter values>:<due>:<case id>`, with a
+# single-field index, because nx-27017 uses no compound index for a range, a sort and a limit
+# (measured): a queue page is then one indexed range read of what it returns.
+QUEUE_KEY_FILTERS: dict[str, tuple[str, ...]] = {
+    "queue": (),
+    "queue_status": ("status",),
+    "queue_severity": ("severity",),
+    "queue_factory": ("factory",),
+    "queue_assignee": ("assignee",),
+    "queue_status_severity": ("status", "severity"),
+}
+# The cases, `_id` = case id.
 TRIAGE_CASES = outbox_collection(
-    "triage_cases", IndexModel([("status", ASCENDING), ("due", ASCENDING)])
+    "triage_cases", *(IndexModel([(field, ASCENDING)]) for field in QUEUE_KEY_FILTERS)
 )
 # The conversation of each case, one document per message (_id = its message id): the
 # operator's messages (written with their events by the messages API) and every other

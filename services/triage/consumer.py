@@ -1,5 +1,6 @@
-"""Triage's consumer (group "triage"): rates each submitted case, sets its deadline,
-escalates the urgent; records every posted message and applies what it does to the case.
+"""Triage's consumer (group "triage"): rates each submitted case (recording the version of
+the rule table that did), sets its deadline, escalates the urgent; records every posted
+message and applies what it does to the case.
 
 Both are idempotent by construction: a case is stored under its case id, a message under its
 message id, and a change of the case is decided on its current state (an acknowledgement of
@@ -28,7 +29,7 @@ from hotline.shared.outbox import outbox_of
 from hotline.shared.service import Runtime
 from hotline.shared.store import Document
 
-from .cases import INITIAL_STATUS, Change, status_change, update_case
+from .cases import INITIAL_STATUS, Change, queue_keys, status_change, update_case
 from .collections import TRIAGE_CASES
 from .messages import record_message
 from .rules import rate
@@ -59,6 +60,7 @@ async def triage_report(runtime: Runtime, event: Event) -> None:
                 due=due,
                 categories=report.categories,
                 factory=report.factory,
+                rule_version=rating.rule_version,
             ),
         )
     ]
@@ -79,6 +81,7 @@ async def triage_report(runtime: Runtime, event: Event) -> None:
         "server_encrypted": report.server_encrypted,
         "severity": rating.severity,
         "reason": rating.reason,
+        "rule_version": rating.rule_version,  # the rule table that decided severity and due
         "escalated": rating.escalate,
         "due": due,
         "received": event.time,
@@ -89,6 +92,7 @@ async def triage_report(runtime: Runtime, event: Event) -> None:
         "content": report.content.model_dump(),
         "identity": report.identity.model_dump() if report.identity else None,
     }
+    document.update(queue_keys(document))  # where the case sorts in the operator's queue
     try:
         await outbox_of(runtime.store, TRIAGE_CASES.name).insert(document, *events)
     except DuplicateKeyError:

@@ -2,11 +2,12 @@
 of every message (shared/messages.py says who writes which kind, sealed to whom).
 
 - `POST /api/cases/{id}/messages`: an operator's message (acknowledgement, reply, feedback,
-  forward, decline). Everything is checked before anything is written; then ONE document
-  is written with its events: for a forward, first the `envelope.disclosed` of its envelope
-  to the worker (the question reaches the worker only through it), then the
-  `message.posted`. What the message does to the case (an acknowledgement acknowledges it)
-  is applied by the consumer of that event, so it happens once whoever posted it.
+  forward, decline; or a note, sealed to the operator keys and never shown to the worker).
+  Everything is checked before anything is written; then ONE document is written with its
+  events: for a forward, first the `envelope.disclosed` of its envelope to the worker (the
+  question reaches the worker only through it), then the `message.posted`. What the
+  message does to the case (an acknowledgement acknowledges it) is applied by the consumer
+  of that event, so it happens once whoever posted it.
 - `GET /api/cases/{id}/messages`: the conversation in posting order; the envelopes sealed to
   the operators (answers, questions) are handed out, each disclosed before it leaves; the
   others (sealed to the worker's reply key) only by hash.
@@ -48,7 +49,7 @@ from hotline.shared.service import Runtime
 from hotline.shared.store import Document
 
 from .cases import case_or_404, reply_key_id
-from .collections import TRIAGE_MESSAGES
+from .collections import OPERATOR_KEYS, TRIAGE_MESSAGES
 
 messages = APIRouter(prefix="/api/cases", tags=["messages"])
 
@@ -87,6 +88,12 @@ class Conversation(BaseModel):
 
 
 # --- the record ------------------------------------------------------------------------------
+
+
+async def registered_operator_keys(runtime: Runtime) -> set[str]:
+    """The key ids of the registry's operator keys (what a note is sealed to)."""
+    found = runtime.store.db[OPERATOR_KEYS.name].find({}, {"_id": 1})
+    return {doc["_id"] async for doc in found}
 
 
 async def next_seq(runtime: Runtime, case_id: str) -> str:
@@ -142,7 +149,10 @@ async def post_message(
         raise _refuse(f"an operator posts {', '.join(sorted(OPERATOR_KINDS))}, not {body.kind}")
     if body.case_ids() - {case_id}:
         raise _refuse("the envelope is not of this case")
-    if body.envelope is not None:
+    if body.envelope is not None and body.kind in TO_OPERATORS:  # a note, for operators only
+        if set(body.envelope.recipients) != set(await registered_operator_keys(runtime)):
+            raise _refuse("a note is sealed to exactly the registered operator keys")
+    elif body.envelope is not None:
         if set(body.envelope.recipients) != {reply_key_id(case)}:
             raise _refuse("a message to the worker is sealed to exactly the case's reply key")
     collection = runtime.store.db[TRIAGE_MESSAGES.name]

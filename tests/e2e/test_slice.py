@@ -360,8 +360,8 @@ def test_login_as_a_demo_user_caches_a_token_that_is_refreshed(
     assert path.stat().st_mode & 0o777 == 0o600
     first = record["access_token"]
     path.write_text(json.dumps({**record, "expires_at": 0}))  # expired: must be refreshed
-    listed = hotline("cases", "list", "--json", config_home=tmp_path)
-    assert world.case_id in listed.stdout
+    listed = hotline("cases", "list", "--factory", world.factory, "--json", config_home=tmp_path)
+    assert world.case_id in [case["case_id"] for case in json.loads(listed.stdout)["cases"]]
     _, refreshed = _cached_login(tmp_path)
     assert refreshed["access_token"] != first and refreshed["expires_at"] != 0
     assert path.stat().st_mode & 0o777 == 0o600

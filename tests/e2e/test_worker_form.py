@@ -128,11 +128,12 @@ class World:
     def cases_at(self, factory: str) -> list[str]:
         response = httpx.get(
             f"{self.system.settings.triage_url}/api/cases",
+            params={"factory": factory, "limit": 200},
             headers={"Authorization": f"Bearer {self.operator_token()}"},
             timeout=30,
         )
         assert response.status_code == 200, response.text
-        return [case["case_id"] for case in response.json() if case["factory"] == factory]
+        return [case["case_id"] for case in response.json()["cases"]]
 
     def open(self, case: dict[str, Any], envelope: dict[str, Any]) -> bytes:
         """Open an envelope of `case` with the operator's private key (PyNaCl)."""

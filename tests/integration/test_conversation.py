@@ -367,8 +367,9 @@ def test_an_acknowledgement_acknowledges_the_case_once(world: World, case: Case)
     assert post(world, case, first).status_code == 201
 
     def status_in_list() -> str | None:
-        found = world.call("triage", "GET", "/api/cases", "operator")
-        [summary] = [c for c in found.json() if c["case_id"] == case.case_id]
+        path = f"/api/cases?factory={world.factory}&limit=200"
+        found = world.call("triage", "GET", path, "operator")
+        [summary] = [c for c in found.json()["cases"] if c["case_id"] == case.case_id]
         return summary["status"] if summary["status"] != "received" else None
 
     assert wait_for(status_in_list, timeout=WAIT, what="the case acknowledged") == "acknowledged"

@@ -72,8 +72,9 @@ def test_an_urgent_mark_is_the_reason_even_for_a_critical_category() -> None:
     [
         (["other"], True, "critical", 4),
         (["forced-labour"], False, "critical", 4),
-        (["abuse"], False, "high", 24),
-        (["contract"], False, "normal", 72),
+        (["wages"], False, "high", 24),
+        (["abuse"], False, "critical", 4),
+        (["hours"], False, "normal", 72),
     ],
 )
 def test_the_deadline_is_the_response_time_of_the_severity_after_receipt(
