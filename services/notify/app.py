@@ -2,7 +2,9 @@
 to be told (the report's content envelope sealed to the buyer, the case's changes; identity
 never reaches notify's store), issues each buyer's numbered, chained, signed digests on its
 schedule and at once for critical cases (issuance.py), hands them out by cursor
-(digests.py), and takes a buyer's questions and acknowledgements (questions.py).
+(digests.py), pushes digests and urgent alerts to buyers' webhooks (webhooks.py,
+deliverer.py), takes a buyer's questions and acknowledgements (questions.py), and serves
+the buyer page (pages.py).
 
 `clock` is what the scheduler and the digests' hours read (the machine's UTC time unless a
 test or benchmark gives its own, clock.py).
