@@ -287,8 +287,8 @@ async def answer_nojs(
         return await _status(page, state, language, refused="too-many-files")
     try:
         state.admit_lookup()
-        case = await find_case(runtime, state, token)
-        async with state.nojs_turn():  # Pillow and sealing, one at a time
+        async with state.nojs_turn():  # the lookup, Pillow and sealing, one at a time
+            case = await find_case(runtime, state, token)
             files = [
                 b"image/jpeg\n" + await asyncio.to_thread(strip_photo, await upload.read())
                 for upload in uploads

@@ -360,8 +360,9 @@ async def disclose_message(runtime: Runtime, message: Document) -> None:
         digest = await runtime.store.db[NOTIFY_DIGESTS.name].find_one(
             {"_id": message["source"]}, {"body": 1, "disclosed": 1}
         )
-        if digest is not None:
-            await hand_out(runtime, [digest], principal)  # once per digest, as a pull does
+        if digest is None:  # fail closed: never send envelopes whose hand-out is not logged
+            raise DisclosureNotRecorded()
+        await hand_out(runtime, [digest], principal)  # once per digest, as a pull does
     else:
         alert = json.loads(message["payload"])
         if alert.get("content") is not None:
