@@ -21,8 +21,7 @@ are navigations of a window, which no CSP directive governs, so `form-action` st
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -43,7 +42,7 @@ from hotline.shared.web import (
     negotiate,
 )
 
-from .signing import digest_signer
+from .digests import IssuerDep
 
 HERE = Path(__file__).parent
 
@@ -65,15 +64,6 @@ class BuyerPages:
     templates: PageTemplates
     assets: StaticAssets
     settings: Settings
-    _vkey: str | None = field(default=None, init=False)
-
-    async def digest_vkey(self) -> str:
-        """The verifier key of notify's digest signing key: what the page pins. Read at the
-        first page rather than at import (in development the key file is made on first use)."""
-        if self._vkey is None:
-            signer = await asyncio.to_thread(digest_signer, self.settings)
-            self._vkey = signer.verifier().vkey()
-        return self._vkey
 
 
 def buyer_pages_of(request: Request) -> BuyerPages:
@@ -159,7 +149,9 @@ async def signed_in(request: Request, page: BuyerPagesDep) -> HTMLResponse:
 
 
 @pages.get(PREFIX + "/{lang}/", response_class=HTMLResponse)
-async def buyer_page(lang: str, request: Request, page: BuyerPagesDep) -> HTMLResponse:
+async def buyer_page(
+    lang: str, request: Request, page: BuyerPagesDep, issuer: IssuerDep
+) -> HTMLResponse:
     language = BY_CODE.get(lang)
     if language is None:
         return _not_found(request, page)
@@ -167,7 +159,7 @@ async def buyer_page(lang: str, request: Request, page: BuyerPagesDep) -> HTMLRe
         page,
         language,
         "buyer.html",
-        vkey=await page.digest_vkey(),
+        vkey=issuer.signer.verifier().vkey(),  # the key notify signs with: what the page pins
         issuer=page.settings.keycloak_issuer,
         client_id=CLIENT_ID,
         signed_in_path=SIGNED_IN_PATH,

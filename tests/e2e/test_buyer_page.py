@@ -18,24 +18,27 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import rfc8785
 from playwright.sync_api import (
     Browser,
     BrowserContext,
     FilePayload,
     Page,
     Request,
-    Route,
     expect,
 )
+from pymongo import MongoClient
 
 from hotline.cli.engines.keycloak import password_token
 from hotline.cli.engines.local import LocalSystem
@@ -392,24 +395,44 @@ def test_a_buyer_signs_in_verifies_opens_and_exports_its_digests(
 
 
 def test_the_page_detects_a_withheld_and_a_changed_digest(buyers: Buyers, browser: Browser) -> None:
-    """Between notify and the page, digest 1 is dropped and the last one's status changed
-    (after notify signed them): the page says so of both, and neither opens nor exports the
-    changed one."""
+    """Notify's store loses digest 1 and the last one's status is changed after notify signed
+    it (as a rogue notify or whoever can write its database would): the page says so of
+    both, and neither opens nor exports the changed one. The page fetches what notify
+    really serves; nothing is rewritten in the browser."""
     handed_out = buyers.digests()
     seqs = [file["digest"]["seq"] for file in handed_out]
     last = seqs[-1]
+    with tampered_digests(buyers, drop=1, alter=last):
+        _sees_the_gap_and_the_change(buyers, browser, handed_out, seqs, last)
 
-    def tamper(route: Route) -> None:
-        answer = route.fetch()
-        page_of = answer.json()
-        files = [f for f in page_of["digests"] if f["digest"]["seq"] != 1]
-        for file in files:
-            if file["digest"]["seq"] == last:
-                file["digest"]["items"][0]["status"] = "closed"
-        route.fulfill(response=answer, json={**page_of, "digests": files})
 
+@contextmanager
+def tampered_digests(buyers: Buyers, *, drop: int, alter: int) -> Iterator[None]:
+    """Digest `drop` deleted and digest `alter`'s first item's status changed in notify's
+    store, both put back afterwards."""
+    client: MongoClient[dict[str, Any]] = MongoClient(buyers.settings.mongo_url)
+    with client:
+        digests = client[buyers.settings.mongo_db].notify_digests
+        dropped = digests.find_one({"_id": f"{buyers.org}:{drop}"})
+        changed = digests.find_one({"_id": f"{buyers.org}:{alter}"})
+        assert dropped is not None and changed is not None
+        body = json.loads(changed["body"])
+        body["items"][0]["status"] = "closed"
+        digests.delete_one({"_id": dropped["_id"]})
+        digests.update_one(
+            {"_id": changed["_id"]}, {"$set": {"body": rfc8785.dumps(body).decode()}}
+        )
+        try:
+            yield
+        finally:
+            digests.insert_one(dropped)
+            digests.update_one({"_id": changed["_id"]}, {"$set": {"body": changed["body"]}})
+
+
+def _sees_the_gap_and_the_change(
+    buyers: Buyers, browser: Browser, handed_out: list[dict[str, Any]], seqs: list[int], last: int
+) -> None:
     with phone(browser, buyers.notify, locale="en-GB") as (page, _watch):
-        page.route(f"{buyers.notify}/api/digests?*", tamper)
         page.goto(f"{buyers.notify}/buyer/en/")
         messages = messages_of(page)
         sign_in(page, buyers.user)
