@@ -26,6 +26,13 @@ EnvelopeClass = Literal["content", "identity", "attachment", "message"]
 Severity = Literal["critical", "high", "normal", "low"]
 Channel = Literal["web", "web-nojs", "phone"]
 RegistryChange = Literal["factory-added", "buyer-added", "link-added"]
+# The regulation clocks of a case (services/triage/clocks.py): acknowledge it (EU Directive
+# 2019/1937 Art. 9: 7 days; 24 hours if critical), act on a critical case (4 hours), give
+# the worker feedback (3 months).
+Clock = Literal["acknowledgement", "first-action", "feedback"]
+# What a retention deletion removed: the identity envelope, or everything sealed (content,
+# attachments, the conversation and the identity with it).
+DeletionScope = Literal["identity", "content"]
 
 
 class EventType(StrEnum):
@@ -41,6 +48,11 @@ class EventType(StrEnum):
     KEY_REGISTERED = "key.registered"
     KEY_REVOKED = "key.revoked"
     REGISTRY_CHANGED = "registry.changed"
+    CLOCK_STARTED = "clock.started"
+    CLOCK_STOPPED = "clock.stopped"
+    CLOCK_BREACHED = "clock.breached"
+    INCIDENT_LINKED = "incident.linked"
+    ENVELOPES_DELETED = "envelopes.deleted"
 
 
 OrgKind = Literal["operator", "buyer", "factory"]
@@ -175,6 +187,57 @@ class RegistryChanged(_Data):
     buyer: str | None = None
 
 
+class ClockStarted(_Data):
+    """A case's clock started (subject: the case id): it must stop by `due` (ISO hour)."""
+
+    TYPE = EventType.CLOCK_STARTED
+    clock: Clock
+    due: str
+
+
+class ClockStopped(_Data):
+    """A case's clock stopped: what it waited for happened (`met`: by its due time)."""
+
+    TYPE = EventType.CLOCK_STOPPED
+    clock: Clock
+    met: bool
+
+
+class ClockBreached(_Data):
+    """A case's clock passed its due time before it stopped; published once per clock."""
+
+    TYPE = EventType.CLOCK_BREACHED
+    clock: Clock
+    due: str
+
+
+class IncidentLinked(_Data):
+    """The case (subject) joins incident `incident`: reports of one category at one factory
+    within one window (a strike, a fire risk). Cases are linked, never merged: each keeps
+    its own envelopes, and the incident holds no identity."""
+
+    TYPE = EventType.INCIDENT_LINKED
+    incident: str
+    factory: str
+    category: str
+
+
+class DeletedEnvelope(_Data):
+    envelope_class: EnvelopeClass
+    envelope_hash: str
+
+
+class EnvelopesDeleted(_Data):
+    """Retention deleted the case's (subject's) envelopes of `scope` under the retention
+    policy of organisation `policy`: every service deletes its copies on this event, and
+    no envelope listed here may be handed out after it (`hotline audit verify`)."""
+
+    TYPE = EventType.ENVELOPES_DELETED
+    scope: DeletionScope
+    policy: str
+    envelopes: list[DeletedEnvelope]
+
+
 DATA_MODELS: dict[tuple[str, int], type[_Data]] = {
     (model.TYPE, 1): model
     for model in (
@@ -188,6 +251,11 @@ DATA_MODELS: dict[tuple[str, int], type[_Data]] = {
         KeyRegistered,
         KeyRevoked,
         RegistryChanged,
+        ClockStarted,
+        ClockStopped,
+        ClockBreached,
+        IncidentLinked,
+        EnvelopesDeleted,
     )
 }
 assert {event_type for event_type, _ in DATA_MODELS} == set(EventType), "a type without schema"

@@ -38,7 +38,6 @@ from hotline.audit_log import storage as audit_storage
 from hotline.audit_log.app import AUDITED_TOPICS
 from hotline.audit_log.consumer import POLL_RECORDS, sequencing_consumer
 from hotline.audit_log.sequencer import Sequencer
-from hotline.notify.clock import SystemClock
 from hotline.notify.collections import COLLECTIONS as NOTIFY
 from hotline.notify.collections import NOTIFY_ITEMS
 from hotline.notify.consumer import add_to_digests
@@ -46,6 +45,7 @@ from hotline.notify.issuance import Issuer
 from hotline.notify.signing import digest_signer
 from hotline.shared import registry
 from hotline.shared.bus import ConsumerRunner, make_producer, publish
+from hotline.shared.clock import SystemClock
 from hotline.shared.config import Settings
 from hotline.shared.events import Event, ReportSubmitted, new_event, topic_for
 from hotline.shared.keys import b64encode

@@ -32,13 +32,13 @@ import click
 import httpx
 from fastapi import FastAPI
 
-from hotline.notify.clock import ManualClock, hour_of
 from hotline.notify.collections import COLLECTIONS as NOTIFY
 from hotline.notify.collections import NOTIFY_BUYER_STATE, NOTIFY_DIGESTS, NOTIFY_ITEMS
 from hotline.notify.digests import SERVED, digests
 from hotline.notify.issuance import Issuer, after, build_digest, slot
 from hotline.shared.auth import Principal
 from hotline.shared.bus import make_producer
+from hotline.shared.clock import ManualClock, hour_of
 from hotline.shared.config import Settings
 from hotline.shared.deps import BuyerDep, RuntimeDep
 from hotline.shared.envelope import seal_envelope

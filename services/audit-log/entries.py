@@ -16,10 +16,16 @@ from hotline.shared.audit.entry import (
     CaseEscalatedEntry,
     CaseStatusChangedEntry,
     CaseTriagedEntry,
+    ClockBreachedEntry,
+    ClockStartedEntry,
+    ClockStoppedEntry,
+    DeletedEnvelopeSummary,
     DigestIssuedEntry,
     DisclosedTo,
     EnvelopeDisclosedEntry,
+    EnvelopesDeletedEntry,
     EnvelopeSummary,
+    IncidentLinkedEntry,
     KeyRegisteredEntry,
     KeyRevokedEntry,
     MessagePostedEntry,
@@ -33,11 +39,16 @@ from hotline.shared.events import (
     CaseEscalated,
     CaseStatusChanged,
     CaseTriaged,
+    ClockBreached,
+    ClockStarted,
+    ClockStopped,
     DigestIssued,
     EnvelopeClass,
     EnvelopeDisclosed,
+    EnvelopesDeleted,
     Event,
     EventError,
+    IncidentLinked,
     KeyRegistered,
     KeyRevoked,
     MessagePosted,
@@ -158,5 +169,24 @@ def audit_entry(event: Event) -> AuditEntry:
         case RegistryChanged():
             return RegistryChangedEntry(
                 **common, change=data.change, factory=data.factory, buyer=data.buyer
+            )
+        case ClockStarted():
+            return ClockStartedEntry(**common, clock=data.clock, due=data.due)
+        case ClockStopped():
+            return ClockStoppedEntry(**common, clock=data.clock, met=data.met)
+        case ClockBreached():
+            return ClockBreachedEntry(**common, clock=data.clock, due=data.due)
+        case IncidentLinked():
+            # The incident only: its factory and category would name the case's.
+            return IncidentLinkedEntry(**common, incident=data.incident)
+        case EnvelopesDeleted():
+            return EnvelopesDeletedEntry(
+                **common,
+                scope=data.scope,
+                policy=data.policy,
+                envelopes=[
+                    DeletedEnvelopeSummary(envelope_class=e.envelope_class, hash=e.envelope_hash)
+                    for e in data.envelopes
+                ],
             )
     raise EventError(f"the audit log has no entry for events of type {event.type!r}")

@@ -7,19 +7,19 @@ deliverer.py), takes a buyer's questions and acknowledgements (questions.py), an
 the buyer page (pages.py).
 
 `clock` is what the scheduler and the digests' hours read (the machine's UTC time unless a
-test or benchmark gives its own, clock.py).
+test or benchmark gives its own, shared/clock.py).
 """
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
+from hotline.shared.clock import Clock, SystemClock
 from hotline.shared.config import Settings
 from hotline.shared.deps import answer_errors
 from hotline.shared.disclosure import DISCLOSURE_ERROR_STATUS
 from hotline.shared.service import Runtime, add_health, service_lifespan
 
-from .clock import Clock, SystemClock
 from .collections import COLLECTIONS
 from .consumer import TOPICS, handle_event
 from .digests import digests, vkey

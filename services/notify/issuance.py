@@ -36,17 +36,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
 from hotline.shared import registry
+from hotline.shared.clock import Clock, hour_of
 from hotline.shared.events import DigestIssued, Event, ReportSubmitted, new_event
 from hotline.shared.outbox import outbox_of
 from hotline.shared.store import Document, Store
 from hotline.shared.tlog.note import Ed25519Signer
 
-from .clock import Clock, hour_of, schedule_boundary
 from .collections import NOTIFY_BUYER_STATE, NOTIFY_CASES, NOTIFY_DIGESTS, NOTIFY_ITEMS
 from .digest import MAX_ITEMS, Reason, canonical, digest_body, digest_items, sign_digest
 
@@ -390,3 +391,14 @@ class Issuer:
             except Exception as exc:  # noqa: BLE001 - the store may be away: next tick
                 log.warning("scheduler pass failed", extra={"error_type": type(exc).__name__})
             await self.clock.wait(SCHEDULE_TICK)
+
+
+def schedule_boundary(schedule: str, moment: datetime) -> str:
+    """The latest time at or before `moment` at which a digest on `schedule` falls due:
+    00:00 UTC every day (daily), 00:00 UTC every Monday (weekly)."""
+    day = moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if schedule == "weekly":
+        day -= timedelta(days=day.weekday())
+    elif schedule != "daily":
+        raise ValueError(f"unknown schedule {schedule!r}")
+    return hour_of(day)

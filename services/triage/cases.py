@@ -40,6 +40,7 @@ INITIAL_STATUS = "received"
 # The state machine (status -> statuses it may become): forward one step at a time to
 # resolved, or closed (with a reason) from any open status; resolved and closed are final.
 OPEN_STATUSES = ("received", "acknowledged", "investigating", "remediation")
+FINAL_STATUSES = ("resolved", "closed")
 TRANSITIONS: dict[str, frozenset[str]] = {
     "received": frozenset({"acknowledged", "closed"}),
     "acknowledged": frozenset({"investigating", "closed"}),
@@ -258,6 +259,10 @@ STATE_FIELDS = {
     "due": 1,
     "severity": 1,
     "factory": 1,
+    "clocks": 1,
+    "clock_next": 1,
+    "closed": 1,
+    "retention_next": 1,
 }
 Change = tuple[dict[str, Any], list[Event]]  # fields to $set, and the events announcing them
 Decide = Callable[[Document], Change | None]  # None: nothing to change on this document

@@ -24,9 +24,19 @@ QUEUE_KEY_FILTERS: dict[str, tuple[str, ...]] = {
     "queue_assignee": ("assignee",),
     "queue_status_severity": ("status", "severity"),
 }
-# The cases, `_id` = case id.
+# The cases, `_id` = case id. Besides the queue keys, two single-field scheduler keys:
+# `clock_next` (clocks.py: when the case's next running clock falls due) and
+# `retention_next` (retention.py: when its next deletion falls due), each None when there
+# is nothing to wait for, so each scheduler's round is one range read of what is due. Each
+# key is its prefix and an ISO hour: a bound that starts like an ISO time matches nothing on
+# nx-27017 (cases.py `key_prefix`).
+CLOCK_KEY_PREFIX = "clock:"
+RETENTION_KEY_PREFIX = "retention:"
 TRIAGE_CASES = outbox_collection(
-    "triage_cases", *(IndexModel([(field, ASCENDING)]) for field in QUEUE_KEY_FILTERS)
+    "triage_cases",
+    *(IndexModel([(field, ASCENDING)]) for field in QUEUE_KEY_FILTERS),
+    IndexModel([("clock_next", ASCENDING)]),
+    IndexModel([("retention_next", ASCENDING)]),
 )
 # The conversation of each case, one document per message (_id = its message id): the
 # operator's messages (written with their events by the messages API) and every other
@@ -40,6 +50,12 @@ LINKS = outbox_collection(
     "links", IndexModel([("factory", ASCENDING)]), IndexModel([("buyer", ASCENDING)])
 )
 OPERATOR_KEYS = outbox_collection("operator_keys")
+# Reports of one category at one factory within one window (incidents.py), `_id` = the
+# incident id; members are a map case id -> hour (never an array: DESIGN.md).
+TRIAGE_INCIDENTS = outbox_collection("triage_incidents")
+# The registry's retention policy per organisation (`_id` = org id, "default" for the
+# platform's): days after closure until identity and content are deleted (retention.py).
+RETENTION_POLICIES = outbox_collection("retention_policies")
 
 COLLECTIONS = Collections(
     "triage",
@@ -50,4 +66,6 @@ COLLECTIONS = Collections(
     BUYERS,
     LINKS,
     OPERATOR_KEYS,
+    TRIAGE_INCIDENTS,
+    RETENTION_POLICIES,
 )

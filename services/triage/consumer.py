@@ -31,6 +31,7 @@ from hotline.shared.store import Document
 
 from .cases import INITIAL_STATUS, Change, queue_keys, status_change, update_case
 from .collections import TRIAGE_CASES
+from .incidents import link_incidents
 from .messages import record_message
 from .rules import rate
 
@@ -96,8 +97,11 @@ async def triage_report(runtime: Runtime, event: Event) -> None:
     try:
         await outbox_of(runtime.store, TRIAGE_CASES.name).insert(document, *events)
     except DuplicateKeyError:
-        return  # already triaged by an earlier delivery
-    runtime.relay.poke()
+        pass  # already triaged by an earlier delivery (which may have stopped before linking)
+    else:
+        runtime.relay.poke()
+    # After the case is stored, so a crash in between links it on the redelivery.
+    await link_incidents(runtime, event.subject, report.factory, report.categories, event.time)
 
 
 async def apply_message(runtime: Runtime, event: Event) -> None:

@@ -32,8 +32,16 @@ from hotline.shared.deps import OperatorDep, Role, RuntimeDep
 from hotline.shared.events import CaseStatusChanged, coarse_now, new_event
 from hotline.shared.store import Document
 
-from .cases import NO_SUCH_CASE, STATUSES, TRANSITIONS, Change, case_or_404, update_case
-from .collections import OPERATOR_KEYS
+from .cases import (
+    FINAL_STATUSES,
+    NO_SUCH_CASE,
+    STATUSES,
+    TRANSITIONS,
+    Change,
+    case_or_404,
+    update_case,
+)
+from .collections import OPERATOR_KEYS, RETENTION_KEY_PREFIX
 
 workflow = APIRouter(prefix="/api/cases", tags=["workflow"])
 
@@ -146,6 +154,11 @@ def _status_move(case: Document, body: StatusRequest, operator: Principal) -> Ch
     fields: dict[str, object] = {"status": body.status, **_history(case, entry)}
     if body.status == "acknowledged" and case.get("acknowledged") is None:
         fields["acknowledged"] = entry.hour
+    if body.status in FINAL_STATUSES:
+        # The hour it closed (statistics' time to resolve), and retention's first look at
+        # it (retention.py then sets the real deletion times from the org's policy).
+        fields["closed"] = entry.hour
+        fields["retention_next"] = RETENTION_KEY_PREFIX + entry.hour
     return fields, [new_event(case["_id"], CaseStatusChanged(status=body.status))]
 
 

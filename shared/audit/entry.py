@@ -17,6 +17,8 @@ import rfc8785
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from hotline.shared.events import (
+    Clock,
+    DeletionScope,
     EnvelopeClass,
     EventType,
     OrgKind,
@@ -156,6 +158,50 @@ class RegistryChangedEntry(AuditEntryBase):
     buyer: str | None
 
 
+class ClockStartedEntry(AuditEntryBase):
+    """A case's regulation clock started, at an hour; its due time is the rule's (the entry
+    of `first-action` says the case was critical, as an escalation's does)."""
+
+    type: Literal[EventType.CLOCK_STARTED] = EventType.CLOCK_STARTED
+    clock: Clock
+    due: str
+
+
+class ClockStoppedEntry(AuditEntryBase):
+    type: Literal[EventType.CLOCK_STOPPED] = EventType.CLOCK_STOPPED
+    clock: Clock
+    met: bool
+
+
+class ClockBreachedEntry(AuditEntryBase):
+    type: Literal[EventType.CLOCK_BREACHED] = EventType.CLOCK_BREACHED
+    clock: Clock
+    due: str
+
+
+class IncidentLinkedEntry(AuditEntryBase):
+    """The case joined an incident. No factory or category: beside the case id they would
+    tell a factory which reports are about it."""
+
+    type: Literal[EventType.INCIDENT_LINKED] = EventType.INCIDENT_LINKED
+    incident: str
+
+
+class DeletedEnvelopeSummary(_Model):
+    envelope_class: EnvelopeClass = Field(validation_alias="class", serialization_alias="class")
+    hash: str
+
+
+class EnvelopesDeletedEntry(AuditEntryBase):
+    """Retention deleted these envelopes of the case (the log keeps their hashes, so it
+    still verifies); none of them may be disclosed after this entry."""
+
+    type: Literal[EventType.ENVELOPES_DELETED] = EventType.ENVELOPES_DELETED
+    scope: DeletionScope
+    policy: str
+    envelopes: list[DeletedEnvelopeSummary]
+
+
 AuditEntry = Annotated[
     ReportSubmittedEntry
     | CaseTriagedEntry
@@ -166,7 +212,12 @@ AuditEntry = Annotated[
     | EnvelopeDisclosedEntry
     | KeyRegisteredEntry
     | KeyRevokedEntry
-    | RegistryChangedEntry,
+    | RegistryChangedEntry
+    | ClockStartedEntry
+    | ClockStoppedEntry
+    | ClockBreachedEntry
+    | IncidentLinkedEntry
+    | EnvelopesDeletedEntry,
     Field(discriminator="type"),
 ]
 """An entry of the log, of whichever event type its `type` names."""

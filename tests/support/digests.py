@@ -13,10 +13,10 @@ from typing import Any
 
 import httpx
 
-from hotline.notify.clock import ManualClock
 from hotline.notify.collections import COLLECTIONS as NOTIFY_COLLECTIONS
 from hotline.notify.issuance import Issuer
 from hotline.shared import registry
+from hotline.shared.clock import ManualClock
 from hotline.shared.config import Settings
 from hotline.shared.envelope import seal_envelope
 from hotline.shared.events import (

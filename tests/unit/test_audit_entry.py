@@ -22,11 +22,17 @@ from hotline.shared.events import (
     CaseEscalated,
     CaseStatusChanged,
     CaseTriaged,
+    ClockBreached,
+    ClockStarted,
+    ClockStopped,
+    DeletedEnvelope,
     DigestIssued,
     EnvelopeDisclosed,
+    EnvelopesDeleted,
     Event,
     EventError,
     EventType,
+    IncidentLinked,
     KeyRegistered,
     KeyRevoked,
     MessagePosted,
@@ -186,6 +192,24 @@ EVENTS: dict[str, Event] = {
             attachments=[AttachmentRef(hash="a3" * 32, size=65_552, recipients=[OPERATOR])],
         ),
     ),
+    "clock_started": event(
+        "case-1", ClockStarted(clock="acknowledgement", due="2026-03-08T10:00:00Z")
+    ),
+    "clock_stopped": event("case-1", ClockStopped(clock="acknowledgement", met=True)),
+    "clock_breached": event(
+        "case-1", ClockBreached(clock="first-action", due="2026-03-01T14:00:00Z")
+    ),
+    "incident_linked": event(
+        "case-1", IncidentLinked(incident="incident-1", factory="F-001", category="safety")
+    ),
+    "envelopes_deleted": event(
+        "case-1",
+        EnvelopesDeleted(
+            scope="identity",
+            policy="default",
+            envelopes=[DeletedEnvelope(envelope_class="identity", envelope_hash="ab" * 32)],
+        ),
+    ),
 }
 
 # The leaves the audit log wrote for these events before the typed model (RFC 8785: keys
@@ -319,6 +343,33 @@ LEAVES: dict[str, bytes] = {
         b'}],"event_id":"00000000-0000-4000-8000-000000000001","in_reply_to":null,"kind":"answer",'
         b'"message_id":"00000000-0000-4000-8000-0000000000a2","schema":1,"subject":"case-1",'
         b'"time":"2026-03-01T10:00:00Z","type":"message.posted"}'
+    ),
+    "clock_started": (
+        b'{"clock":"acknowledgement","due":"2026-03-08T10:00:00Z",'
+        b'"event_id":"00000000-0000-4000-8000-000000000001","schema":1,"subject":"case-1",'
+        b'"time":"2026-03-01T10:00:00Z","type":"clock.started"}'
+    ),
+    "clock_stopped": (
+        b'{"clock":"acknowledgement","event_id":"00000000-0000-4000-8000-000000000001",'
+        b'"met":true,"schema":1,"subject":"case-1","time":"2026-03-01T10:00:00Z",'
+        b'"type":"clock.stopped"}'
+    ),
+    "clock_breached": (
+        b'{"clock":"first-action","due":"2026-03-01T14:00:00Z",'
+        b'"event_id":"00000000-0000-4000-8000-000000000001","schema":1,"subject":"case-1",'
+        b'"time":"2026-03-01T10:00:00Z","type":"clock.breached"}'
+    ),
+    "incident_linked": (
+        b'{"event_id":"00000000-0000-4000-8000-000000000001","incident":"incident-1",'
+        b'"schema":1,"subject":"case-1","time":"2026-03-01T10:00:00Z",'
+        b'"type":"incident.linked"}'
+    ),
+    "envelopes_deleted": (
+        b'{"envelopes":[{"class":"identity",'
+        b'"hash":"abababababababababababababababababababababababababababababababab"}],'
+        b'"event_id":"00000000-0000-4000-8000-000000000001","policy":"default","schema":1,'
+        b'"scope":"identity","subject":"case-1","time":"2026-03-01T10:00:00Z",'
+        b'"type":"envelopes.deleted"}'
     ),
 }
 

@@ -1,4 +1,5 @@
-"""The time notify's scheduler and issuer read, injectable so that tests move it.
+"""The time the services' schedulers read (notify's digests, triage's clocks and retention),
+injectable so that tests move it.
 
 `SystemClock` is the machine's UTC time; `ManualClock` stands still until it is moved, and
 wakes whoever waits on it when it is, so a test moves the clock past a buyer's schedule and
@@ -59,17 +60,6 @@ class ManualClock:
 
 
 def hour_of(moment: datetime) -> str:
-    """`moment` truncated to the hour, ISO 8601 with Z (the one time format notify writes)."""
+    """`moment` truncated to the hour, ISO 8601 with Z (the time format of events)."""
     hour = moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     return hour.isoformat().replace("+00:00", "Z")
-
-
-def schedule_boundary(schedule: str, moment: datetime) -> str:
-    """The latest time at or before `moment` at which a digest on `schedule` falls due:
-    00:00 UTC every day (daily), 00:00 UTC every Monday (weekly)."""
-    day = moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    if schedule == "weekly":
-        day -= timedelta(days=day.weekday())
-    elif schedule != "daily":
-        raise ValueError(f"unknown schedule {schedule!r}")
-    return hour_of(day)
