@@ -33,9 +33,14 @@ from .cases import INITIAL_STATUS, Change, queue_keys, status_change, update_cas
 from .collections import TRIAGE_CASES
 from .incidents import link_incidents
 from .messages import record_message
+from .retention import delete_copies
 from .rules import rate
 
-TOPICS = [topic_for(EventType.REPORT_SUBMITTED), topic_for(EventType.MESSAGE_POSTED)]
+TOPICS = [
+    topic_for(EventType.REPORT_SUBMITTED),
+    topic_for(EventType.MESSAGE_POSTED),
+    topic_for(EventType.ENVELOPES_DELETED),
+]
 
 
 async def handle_event(runtime: Runtime, event: Event) -> None:
@@ -43,6 +48,7 @@ async def handle_event(runtime: Runtime, event: Event) -> None:
     handlers: dict[str, Callable[[Runtime, Event], Awaitable[None]]] = {
         EventType.REPORT_SUBMITTED: triage_report,
         EventType.MESSAGE_POSTED: apply_message,
+        EventType.ENVELOPES_DELETED: delete_copies,
     }
     await handlers[event.type](runtime, event)
 
