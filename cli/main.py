@@ -38,6 +38,7 @@ from .casework import CASEWORK_COMMANDS
 from .conversation import BUYER_COMMANDS, OPERATOR_COMMANDS
 from .digests import BUYER_DIGEST_COMMANDS
 from .options import KEY_OPTION, private_key
+from .retention import retention
 from .session import (
     CLI_CLIENT_ID,
     bearer_token,
@@ -47,6 +48,7 @@ from .session import (
     token_request,
     token_user,
 )
+from .stats import stats
 from .webhooks import webhooks
 
 DEMO_USERS = {
@@ -673,6 +675,8 @@ ATTACHMENT_SUFFIXES = {
 cli.add_command(audit)
 cli.add_command(bench)
 cli.add_command(webhooks)
+admin.add_command(retention)
+cli.add_command(stats)
 for command in CASEWORK_COMMANDS:
     cases.add_command(command)
 for command in OPERATOR_COMMANDS:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rebuild the browser crypto of both pages from ONE source each.
+# Rebuild the browser crypto of every page from ONE source each.
 #
 # 1. services/intake/static/vendor/ (the form's crypto library) from the lockfile: installs
 #    services/intake/js/package-lock.json with `npm ci --ignore-scripts` in a scratch
@@ -9,9 +9,10 @@
 #    is no .wasm file to fetch) into the vendor folder as .js files, with the wrapper's bare
 #    `import ... from "libsodium-sumo"` rewritten to the relative `./libsodium-sumo.js` (a
 #    worker has no import map), copies the ISC licence, and writes SHA256SUMS over them.
-# 2. services/notify/static/ (the buyer page): copies of that vendor folder and of the form's
-#    crypto modules the buyer page needs (services/intake/static/crypto/, where they are
-#    edited and tested against the Python vectors), and one SHA256SUMS over every copy
+# 2. services/notify/static/ (the buyer page) and services/triage/static/ (the operator
+#    console): copies of that vendor folder and of the form's crypto modules each page needs
+#    (services/intake/static/crypto/, where they are edited and tested against the Python
+#    vectors), and in each folder one SHA256SUMS over every copy there
 #    (services/notify/static/vendor/README.md). Never edit a copy: edit the source, run this.
 #
 #   scripts/vendor-js.sh            both steps (needs node and npm on PATH)
@@ -25,9 +26,12 @@ js="$root/services/intake/js"
 intake_static="$root/services/intake/static"
 vendor="$intake_static/vendor"
 notify_static="$root/services/notify/static"
+triage_static="$root/services/triage/static"
 # The buyer page verifies signed notes (tlog.js) and opens envelopes (envelope.js); these are
 # the modules those two import, and nothing else of the form's.
 buyer_modules=(bytes.js canonical.js envelope.js tlog.js)
+# The console opens and seals envelopes (envelope.js) and nothing else: it and its imports.
+console_modules=(bytes.js canonical.js envelope.js)
 vendored=(LICENSE libsodium-sumo.js libsodium-wrappers-sumo.js)
 
 case "${1:-}" in
@@ -69,15 +73,23 @@ fi
 # The intake vendor folder must be whole before it is copied anywhere.
 (cd "$vendor" && sha256sum --check --quiet SHA256SUMS)
 
-mkdir -p "$notify_static/vendor" "$notify_static/crypto"
-copied=()
-for name in "${vendored[@]}"; do
-  cp "$vendor/$name" "$notify_static/vendor/$name"
-  copied+=("vendor/$name")
-done
-for name in "${buyer_modules[@]}"; do
-  cp "$intake_static/crypto/$name" "$notify_static/crypto/$name"
-  copied+=("crypto/$name")
-done
-(cd "$notify_static" && sha256sum "${copied[@]}" >SHA256SUMS)
-echo "vendor-js: ${#copied[@]} files copied into ${notify_static#"$root"/} (SHA256SUMS)" >&2
+# copy_into FOLDER MODULE...: the vendor files and these crypto modules, and SHA256SUMS.
+copy_into() {
+  local static=$1
+  shift
+  local copied=()
+  mkdir -p "$static/vendor" "$static/crypto"
+  for name in "${vendored[@]}"; do
+    cp "$vendor/$name" "$static/vendor/$name"
+    copied+=("vendor/$name")
+  done
+  for name in "$@"; do
+    cp "$intake_static/crypto/$name" "$static/crypto/$name"
+    copied+=("crypto/$name")
+  done
+  (cd "$static" && sha256sum "${copied[@]}" >SHA256SUMS)
+  echo "vendor-js: ${#copied[@]} files copied into ${static#"$root"/} (SHA256SUMS)" >&2
+}
+
+copy_into "$notify_static" "${buyer_modules[@]}"
+copy_into "$triage_static" "${console_modules[@]}"

@@ -18,13 +18,27 @@ from .auth import Principal, require_role
 from .roles import Role
 from .service import Runtime, runtime_of
 
-__all__ = ["AdminDep", "BuyerDep", "OperatorDep", "Role", "RuntimeDep", "answer_errors"]
+__all__ = [
+    "AdminDep",
+    "BuyerDep",
+    "FactoryManagerDep",
+    "OperatorDep",
+    "OperatorOrComplianceDep",
+    "Role",
+    "RuntimeDep",
+    "answer_errors",
+]
 
 
 RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
 OperatorDep = Annotated[Principal, Depends(require_role(Role.OPERATOR))]
 BuyerDep = Annotated[Principal, Depends(require_role(Role.BUYER))]
 AdminDep = Annotated[Principal, Depends(require_role(Role.PLATFORM_ADMIN))]
+FactoryManagerDep = Annotated[Principal, Depends(require_role(Role.FACTORY_MANAGER))]
+# Either role admits (statistics: the operators and the compliance officers read them).
+OperatorOrComplianceDep = Annotated[
+    Principal, Depends(require_role(Role.OPERATOR, Role.COMPLIANCE_OFFICER))
+]
 
 
 def answer_errors(app: FastAPI, statuses: Mapping[type[Exception], int]) -> None:

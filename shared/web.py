@@ -27,6 +27,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jinja2
 from babel import Locale, UnknownLocaleError, negotiate_locale
@@ -114,6 +115,45 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def origin_of(url: str) -> str:
+    """`scheme://host[:port]` of a URL (what a CSP source names)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def page_csp_connecting_to(origin: str) -> str:
+    """The pages' CSP with `origin` added to `connect-src`: the signed-in pages (buyer page,
+    operator console) exchange codes for tokens at Keycloak's token endpoint."""
+    own = "connect-src 'self'"
+    if PAGE_CSP.count(own) != 1:
+        raise RuntimeError("the page CSP no longer has one `connect-src 'self'` to extend")
+    return PAGE_CSP.replace(own, f"{own} {origin}")
+
+
+class ConnectSrcFor:
+    """ASGI middleware, outside SecurityHeaders: on the HTML pages (the responses that got
+    PAGE_CSP), `page_csp_connecting_to(origin)` instead. Every other header stays as
+    SecurityHeaders set it."""
+
+    def __init__(self, app: ASGIApp, origin: str) -> None:
+        self.app = app
+        self.policy = page_csp_connecting_to(origin)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_policy(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                if headers.get("content-security-policy") == PAGE_CSP:
+                    headers["content-security-policy"] = self.policy
+            await send(message)
+
+        await self.app(scope, receive, send_with_policy)
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ from hotline.shared.receipt import lookup_hash
 from hotline.shared.service import Runtime
 
 from .collections import INTAKE_CASES, INTAKE_MESSAGES
+from .erasure import delete_copies
 from .state import IntakeState, Refused
 from .submission import (
     attachment_ref,
@@ -58,7 +59,11 @@ from .submission import (
 # Every status answer is a multiple of this many bytes: one bucket holds about thirty
 # replies, far more than a case's conversation has, so in practice all answers are equal.
 STATUS_BUCKET = 64 * 1024
-TOPICS = (f"hotline.{EventType.MESSAGE_POSTED}", f"hotline.{EventType.CASE_STATUS_CHANGED}")
+TOPICS = (
+    f"hotline.{EventType.MESSAGE_POSTED}",
+    f"hotline.{EventType.CASE_STATUS_CHANGED}",
+    f"hotline.{EventType.ENVELOPES_DELETED}",  # retention: erasure.py deletes intake's copies
+)
 
 
 async def find_case(runtime: Runtime, state: IntakeState, lookup_token: str) -> dict[str, Any]:
@@ -166,6 +171,8 @@ async def record_event(runtime: Runtime, event: Event) -> None:
             {"_id": event.subject},
             {"$set": {"status": changed.status, "updated": event.time[:10]}},
         )
+    elif event.type == EventType.ENVELOPES_DELETED:
+        await delete_copies(runtime, event)
 
 
 async def _record_message(runtime: Runtime, event: Event, message: MessagePosted) -> None:

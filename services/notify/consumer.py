@@ -33,6 +33,7 @@ from hotline.shared.events import (
     topic_for,
 )
 
+from .erasure import delete_copies
 from .issuance import Issuer
 
 log = logging.getLogger("hotline.notify")
@@ -42,6 +43,7 @@ TOPICS = [
     topic_for(EventType.CASE_TRIAGED),
     topic_for(EventType.CASE_ESCALATED),
     topic_for(EventType.CASE_STATUS_CHANGED),
+    topic_for(EventType.ENVELOPES_DELETED),  # retention: erasure.py deletes notify's copies
 ]
 
 
@@ -49,6 +51,8 @@ async def handle_event(issuer: Issuer, event: Event) -> None:
     """The handler of every event of `TOPICS`, by its type."""
     if event.type == EventType.REPORT_SUBMITTED:
         await add_to_digests(issuer, event)
+    elif event.type == EventType.ENVELOPES_DELETED:
+        await delete_copies(issuer.store, event)
     else:
         await apply_case_event(issuer, event)
 

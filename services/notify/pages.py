@@ -24,22 +24,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse
-from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hotline.shared.config import Settings
 from hotline.shared.taxonomy import categories
 from hotline.shared.web import (
-    PAGE_CSP,
+    ConnectSrcFor,
     Language,
     PageTemplates,
     SecurityHeaders,
     StaticAssets,
     negotiate,
+    origin_of,
 )
 
 from .digests import IssuerDep
@@ -74,43 +72,6 @@ def buyer_pages_of(request: Request) -> BuyerPages:
 BuyerPagesDep = Annotated[BuyerPages, Depends(buyer_pages_of)]
 
 
-def origin_of(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
-
-
-def buyer_page_csp(keycloak_origin: str) -> str:
-    """The pages' CSP with Keycloak's origin added to `connect-src` (the token endpoint)."""
-    own = "connect-src 'self'"
-    if PAGE_CSP.count(own) != 1:
-        raise RuntimeError("the page CSP no longer has one `connect-src 'self'` to extend")
-    return PAGE_CSP.replace(own, f"{own} {keycloak_origin}")
-
-
-class KeycloakConnectSrc:
-    """ASGI middleware, outside SecurityHeaders: on notify's HTML pages (the responses that
-    got PAGE_CSP), the CSP of `buyer_page_csp`. Every other header stays as SecurityHeaders
-    set it."""
-
-    def __init__(self, app: ASGIApp, policy: str) -> None:
-        self.app = app
-        self.policy = policy
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_policy(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                if headers.get("content-security-policy") == PAGE_CSP:
-                    headers["content-security-policy"] = self.policy
-            await send(message)
-
-        await self.app(scope, receive, send_with_policy)
-
-
 def install_pages(app: FastAPI, settings: Settings) -> None:
     """Add the buyer page's routes, its static files under `/buyer/static/v/<build>/` and the
     security headers of every response (call last, after the API routers)."""
@@ -126,9 +87,7 @@ def install_pages(app: FastAPI, settings: Settings) -> None:
     app.mount(assets.prefix, assets)
     app.add_middleware(SecurityHeaders)
     # Added after SecurityHeaders, so it runs outside it and sees the headers it set.
-    app.add_middleware(
-        KeycloakConnectSrc, policy=buyer_page_csp(origin_of(settings.keycloak_issuer))
-    )
+    app.add_middleware(ConnectSrcFor, origin=origin_of(settings.keycloak_issuer))
 
 
 @pages.get(PREFIX)

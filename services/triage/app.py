@@ -20,7 +20,7 @@ from . import admin
 from .cases import cases
 from .clocks import watch_clocks
 from .collections import COLLECTIONS
-from .console import console
+from .console import console, install_console
 from .consumer import TOPICS, handle_event
 from .messages import messages
 from .retention import enforce_retention, retention
@@ -63,4 +63,5 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     answer_errors(app, {**admin.ERROR_STATUS, **DISCLOSURE_ERROR_STATUS})
     add_health(app)
     app.state.clock = clock  # the routes' time (statistics' delay), the same as the schedulers'
+    install_console(app, settings)  # last: its security headers wrap every response
     return app

@@ -64,6 +64,7 @@ class CaseSummary(BaseModel):
     due: str
     status: str
     assignee: str | None = None
+    breached: list[str] = []  # the regulation clocks running past their due time (clocks.py)
 
 
 # What a case list projects: the summary's fields, never an envelope.
@@ -152,10 +153,19 @@ def cursor_position(cursor: str) -> str:
     return position
 
 
+class CaseClock(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    due: str  # ISO hour
+    state: Literal["running", "breached", "stopped"]
+    met: bool | None = None  # once stopped: before its due time, never breached
+
+
 class CaseDetail(CaseSummary):
     server_encrypted: bool
     content: Envelope
     identity: Envelope | None
+    clocks: dict[str, CaseClock] = {}  # clock name -> its state (clocks.py)
+    incidents: dict[str, str] = {}  # incident id -> its category (incidents.py)
 
 
 class ReplyKey(BaseModel):
@@ -164,6 +174,14 @@ class ReplyKey(BaseModel):
 
 
 NO_SUCH_CASE = "no such case (it may still be on its way from intake)"
+CONTENT_DELETED = "this case's content was deleted under its retention policy"
+
+
+def refuse_deleted(case: Document) -> None:
+    """410 Gone once retention deleted the case's content (retention.py): nothing sealed of
+    it is left to hand out, so nothing is disclosed. (A deleted identity is None.)"""
+    if "content" in (case.get("deleted") or {}):
+        raise HTTPException(410, CONTENT_DELETED)
 
 
 async def case_or_404(
@@ -231,6 +249,7 @@ async def list_cases(
 async def show_case(case_id: str, runtime: RuntimeDep, operator: OperatorDep) -> CaseDetail:
     """The case with both envelopes; each hand-out is in the audit log before it leaves."""
     doc = await case_or_404(runtime, case_id, None)
+    refuse_deleted(doc)
     detail = CaseDetail(case_id=doc["_id"], **doc)  # validated before anything is disclosed
     who = EventPrincipal(role=Role.OPERATOR, org=operator.org, subject=operator.subject)
     await disclose(runtime, case_id, doc["content"], "content", who)
@@ -261,6 +280,7 @@ STATE_FIELDS = {
     "factory": 1,
     "clocks": 1,
     "clock_next": 1,
+    "incidents": 1,
     "closed": 1,
     "retention_next": 1,
 }

@@ -1,6 +1,7 @@
 """Triage's consumer (group "triage"): rates each submitted case (recording the version of
-the rule table that did), sets its deadline, escalates the urgent; records every posted
-message and applies what it does to the case.
+the rule table that did), sets its deadline, escalates the urgent and starts its regulation
+clocks (clocks.py); records every posted message and applies what it does to the case (an
+operator's message stops the clocks it answers).
 
 Both are idempotent by construction: a case is stored under its case id, a message under its
 message id, and a change of the case is decided on its current state (an acknowledgement of
@@ -26,10 +27,12 @@ from hotline.shared.events import (
     topic_for,
 )
 from hotline.shared.outbox import outbox_of
+from hotline.shared.roles import Role
 from hotline.shared.service import Runtime
 from hotline.shared.store import Document
 
 from .cases import INITIAL_STATUS, Change, queue_keys, status_change, update_case
+from .clocks import clock_changes, initial_clocks, restarted_by_acknowledgement, stopped_by_message
 from .collections import TRIAGE_CASES
 from .incidents import link_incidents
 from .messages import record_message
@@ -78,6 +81,9 @@ async def triage_report(runtime: Runtime, event: Event) -> None:
                 CaseEscalated(severity=rating.severity, reason=rating.reason, due=due),
             )
         )
+    # The clocks start with the case: in its document and its outbox, in one write.
+    clock_fields, clock_events = initial_clocks(event.subject, rating.severity, received)
+    events.extend(clock_events)
     document = {
         "_id": event.subject,
         "factory": report.factory,
@@ -98,6 +104,10 @@ async def triage_report(runtime: Runtime, event: Event) -> None:
         "feedback": None,  # the hour of the latest feedback
         "content": report.content.model_dump(),
         "identity": report.identity.model_dump() if report.identity else None,
+        # The attachments' references (hash, size, recipients; the envelopes stay in
+        # intake): what retention lists when it deletes the content (retention.py).
+        "attachments": [ref.model_dump() for ref in report.attachments],
+        **clock_fields,
     }
     document.update(queue_keys(document))  # where the case sorts in the operator's queue
     try:
@@ -111,14 +121,38 @@ async def triage_report(runtime: Runtime, event: Event) -> None:
 
 
 async def apply_message(runtime: Runtime, event: Event) -> None:
-    """Record a posted message (any author); an acknowledgement acknowledges the case and
-    feedback dates it."""
+    """Record a posted message (any author); an operator's message stops the clocks it
+    answers, an acknowledgement acknowledges the case and feedback dates it."""
     posted = event_data(event, MessagePosted)
     await record_message(runtime, event, posted)
+    if posted.author_role != Role.OPERATOR.value:
+        return  # a worker's answer or a buyer's question changes nothing of the case
+    await update_case(
+        runtime, event.subject, lambda case: message_effects(case, posted, event.time)
+    )
+
+
+def message_effects(case: Document, posted: MessagePosted, hour: str) -> Change | None:
+    """What an operator's message posted in `hour` does to the case (None: nothing more)."""
+    fields: dict[str, object] = {}
+    events: list[Event] = []
+    restart = {}
     if posted.kind == "acknowledgement":
-        await update_case(runtime, event.subject, lambda case: acknowledged(case, event.time))
+        restart = restarted_by_acknowledgement(case, hour)  # (before it is acknowledged)
+        moved = acknowledged(case, hour)
     elif posted.kind == "feedback":
-        await update_case(runtime, event.subject, lambda case: fed_back(case, event.time))
+        moved = fed_back(case, hour)
+    else:
+        moved = None
+    if moved is not None:
+        fields.update(moved[0])
+        events.extend(moved[1])
+    clock_fields, clock_events = clock_changes(
+        case, hour, stop=stopped_by_message(posted.kind), restart=restart
+    )
+    fields.update(clock_fields)
+    events.extend(clock_events)
+    return (fields, events) if fields else None
 
 
 def acknowledged(case: Document, hour: str) -> Change | None:

@@ -48,7 +48,7 @@ from hotline.shared.outbox import outbox_of
 from hotline.shared.service import Runtime
 from hotline.shared.store import Document
 
-from .cases import case_or_404, reply_key_id
+from .cases import case_or_404, refuse_deleted, reply_key_id
 from .collections import OPERATOR_KEYS, TRIAGE_MESSAGES
 
 messages = APIRouter(prefix="/api/cases", tags=["messages"])
@@ -144,7 +144,8 @@ async def post_message(
     case_id: str, body: MessageCreate, runtime: RuntimeDep, _: OperatorDep
 ) -> Posted:
     """An operator's message to the worker, or decision on a buyer's question."""
-    case = await case_or_404(runtime, case_id, {"reply_key": 1})
+    case = await case_or_404(runtime, case_id, {"reply_key": 1, "deleted": 1})
+    refuse_deleted(case)  # a message now would outlive the deletion of the conversation
     if body.kind not in OPERATOR_KINDS:
         raise _refuse(f"an operator posts {', '.join(sorted(OPERATOR_KINDS))}, not {body.kind}")
     if body.case_ids() - {case_id}:
@@ -195,7 +196,7 @@ async def post_message(
 @messages.get("/{case_id}/messages", response_model=Conversation)
 async def case_messages(case_id: str, runtime: RuntimeDep, operator: OperatorDep) -> Conversation:
     """The case's messages in posting order, the operators' envelopes disclosed first."""
-    await case_or_404(runtime, case_id, {"_id": 1})
+    refuse_deleted(await case_or_404(runtime, case_id, {"deleted": 1}))
     found = runtime.store.db[TRIAGE_MESSAGES.name].find({"case_id": case_id}, STORED_FIELDS)
     docs = sorted([doc async for doc in found], key=lambda doc: (doc["seq"], doc["_id"]))
     decisions = {doc["in_reply_to"]: doc["kind"] for doc in docs if doc["kind"] in DECISIONS}

@@ -8,6 +8,9 @@ state machine (`cases.TRANSITIONS`), and reading what happened to it.
   reason is required to resolve or close a case. Moving to `acknowledged` here (a phone
   report has no reply key to send an acknowledgement to) stops the acknowledgement clock as
   an acknowledgement message does.
+- Claims and status moves stop the regulation clocks they answer (clocks.py `RULES`: any of
+  them is the first action on a critical case; a final status stops every clock), with
+  their `clock.stopped` events in the same write.
 - `GET /api/cases/{id}/note-keys`: the registered operator keys, which an operator's note is
   sealed to (on the operator's machine) and posted as a message of kind `note`.
 - `GET /api/cases/{id}/history`: the status changes and claims in order, each with who
@@ -41,6 +44,7 @@ from .cases import (
     case_or_404,
     update_case,
 )
+from .clocks import clock_changes, restarted_by_acknowledgement, stopped_by, stopped_by_status
 from .collections import OPERATOR_KEYS, RETENTION_KEY_PREFIX
 
 workflow = APIRouter(prefix="/api/cases", tags=["workflow"])
@@ -125,7 +129,8 @@ async def claim(
             hour=coarse_now(),
             previous=holder,
         )
-        return {"assignee": operator.subject, **_history(case, entry)}, []
+        clock_fields, clock_events = clock_changes(case, entry.hour, stop=stopped_by("claim"))
+        return {"assignee": operator.subject, **_history(case, entry), **clock_fields}, clock_events
 
     await update_case(runtime, case_id, decide)  # False: it was this operator's already
     return Claimed(case_id=case_id, assignee=operator.subject)
@@ -152,14 +157,20 @@ def _status_move(case: Document, body: StatusRequest, operator: Principal) -> Ch
         reason=body.reason,
     )
     fields: dict[str, object] = {"status": body.status, **_history(case, entry)}
+    restart = {}
     if body.status == "acknowledged" and case.get("acknowledged") is None:
         fields["acknowledged"] = entry.hour
+        restart = restarted_by_acknowledgement(case, entry.hour)
     if body.status in FINAL_STATUSES:
         # The hour it closed (statistics' time to resolve), and retention's first look at
         # it (retention.py then sets the real deletion times from the org's policy).
         fields["closed"] = entry.hour
         fields["retention_next"] = RETENTION_KEY_PREFIX + entry.hour
-    return fields, [new_event(case["_id"], CaseStatusChanged(status=body.status))]
+    clock_fields, clock_events = clock_changes(
+        case, entry.hour, stop=stopped_by_status(body.status), restart=restart
+    )
+    fields.update(clock_fields)
+    return fields, [new_event(case["_id"], CaseStatusChanged(status=body.status)), *clock_events]
 
 
 @workflow.post("/{case_id}/status", response_model=StatusChanged)

@@ -27,6 +27,7 @@ class Rule(StrEnum):
     KIND_MATCHES_AUTHOR = "message-kind-matches-author"
     FORWARDS_DISCLOSED = "forwards-disclosed"
     NOT_REVOKED = "no-envelope-sealed-to-a-revoked-key"
+    NO_HAND_OUT_AFTER_DELETION = "no-hand-out-after-deletion"
     PROOF = "inclusion-proof"
 
 

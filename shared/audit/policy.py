@@ -26,6 +26,12 @@ Revocation (issue 19: a buyer's key is rotated, the old one revoked):
    before the revocation may still be handed out (a buyer re-reads an old digest with its
    old key), and what it was sealed to was checked when it was reported.
 
+Retention (issue 18: a closed case's envelopes are deleted under its retention policy):
+
+9. no envelope is disclosed after an `envelopes.deleted` entry that lists its hash
+   (rule no-hand-out-after-deletion); the violation names that entry. A disclosure earlier
+   in the log than the deletion is a hand-out that happened while the envelope existed.
+
 A report's content and attachments (photos, voice notes are content) may be sealed to any
 key that is not revoked: they go to the buyers, and the identity rules do not hold them.
 
@@ -50,6 +56,7 @@ from ..roles import Role
 from .entry import (
     AuditEntry,
     EnvelopeDisclosedEntry,
+    EnvelopesDeletedEntry,
     EnvelopeSummary,
     KeyRegisteredEntry,
     KeyRevokedEntry,
@@ -83,6 +90,7 @@ class PolicyCounts:
     forwards: int = 0
     revoked_keys: int = 0
     sealed_envelopes: int = 0  # of reports and messages, each checked against revocations
+    deleted_envelopes: int = 0  # listed by envelopes.deleted entries (retention)
 
 
 @dataclass(frozen=True)
@@ -134,6 +142,7 @@ class NonExposurePolicy:
         self._forwards: list[_Forward] = []
         self._disclosed_to_worker: set[tuple[str, str]] = set()  # (case, envelope hash)
         self._revoked: dict[str, tuple[int, str]] = {}  # key id -> (index, org) of revocation
+        self._deleted: dict[str, int] = {}  # envelope hash -> index of its envelopes.deleted
 
     def add(self, index: int, leaf: bytes) -> None:
         """Evaluate entry `index` (its leaf: canonical JSON bytes), in log order."""
@@ -156,7 +165,13 @@ class NonExposurePolicy:
         elif isinstance(entry, MessagePostedEntry):
             self._message(index, entry)
         elif isinstance(entry, EnvelopeDisclosedEntry):
+            self._not_deleted(index, entry)
             self._disclosure(index, entry)
+        elif isinstance(entry, EnvelopesDeletedEntry):
+            for envelope in entry.envelopes:
+                if envelope.hash not in self._deleted:
+                    self._deleted[envelope.hash] = index
+                    self.counts.deleted_envelopes += 1
 
     def finish(self) -> list[AuditFailure]:
         """Decide the whole-log rules; return every violation, in entry order."""
@@ -257,6 +272,20 @@ class NonExposurePolicy:
                         index,
                     )
                 )
+
+    def _not_deleted(self, index: int, entry: EnvelopeDisclosedEntry) -> None:
+        """Rule 9 at once: the disclosed envelope was not deleted earlier in the log."""
+        deleted_at = self._deleted.get(entry.envelope_hash)
+        if deleted_at is not None:
+            self.violations.append(
+                AuditFailure(
+                    Rule.NO_HAND_OUT_AFTER_DELETION,
+                    f"the {entry.envelope_class} envelope {entry.envelope_hash} of case "
+                    f"{entry.subject} is disclosed to role {entry.principal.role} after its "
+                    f"deletion at entry {deleted_at}",
+                    index,
+                )
+            )
 
     def _disclosure(self, index: int, entry: EnvelopeDisclosedEntry) -> None:
         """Rule 2: identity never handed to a factory manager (org checked in `finish`);

@@ -8,6 +8,8 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parents[2]
 STATIC = ROOT / "services" / "intake" / "static"
 VENDOR = STATIC / "vendor"
@@ -56,27 +58,48 @@ def test_no_static_file_names_another_origin() -> None:
         assert found is None, f"{path.relative_to(ROOT)} names {found.group(0)!r}"
 
 
-# --- the buyer page's copies (scripts/vendor-js.sh copies them from intake's folder) --------
+# --- the copies of the buyer page and of the operator console -------------------------------
+# (scripts/vendor-js.sh copies them from intake's folder)
 
 NOTIFY_STATIC = ROOT / "services" / "notify" / "static"
+TRIAGE_STATIC = ROOT / "services" / "triage" / "static"
+COPIES = {
+    # folder -> files it must hold at least
+    NOTIFY_STATIC: {"vendor/libsodium-wrappers-sumo.js", "crypto/tlog.js"},
+    TRIAGE_STATIC: {"vendor/libsodium-wrappers-sumo.js", "crypto/envelope.js"},
+}
 
 
-def notify_sums() -> dict[str, str]:
-    lines = (NOTIFY_STATIC / "SHA256SUMS").read_text(encoding="ascii").splitlines()
+def copy_sums(static: Path) -> dict[str, str]:
+    lines = (static / "SHA256SUMS").read_text(encoding="ascii").splitlines()
     return {name: digest for digest, name in (line.split("  ", 1) for line in lines)}
 
 
-def test_the_buyer_pages_copies_match_their_checksums_and_intakes_files() -> None:
-    listed = notify_sums()
-    assert {"vendor/libsodium-wrappers-sumo.js", "crypto/tlog.js"} <= set(listed)
+@pytest.mark.parametrize("static", list(COPIES), ids=lambda path: path.parent.name)
+def test_the_pages_copies_match_their_checksums_and_intakes_files(static: Path) -> None:
+    listed = copy_sums(static)
+    assert COPIES[static] <= set(listed)
     for name, digest in listed.items():
-        copy = (NOTIFY_STATIC / name).read_bytes()
+        copy = (static / name).read_bytes()
         assert hashlib.sha256(copy).hexdigest() == digest, name
         assert copy == (STATIC / name).read_bytes(), f"{name} differs from intake's"
 
 
-def test_no_buyer_page_file_names_another_origin() -> None:
-    for path in (p for p in NOTIFY_STATIC.rglob("*") if p.is_file()):
+@pytest.mark.parametrize("static", list(COPIES), ids=lambda path: path.parent.name)
+def test_every_crypto_and_vendor_file_of_a_page_is_a_checked_copy(static: Path) -> None:
+    """Nothing under a page's crypto/ or vendor/ escapes the check (but the copies' README)."""
+    held = {
+        path.relative_to(static).as_posix()
+        for folder in ("crypto", "vendor")
+        for path in (static / folder).rglob("*")
+        if path.is_file() and path.name != "README.md"
+    }
+    assert held == set(copy_sums(static))
+
+
+@pytest.mark.parametrize("static", list(COPIES), ids=lambda path: path.parent.name)
+def test_no_page_file_names_another_origin(static: Path) -> None:
+    for path in (p for p in static.rglob("*") if p.is_file()):
         text = path.read_bytes().decode("utf-8", errors="replace")
         found = REMOTE_URL.search(text)
         assert found is None, f"{path.relative_to(ROOT)} names {found.group(0)!r}"

@@ -1,0 +1,228 @@
+"""Incident grouping and escalation (issue 18) against the running services: reports of one
+category at one factory within one window become one incident whose members are each
+linked once, while reports of another factory or category stay out; linking holds under
+redelivery and concurrent consumers; a critical case's escalation reaches Kafka within
+seconds of its submission.
+
+Reports are real (`hotline submit`) and grouped by the running triage; the events are read
+back from Kafka. The redelivery and concurrency checks call `incidents.link_incidents` in
+this process, on the same store as the running triage (whose relay publishes what they
+write), as a second consumer of the same events would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from pymongo import MongoClient
+from pymongo.database import Database
+
+from hotline.cli.engines.local import LocalSystem
+from hotline.shared.bus import make_producer
+from hotline.shared.config import Settings
+from hotline.shared.events import Event, EventError, EventType, parse_event, topic_for
+from hotline.shared.outbox import relay_for
+from hotline.shared.service import Runtime
+from hotline.shared.store import Store
+from hotline.triage.collections import COLLECTIONS
+from hotline.triage.incidents import THRESHOLD, incident_id, link_incidents, window_of
+from tests.support.cli import hotline, hotline_json
+from tests.support.registry import AdminApi, unique_factory_code
+from tests.support.topics import records_on
+from tests.support.waiting import wait_for
+
+Document = dict[str, Any]
+WAIT = 60.0
+LINKED = topic_for(EventType.INCIDENT_LINKED)
+ESCALATED = topic_for(EventType.CASE_ESCALATED)
+CATEGORY = "association"  # a strike: high, not critical (no escalation of its own)
+ESCALATION_WITHIN = 10.0  # seconds from the accepted submission to the event on Kafka
+
+
+@dataclass
+class World:
+    settings: Settings
+    mongo: Database[Document]
+    factory: str
+    other_factory: str
+
+
+@pytest.fixture(scope="module")
+def world(system: LocalSystem, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    settings = system.settings
+    admin = AdminApi(settings)
+    key_file = tmp_path_factory.mktemp("keys") / "operator.key"
+    hotline("keys", "generate", "--out", str(key_file))  # reports are sealed to operator keys
+    operator_public = (key_file.parent / "operator.key.pub").read_text().splitlines()[1]
+    admin.created("operator-keys", {"public_key": operator_public})
+    factory, other_factory = unique_factory_code(), unique_factory_code()
+    for code in (factory, other_factory):
+        admin.created("factories", {"code": code, "name": "Plover Textiles", "country": "KH"})
+    client: MongoClient[Document] = MongoClient(settings.mongo_url)
+    with client:
+        yield World(settings, client[settings.mongo_db], factory, other_factory)
+
+
+def submit(world: World, factory: str, category: str) -> str:
+    submitted = hotline_json("submit", "--factory", factory, "--category", category, "--text", "x")
+    case_id: str = submitted["case_id"]
+    return case_id
+
+
+def stored(world: World, case_id: str) -> Document:
+    found = wait_for(
+        lambda: world.mongo.triage_cases.find_one({"_id": case_id}),
+        timeout=WAIT,
+        what="the case at triage",
+    )
+    return dict(found)
+
+
+async def events_on(settings: Settings, topic: str) -> list[Event]:
+    found = []
+    for raw in await records_on(settings, topic):
+        try:
+            found.append(parse_event(raw))
+        except EventError:
+            continue
+    return found
+
+
+def links(world: World, incident: str) -> Counter[str]:
+    """How many `incident.linked` records of `incident` each case has on Kafka."""
+    events = asyncio.run(events_on(world.settings, LINKED))
+    return Counter(event.subject for event in events if event.data["incident"] == incident)
+
+
+def links_once_there_are(world: World, incident: str, count: int) -> Counter[str]:
+    """The incident's links on Kafka once `count` cases have one."""
+
+    def found() -> Counter[str] | None:
+        linked = links(world, incident)
+        return linked if len(linked) >= count else None
+
+    return wait_for(found, timeout=WAIT, what=f"{count} cases linked to the incident")
+
+
+def incident_document(world: World, incident: str) -> Document:
+    found = world.mongo.triage_incidents.find_one({"_id": incident})
+    assert found is not None
+    return dict(found)
+
+
+@pytest.fixture(scope="module")
+def incident(world: World) -> tuple[str, list[str], list[str]]:
+    """Three reports of one category at one factory (an incident), and two that are not of
+    it (another factory; another category): (incident id, members, the others)."""
+    members = [submit(world, world.factory, CATEGORY) for _ in range(THRESHOLD)]
+    others = [submit(world, world.other_factory, CATEGORY), submit(world, world.factory, "hours")]
+    hours = {stored(world, case_id)["received"] for case_id in members + others}
+    windows = {window_of(hour) for hour in hours}
+    if len(windows) > 1:
+        pytest.skip("the reports straddle the end of an incident window (a rare boundary)")
+    [(start, _)] = windows
+    return incident_id(world.factory, CATEGORY, start), members, others
+
+
+def test_reports_of_one_category_at_one_factory_are_linked_once_each(
+    world: World, incident: tuple[str, list[str], list[str]]
+) -> None:
+    incident_key, members, others = incident
+    linked = links_once_there_are(world, incident_key, THRESHOLD)
+    assert linked == Counter(dict.fromkeys(members, 1)), "every member exactly once"
+
+    document = incident_document(world, incident_key)
+    assert set(document["members"]) == set(members)
+    assert (document["factory"], document["category"]) == (world.factory, CATEGORY)
+    assert not {"identity", "content", "envelope"} & set(document), "no identity, no content"
+    for case_id in members:  # linked, not merged: each case keeps its own document
+        case = stored(world, case_id)
+        assert case["incidents"] == {incident_key: CATEGORY}
+        assert case["content"]["ciphertext"]
+    for case_id in others:
+        assert not stored(world, case_id).get("incidents"), "another factory or category"
+    every = asyncio.run(events_on(world.settings, LINKED))
+    assert not {event.subject for event in every} & set(others)
+
+
+def test_a_newcomer_is_linked_once_and_redelivery_links_nothing_again(
+    world: World, incident: tuple[str, list[str], list[str]]
+) -> None:
+    incident_key, members, _ = incident
+    links_once_there_are(world, incident_key, THRESHOLD)
+    newcomer = submit(world, world.factory, CATEGORY)
+    hour = stored(world, newcomer)["received"]
+    if window_of(hour)[0] != incident_document(world, incident_key)["window_start"]:
+        pytest.skip("the newcomer came after the window's end")
+    linked = links_once_there_are(world, incident_key, THRESHOLD + 1)
+    assert linked == Counter(dict.fromkeys([*members, newcomer], 1))
+
+    # Every member's report delivered again, twice, concurrently: nothing new.
+    version = incident_document(world, incident_key)["version"]
+    cases = [stored(world, case_id) for case_id in [*members, newcomer]]
+    asyncio.run(_link_concurrently(world.settings, cases, copies=2))
+    assert incident_document(world, incident_key)["version"] == version
+    assert links(world, incident_key) == linked
+
+
+def test_concurrent_consumers_link_each_member_exactly_once(world: World) -> None:
+    """Reports of a new incident handled by two consumers at once (each report twice):
+    the guarded writes link each case once."""
+    factory = f"race-{uuid.uuid4().hex[:8]}"  # an incident of its own, no real case in it
+    hour = stored(world, submit(world, world.factory, "hours"))["received"]
+    cases = [
+        {"_id": str(uuid.uuid4()), "factory": factory, "categories": [CATEGORY], "received": hour}
+        for _ in range(THRESHOLD + 1)
+    ]
+    asyncio.run(_link_concurrently(world.settings, cases, copies=2))
+    key = incident_id(factory, CATEGORY, window_of(hour)[0])
+    linked = links_once_there_are(world, key, len(cases))
+    assert linked == Counter({case["_id"]: 1 for case in cases})
+
+
+async def _link_concurrently(settings: Settings, cases: list[Document], copies: int) -> None:
+    """`link_incidents` for every case, `copies` times each, all at once, on `copies` store
+    connections (the running triage's relay publishes what they write)."""
+    runtimes = []
+    for _ in range(copies):
+        store = Store(settings, COLLECTIONS)
+        producer = make_producer(settings)
+        runtimes.append(Runtime(settings, store, producer, relay_for(store, producer)))
+    try:
+        await asyncio.gather(
+            *(
+                link_incidents(
+                    runtime, case["_id"], case["factory"], case["categories"], case["received"]
+                )
+                for runtime in runtimes
+                for case in cases
+            )
+        )
+    finally:
+        for runtime in runtimes:
+            await runtime.store.close()
+
+
+# --- escalation ------------------------------------------------------------------------------
+
+
+def test_a_critical_case_is_escalated_on_kafka_within_seconds(world: World) -> None:
+    case_id = submit(world, world.factory, "safety")
+    accepted = time.monotonic()
+
+    def escalated() -> Event | None:
+        events = asyncio.run(events_on(world.settings, ESCALATED))
+        return next((event for event in events if event.subject == case_id), None)
+
+    event = wait_for(escalated, timeout=WAIT, what="the escalation on Kafka")
+    took = time.monotonic() - accepted
+    print(f"\nescalation on Kafka {took * 1000:.0f} ms after the submission was accepted")
+    assert event.data["severity"] == "critical"
+    assert took < ESCALATION_WITHIN, f"the escalation took {took:.1f} s"

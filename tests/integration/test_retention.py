@@ -1,0 +1,502 @@
+"""Retention against the running system (issue 18): a closed case's identity, then its
+content, deleted from every service's collections under its factory's policy, announced on
+Kafka and in the audit log, which still verifies; the policy's admin API; and the Kafka
+topics that carry envelopes bounded as declared.
+
+One case is taken through its whole life once (module fixture `retained`): reported with an
+identity and a photo through intake's API (as the form sends it), answered by the operator
+(`hotline cases reply`), listed in a buyer's digest, closed, and then retention's round run
+in this process with `now` past each of the policy's deadlines (the round is a function of
+`now`: no clock is moved under the running services' feet, and no test waits days). The
+running triage's own scheduler may take the first look meanwhile: it writes the same
+decisions, guarded, so the test holds whichever does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from pymongo import MongoClient
+from pymongo.database import Database
+
+from hotline.cli.engines import kafka
+from hotline.cli.engines.keycloak import password_token
+from hotline.cli.engines.local import LocalSystem
+from hotline.shared.bus import make_producer
+from hotline.shared.config import Settings
+from hotline.shared.envelope import Envelope, envelope_hash, seal_envelope
+from hotline.shared.events import (
+    DEAD_LETTER_TOPIC,
+    EventError,
+    EventType,
+    parse_event,
+    topic_for,
+)
+from hotline.shared.keys import b64decode_strict, b64encode
+from hotline.shared.outbox import relay_for
+from hotline.shared.pow import solve
+from hotline.shared.receipt import derive_receipt, new_receipt
+from hotline.shared.reports import ProofOfWork, ReportCreate, routing_metadata
+from hotline.shared.roles import Role
+from hotline.shared.service import Runtime
+from hotline.shared.store import Store
+from hotline.triage.collections import COLLECTIONS
+from hotline.triage.retention import retention_round
+from tests.support.audit import served_size, system_entries
+from tests.support.cli import hotline, hotline_json
+from tests.support.realm import add_user
+from tests.support.registry import AdminApi, Party, unique_buyer_id, unique_factory_code
+from tests.support.topics import records_on
+from tests.support.waiting import wait_for
+
+Document = dict[str, Any]
+WAIT = 60.0
+IDENTITY_DAYS, CONTENT_DAYS = 3, 10
+DELETIONS = topic_for(EventType.ENVELOPES_DELETED)
+# The topics whose records carry ciphertext (envelopes), and so must not keep it forever.
+ENVELOPE_TOPICS = (
+    topic_for(EventType.REPORT_SUBMITTED),
+    topic_for(EventType.MESSAGE_POSTED),
+    DEAD_LETTER_TOPIC,
+)
+
+
+@dataclass
+class World:
+    settings: Settings
+    mongo: Database[Document]
+    factory: str
+    buyer: str
+    buyer_user: str
+    admin: AdminApi = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.admin = AdminApi(self.settings)
+
+    def token(self, user: str) -> str:
+        return password_token(self.settings, user, user)
+
+    def call(self, method: str, url: str, user: str | None, body: Any = None) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.token(user)}"} if user else {}
+        return httpx.request(method, url, json=body, headers=headers, timeout=60)
+
+    def policy(
+        self, method: str, org: str, user: str = "admin", body: Any = None
+    ) -> httpx.Response:
+        return self.call(
+            method, f"{self.settings.triage_url}/api/admin/retention/{org}", user, body
+        )
+
+
+@dataclass
+class Retained:
+    """The case taken through its life, and what it held."""
+
+    case_id: str
+    content: Envelope
+    identity: Envelope
+    photo: Envelope
+    message: Document  # triage's record of the operator's reply (its envelope)
+    closed: datetime
+    after_identity: Document  # envelopes.deleted of the identity round
+    after_content: Document  # and of the content round
+
+    def ciphertexts(self) -> dict[str, str]:
+        """The base64 ciphertext of every envelope of the case, by what it is."""
+        return {
+            "content": self.content.ciphertext,
+            "identity": self.identity.ciphertext,
+            "photo": self.photo.ciphertext,
+            "reply": self.message["envelope"]["ciphertext"],
+        }
+
+
+@pytest.fixture(scope="module")
+def world(system: LocalSystem) -> Iterator[World]:
+    settings = system.settings
+    admin = AdminApi(settings)
+    operator, buyer_key = Party.new(), Party.new()
+    admin.created("operator-keys", {"public_key": operator.public_b64})
+    factory = unique_factory_code()
+    admin.created("factories", {"code": factory, "name": "Kestrel Toys", "country": "CN"})
+    buyer = unique_buyer_id()
+    admin.created(
+        "buyers", {"buyer_id": buyer, "name": "Kestrel Buyer", "public_key": buyer_key.public_b64}
+    )
+    admin.created("links", {"buyer_id": buyer, "factory": factory})
+    client: MongoClient[Document] = MongoClient(settings.mongo_url)
+    with client:
+        yield World(
+            settings=settings,
+            mongo=client[settings.mongo_db],
+            factory=factory,
+            buyer=buyer,
+            buyer_user=add_user(settings, Role.BUYER, buyer),
+        )
+
+
+def submit_with_photo(world: World) -> tuple[str, Envelope, Envelope, Envelope]:
+    """A report with an identity and a photo, sealed as the form seals it, to the keys intake
+    names for the factory; (case id, content, identity, photo)."""
+    settings = world.settings
+    keys = httpx.get(f"{settings.intake_url}/api/recipients/{world.factory}", timeout=30).json()
+    content_keys = {kid: b64decode_strict(pub) for kid, pub in keys["content"].items()}
+    identity_keys = {kid: b64decode_strict(pub) for kid, pub in keys["identity"].items()}
+    case_id = str(uuid.uuid4())
+    routing = routing_metadata(world.factory, ["safety"], False, "en")
+
+    def sealed(plain: bytes, kind: Any, to: dict[str, bytes]) -> Envelope:
+        return seal_envelope(plain, case_id=case_id, kind=kind, routing=routing, recipients=to)
+
+    content = sealed(b"the fire exit on floor 3 is chained at night", "content", content_keys)
+    identity = sealed(b"Li, line 4, night shift", "identity", identity_keys)
+    photo = sealed(b"image/jpeg\n" + bytes(range(256)) * 40, "attachment", content_keys)
+    derived = derive_receipt(new_receipt())
+    issued = httpx.get(f"{settings.intake_url}/api/challenge", timeout=30).json()
+    report = ReportCreate(
+        case_id=case_id,
+        factory=world.factory,
+        categories=["safety"],
+        language="en",
+        lookup_token=derived.lookup_token.hex(),
+        reply_key=b64encode(derived.reply_public),
+        content=content,
+        identity=identity,
+        attachments=[photo],
+        pow=ProofOfWork(
+            challenge=issued["challenge"], solution=solve(issued["challenge"], issued["difficulty"])
+        ),
+    )
+    response = httpx.post(
+        f"{settings.intake_url}/api/reports", json=report.model_dump(mode="json"), timeout=60
+    )
+    assert response.status_code == 201, response.text
+    return case_id, content, identity, photo
+
+
+async def _round(settings: Settings, now: datetime) -> int:
+    """One retention round at `now`, in this process, over the running system's store; its
+    events published before it returns."""
+    store = Store(settings, COLLECTIONS)
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        runtime = Runtime(settings, store, producer, relay_for(store, producer))
+        written = await retention_round(runtime, now)
+        await runtime.relay.flush()
+        return written
+    finally:
+        await producer.stop()
+        await store.close()
+
+
+def run_round(settings: Settings, now: datetime) -> int:
+    return asyncio.run(_round(settings, now))
+
+
+def deletion_on_kafka(settings: Settings, case_id: str, scope: str) -> Document | None:
+    for raw in asyncio.run(records_on(settings, DELETIONS)):
+        try:
+            event = parse_event(raw)
+        except EventError:
+            continue  # other tests' poison records
+        if event.subject == case_id and event.data["scope"] == scope:
+            return event.data
+    return None
+
+
+@pytest.fixture(scope="module")
+def retained(world: World) -> Retained:
+    settings, mongo = world.settings, world.mongo
+    set_policy = world.policy(
+        "PUT", world.factory, body={"identity_days": IDENTITY_DAYS, "content_days": CONTENT_DAYS}
+    )
+    assert set_policy.status_code == 200, set_policy.text
+    case_id, content, identity, photo = submit_with_photo(world)
+    wait_for(lambda: mongo.triage_cases.find_one({"_id": case_id}), WAIT, "the case at triage")
+
+    hotline("cases", "reply", case_id, "--text", "We are on it.", token=world.token("operator"))
+    message = wait_for(
+        lambda: mongo.triage_messages.find_one({"case_id": case_id, "kind": "reply"}),
+        WAIT,
+        "the reply at triage",
+    )
+    wait_for(
+        lambda: mongo.intake_messages.find_one({"case_id": case_id}), WAIT, "the reply at intake"
+    )
+    wait_for(
+        lambda: mongo.notify_items.find_one({"case_id": case_id, "change": "new"}),
+        WAIT,
+        "the buyer's record of the report",
+    )
+    # A safety report is critical: its urgent digest is issued at once (else: on request).
+    issued = world.call("POST", f"{settings.notify_url}/api/digests/issue", world.buyer_user)
+    assert issued.status_code in (201, 204), issued.text
+    digest = wait_for(
+        lambda: mongo.notify_digests.find_one({"cases": case_id}), WAIT, "the buyer's digest"
+    )
+    assert content.ciphertext in digest["body"], "the buyer's digest holds the content"
+
+    closing = {"status": "closed", "reason": "fixed on site"}
+    url = f"{settings.triage_url}/api/cases/{case_id}/status"
+    closed = world.call("POST", url, "operator", closing)
+    assert closed.status_code == 200, closed.text
+    case = mongo.triage_cases.find_one({"_id": case_id})
+    assert case is not None and case["closed"]
+    closed_at = datetime.fromisoformat(case["closed"].replace("Z", "+00:00"))
+
+    # Before the identity's deadline nothing is deleted: the round only sets when to look.
+    run_round(settings, closed_at + timedelta(days=IDENTITY_DAYS) - timedelta(hours=1))
+    case = mongo.triage_cases.find_one({"_id": case_id})
+    assert case is not None and case["identity"] is not None and "deleted" not in case
+
+    run_round(settings, closed_at + timedelta(days=IDENTITY_DAYS, hours=1))
+    after_identity = wait_for(
+        lambda: deletion_on_kafka(settings, case_id, "identity"), WAIT, "the identity's deletion"
+    )
+    run_round(settings, closed_at + timedelta(days=CONTENT_DAYS, hours=1))
+    after_content = wait_for(
+        lambda: deletion_on_kafka(settings, case_id, "content"), WAIT, "the content's deletion"
+    )
+    return Retained(
+        case_id, content, identity, photo, message, closed_at, after_identity, after_content
+    )
+
+
+# --- the policy ------------------------------------------------------------------------------
+
+
+def test_a_policy_is_set_and_read_by_the_admin_only(world: World) -> None:
+    body = {"identity_days": 7, "content_days": 90}
+    other = unique_factory_code()
+    world.admin.created("factories", {"code": other, "name": "Plover Toys", "country": "VN"})
+    inherited = world.policy("GET", other)
+    assert inherited.status_code == 200, inherited.text
+    assert inherited.json()["applies"] == "default"
+
+    assert world.policy("PUT", other, body=body).json() == {
+        "org": other,
+        "identity_days": 7,
+        "content_days": 90,
+        "applies": other,
+    }
+    assert world.policy("GET", other).json()["applies"] == other
+    assert world.policy("PUT", other, user="operator", body=body).status_code == 403
+    assert world.policy("GET", other, user="operator").status_code == 403
+
+
+def test_bad_policies_are_refused_and_change_nothing(world: World) -> None:
+    other = unique_factory_code()
+    world.admin.created("factories", {"code": other, "name": "Avocet Toys", "country": "BD"})
+    good = {"identity_days": 5, "content_days": 50}
+    assert world.policy("PUT", other, body=good).status_code == 200
+    for bad in (
+        {"identity_days": 60, "content_days": 30},  # identity would outlive the content
+        {"identity_days": -1, "content_days": 30},
+        {"identity_days": 1, "content_days": 10**9},
+        {"identity_days": "soon", "content_days": 30},
+        {"identity_days": 1},
+        {"identity_days": 1, "content_days": 2, "consent": True},
+    ):
+        refused = world.policy("PUT", other, body=bad)
+        assert refused.status_code == 422, (bad, refused.text)
+    assert world.policy("GET", other).json()["identity_days"] == 5
+    assert world.policy("PUT", "F-NOSUCH01", body=good).status_code == 404
+    assert world.policy("GET", "F-NOSUCH01").status_code == 404
+    assert world.policy("GET", "not an org").status_code == 422
+
+
+def test_the_cli_sets_and_shows_a_policy(world: World) -> None:
+    other = unique_factory_code()
+    world.admin.created("factories", {"code": other, "name": "Tern Toys", "country": "ID"})
+    token = world.token("admin")
+    args = ("admin", "retention", "set", other, "--identity-days", "2", "--content-days", "20")
+    assert hotline_json(*args, token=token)["content_days"] == 20
+    shown = hotline("admin", "retention", "show", other, token=token).stdout
+    assert f"{other}: identity deleted 2 days after closure, content 20 days" in shown
+
+
+# --- deletion --------------------------------------------------------------------------------
+
+
+def test_the_identity_goes_first_from_triage_and_intake(world: World, retained: Retained) -> None:
+    assert retained.after_identity == {
+        "scope": "identity",
+        "policy": world.factory,
+        "envelopes": [
+            {"envelope_class": "identity", "envelope_hash": envelope_hash(retained.identity)}
+        ],
+    }
+    case = world.mongo.triage_cases.find_one({"_id": retained.case_id})
+    assert case is not None
+    assert set(case["deleted"]) == {"identity", "content"}
+    assert case["deleted"]["identity"] < case["deleted"]["content"]
+    wait_for(
+        lambda: world.mongo.intake_cases.find_one({"_id": retained.case_id, "identity": None}),
+        WAIT,
+        "the identity gone from intake",
+    )
+
+
+def test_the_content_goes_from_every_collection(world: World, retained: Retained) -> None:
+    mongo, case_id = world.mongo, retained.case_id
+    case = mongo.triage_cases.find_one({"_id": case_id})
+    assert case is not None
+    assert (case["content"], case["identity"], case["retention_next"]) == (None, None, None)
+    assert case["status"] == "closed", "the case stays, with its routing and status"
+    assert mongo.triage_messages.count_documents({"case_id": case_id}) == 0
+
+    def intake_cleared() -> bool:
+        stored = mongo.intake_cases.find_one({"_id": case_id})
+        return (
+            stored is not None
+            and stored["content"] is None
+            and mongo.intake_attachments.count_documents({"case_id": case_id}) == 0
+            and mongo.intake_messages.count_documents({"case_id": case_id}) == 0
+        )
+
+    wait_for(intake_cleared, WAIT, "the content gone from intake")
+
+    def notify_cleared() -> bool:
+        records = list(mongo.notify_items.find({"case_id": case_id, "change": "new"}))
+        digests = list(mongo.notify_digests.find({"cases": case_id}))
+        return (
+            bool(records and digests)
+            and all(r["content"] is None for r in records)
+            and all(retained.content.ciphertext not in d["body"] for d in digests)
+        )
+
+    wait_for(notify_cleared, WAIT, "the content gone from notify's records and digests")
+
+
+def test_the_deletion_lists_every_envelope_with_its_hash(world: World, retained: Retained) -> None:
+    """The content round lists the content, the report's photo and the conversation's
+    message (the identity went in the round before)."""
+    listed = {
+        (e["envelope_class"], e["envelope_hash"]) for e in retained.after_content["envelopes"]
+    }
+    assert listed == {
+        ("content", envelope_hash(retained.content)),
+        ("attachment", envelope_hash(retained.photo)),
+        ("message", envelope_hash(retained.message["envelope"])),
+    }
+    assert retained.after_content["policy"] == world.factory
+
+
+def test_a_deleted_case_is_gone_for_the_operator_and_nothing_is_disclosed(
+    world: World, retained: Retained
+) -> None:
+    url = f"{world.settings.triage_url}/api/cases/{retained.case_id}"
+    disclosures = world.mongo.triage_disclosures
+    before = disclosures.count_documents({"case_id": retained.case_id})
+    shown = world.call("GET", url, "operator")
+    assert shown.status_code == 410, shown.text
+    assert retained.content.ciphertext not in shown.text
+    messages = world.call("GET", f"{url}/messages", "operator")
+    assert messages.status_code in (200, 410), messages.text
+    assert retained.message["envelope"]["ciphertext"] not in messages.text
+    assert disclosures.count_documents({"case_id": retained.case_id}) == before
+    queue = f"{world.settings.triage_url}/api/cases?status=closed&factory={world.factory}"
+    listed = world.call("GET", queue, "operator")
+    assert retained.case_id in {c["case_id"] for c in listed.json()["cases"]}
+
+
+def test_no_database_file_holds_the_ciphertext(system: LocalSystem, retained: Retained) -> None:
+    """Every file of the database under the data directory (SQLite's files and their
+    write-ahead logs), searched for each envelope's ciphertext."""
+    mongo_dir = system.settings.data / "mongo"
+    files = [path for path in mongo_dir.rglob("*") if path.is_file()]
+    assert files, f"no database files under {mongo_dir}"
+    wanted = {what: text.encode() for what, text in retained.ciphertexts().items()}
+
+    def holding() -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for path in files:
+            data = path.read_bytes()
+            for what, needle in wanted.items():
+                if needle in data:
+                    found.setdefault(what, []).append(path.name)
+        return found
+
+    found = holding()
+    live = {what: live_rows(files, wanted[what]) for what in found}
+    assert found == {}, f"in the files: {found}; in live rows (table names): {live}"
+
+
+def live_rows(files: list[Path], needle: bytes) -> list[str]:
+    """The tables of the SQLite files whose live rows hold `needle` (read-only): tells a
+    copy still stored from bytes left in freed pages or the write-ahead log."""
+    tables: list[str] = []
+    for path in files:
+        if path.suffix != ".db":
+            continue
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            names = [
+                row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            ]
+            for name in names:
+                for row in db.execute(f'SELECT * FROM "{name}"'):
+                    if any(needle in str(value).encode() for value in row):
+                        tables.append(f"{path.name}:{name}")
+                        break
+    return tables
+
+
+def test_the_audit_log_still_verifies(world: World, retained: Retained, tmp_path: Path) -> None:
+    def logged() -> Document | None:
+        entries = [
+            e
+            for e in system_entries(world.settings, retained.case_id)
+            if e["entry"]["type"] == EventType.ENVELOPES_DELETED
+        ]
+        if len(entries) == 2 and served_size(world.settings.audit_url) > max(
+            e["index"] for e in entries
+        ):
+            return entries[-1]
+        return None
+
+    entry = wait_for(logged, WAIT, "both deletions in the audit log under a checkpoint")
+    assert "ciphertext" not in json.dumps(entry)
+    vkey = httpx.get(f"{world.settings.audit_url}/vkey", timeout=30).text.strip()
+    verdict = hotline_json("audit", "verify", "--vkey", vkey, "--state", str(tmp_path / "s.json"))
+    assert verdict["failures"] == []
+    assert verdict["policy"]["deleted_envelopes"] >= 4
+
+
+# --- Kafka -----------------------------------------------------------------------------------
+
+
+async def test_topics_that_carry_envelopes_keep_them_for_a_bounded_time(
+    system: LocalSystem,
+) -> None:
+    declared = {spec["name"]: spec["retention_ms"] for spec in kafka.declared_topics()}
+    admin = AIOKafkaAdminClient(bootstrap_servers=system.settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        responses = await admin.describe_configs(
+            [
+                ConfigResource(ConfigResourceType.TOPIC, name, {"retention.ms": None})
+                for name in ENVELOPE_TOPICS
+            ]
+        )
+    finally:
+        await admin.close()
+    running = {
+        resource[3]: int(dict((entry[0], entry[1]) for entry in resource[4])["retention.ms"])
+        for response in responses
+        for resource in response.resources
+    }
+    assert running == {name: declared[name] for name in ENVELOPE_TOPICS}
+    assert all(0 < ms <= timedelta(days=90) / timedelta(milliseconds=1) for ms in running.values())
