@@ -576,9 +576,11 @@ def cases_list(
         click.echo(json.dumps(found, indent=2))
         return
     for case in found["cases"]:
+        late = case.get("breached") or []
         click.echo(
             f"{case['case_id']}  {case['severity']:<8} due {case['due']}  "
             f"{case['factory']}  {','.join(case['categories'])}  {case['status']}"
+            + (f"  LATE: {','.join(late)}" if late else "")  # clocks running past due
         )
     if found["next"]:
         click.echo(f"more: --after {found['next']}")

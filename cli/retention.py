@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 import click
 
 from hotline.shared.config import Settings
+from hotline.triage.retention import MAX_DAYS
 
 from .session import bearer_token, call
 
@@ -22,7 +24,8 @@ JSON_HELP = "Print the policy as JSON."
 
 
 def _url(settings: Settings, org: str) -> str:
-    return f"{settings.triage_url}/api/admin/retention/{org}"
+    # Quoted whole: an ORG with "/", "?" or "#" stays one path segment (the service 422s it).
+    return f"{settings.triage_url}/api/admin/retention/{quote(org, safe='')}"
 
 
 def _show(policy: dict[str, Any], as_json: bool) -> None:
@@ -47,13 +50,13 @@ def retention() -> None:
 @click.argument("org")
 @click.option(
     "--identity-days",
-    type=click.IntRange(0, 36_500),
+    type=click.IntRange(0, MAX_DAYS),
     required=True,
     help="Days after closure until the worker's identity envelope is deleted.",
 )
 @click.option(
     "--content-days",
-    type=click.IntRange(0, 36_500),
+    type=click.IntRange(0, MAX_DAYS),
     required=True,
     help="Days after closure until the content, attachments and conversation are deleted "
     "(at least --identity-days: deleting the content deletes the identity too).",

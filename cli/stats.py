@@ -81,9 +81,10 @@ def stats(
     and 90th percentile hours to acknowledge and to resolve (roles triage-analyst and
     compliance-officer).
 
-    A case counts in each of its categories. Counts of 1 to 4 read "<5", and no time is
-    given for fewer than 5 cases, so that no figure points at a worker; there are no totals
-    (a total minus the shown cells would reveal the hidden ones).
+    A case counts in each of its categories. Counts of 1 to 4, and counts 1 to 4 short of
+    their row's cases, read "<5", and no time is given for fewer than 5 cases, so that no
+    figure points at a worker; there are no totals (a total minus the shown cells would
+    reveal the hidden ones).
     """
     if as_csv and as_json:
         raise click.UsageError("--csv and --json are alternatives: pick one")

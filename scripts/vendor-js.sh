@@ -12,11 +12,15 @@
 # 2. services/notify/static/ (the buyer page) and services/triage/static/ (the operator
 #    console): copies of that vendor folder and of the form's crypto modules each page needs
 #    (services/intake/static/crypto/, where they are edited and tested against the Python
-#    vectors), and in each folder one SHA256SUMS over every copy there
-#    (services/notify/static/vendor/README.md). Never edit a copy: edit the source, run this.
+#    vectors); into the console's folder also the code the signed-in pages share (the
+#    sign-in, the worker's client, page helpers, the common style: services/notify/static/
+#    signin/, its source, which the buyer page serves as it is); and in each folder one
+#    SHA256SUMS over every copy there (services/notify/static/vendor/README.md).
+#    Never edit a copy: edit the source, run this.
 #
 #   scripts/vendor-js.sh            both steps (needs node and npm on PATH)
 #   scripts/vendor-js.sh --copies   step 2 only, after editing a module under intake/static/crypto
+#                                   or notify/static/signin
 #
 # Idempotent: the same lockfile and sources give the same bytes.
 set -euo pipefail
@@ -32,6 +36,8 @@ triage_static="$root/services/triage/static"
 buyer_modules=(bytes.js canonical.js envelope.js tlog.js)
 # The console opens and seals envelopes (envelope.js) and nothing else: it and its imports.
 console_modules=(bytes.js canonical.js envelope.js)
+# What the buyer page and the console share, all of notify/static/signin/.
+signin_files=(signed-in.js signin.css signin.js)
 vendored=(LICENSE libsodium-sumo.js libsodium-wrappers-sumo.js)
 
 case "${1:-}" in
@@ -73,23 +79,32 @@ fi
 # The intake vendor folder must be whole before it is copied anywhere.
 (cd "$vendor" && sha256sum --check --quiet SHA256SUMS)
 
-# copy_into FOLDER MODULE...: the vendor files and these crypto modules, and SHA256SUMS.
-copy_into() {
-  local static=$1
-  shift
-  local copied=()
-  mkdir -p "$static/vendor" "$static/crypto"
-  for name in "${vendored[@]}"; do
-    cp "$vendor/$name" "$static/vendor/$name"
-    copied+=("vendor/$name")
-  done
+copied=() # the paths copied into the folder being filled, for its SHA256SUMS
+
+# copy FROM STATIC FOLDER NAME...: FROM/NAME to STATIC/FOLDER/NAME, for each NAME.
+copy() {
+  local from=$1 static=$2 folder=$3
+  shift 3
+  mkdir -p "$static/$folder"
   for name in "$@"; do
-    cp "$intake_static/crypto/$name" "$static/crypto/$name"
-    copied+=("crypto/$name")
+    cp "$from/$name" "$static/$folder/$name"
+    copied+=("$folder/$name")
   done
-  (cd "$static" && sha256sum "${copied[@]}" >SHA256SUMS)
-  echo "vendor-js: ${#copied[@]} files copied into ${static#"$root"/} (SHA256SUMS)" >&2
 }
 
-copy_into "$notify_static" "${buyer_modules[@]}"
-copy_into "$triage_static" "${console_modules[@]}"
+# write_sums STATIC: its SHA256SUMS over what was copied into it, and start the next folder.
+write_sums() {
+  local static=$1
+  (cd "$static" && sha256sum "${copied[@]}" >SHA256SUMS)
+  echo "vendor-js: ${#copied[@]} files copied into ${static#"$root"/} (SHA256SUMS)" >&2
+  copied=()
+}
+
+copy "$vendor" "$notify_static" vendor "${vendored[@]}"
+copy "$intake_static/crypto" "$notify_static" crypto "${buyer_modules[@]}"
+write_sums "$notify_static"
+
+copy "$vendor" "$triage_static" vendor "${vendored[@]}"
+copy "$intake_static/crypto" "$triage_static" crypto "${console_modules[@]}"
+copy "$notify_static/signin" "$triage_static" signin "${signin_files[@]}"
+write_sums "$triage_static"

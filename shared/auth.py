@@ -39,6 +39,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from .config import Settings
+from .roles import Role
 
 ALGORITHMS = ("RS256", "ES256")
 LEEWAY = 30.0  # seconds of clock skew accepted on exp / nbf / iat
@@ -258,6 +259,13 @@ def require_role(*roles: str) -> Callable[[Principal], Awaitable[Principal]]:
             raise HTTPException(
                 status_code=status.HTTP_403_FORBIDDEN,
                 detail="requires role " + " or ".join(roles),
+            )
+        if Role.FACTORY_MANAGER not in roles and principal.has_any_role(Role.FACTORY_MANAGER):
+            # Fail closed on a token that also carries factory-manager (a realm mistake): a
+            # factory manager sees its own factory's aggregates and nothing else, ever.
+            raise HTTPException(
+                status_code=status.HTTP_403_FORBIDDEN,
+                detail="a factory manager's token is refused here",
             )
         return principal
 

@@ -182,8 +182,7 @@ def audit_entry(event: Event) -> AuditEntry:
         case EnvelopesDeleted():
             return EnvelopesDeletedEntry(
                 **common,
-                scope=data.scope,
-                policy=data.policy,
+                scope=data.scope,  # not the policy's org: it may be the case's factory
                 envelopes=[
                     DeletedEnvelopeSummary(envelope_class=e.envelope_class, hash=e.envelope_hash)
                     for e in data.envelopes

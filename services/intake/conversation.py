@@ -11,6 +11,11 @@ to intake.
   leaves with the event; its attachments stay in `intake_attachments`, as a report's).
 - Status, acknowledgement and feedback days come from triage's events (consumer below):
   days only, never hours, on the page.
+- Once retention deleted a case's content (erasure.py marks `deleted.content`), nothing
+  sealed of its conversation is taken again: an answer is refused ("case-closed", storing
+  nothing) and an operator's message is not recorded. Each checks before and again after
+  its insert (and removes what it wrote), so a deletion landing in between is not missed.
+  The status page still finds the case and shows its status.
 
 The status answer is padded (`padded_json`) so that every answer of POST /api/status has
 the same length whatever the case holds, up to STATUS_BUCKET bytes of conversation.
@@ -47,7 +52,7 @@ from hotline.shared.receipt import lookup_hash
 from hotline.shared.service import Runtime
 
 from .collections import INTAKE_CASES, INTAKE_MESSAGES
-from .erasure import delete_copies
+from .erasure import content_deleted, delete_copies
 from .state import IntakeState, Refused
 from .submission import (
     attachment_ref,
@@ -59,6 +64,7 @@ from .submission import (
 # Every status answer is a multiple of this many bytes: one bucket holds about thirty
 # replies, far more than a case's conversation has, so in practice all answers are equal.
 STATUS_BUCKET = 64 * 1024
+CASE_CLOSED = "case-closed"  # the refusal of an answer to a case whose content is deleted
 TOPICS = (
     f"hotline.{EventType.MESSAGE_POSTED}",
     f"hotline.{EventType.CASE_STATUS_CHANGED}",
@@ -119,6 +125,8 @@ async def accept_answer(runtime: Runtime, message: MessageCreate, case: dict[str
     (a proof of work, or the no-JS queue)."""
     if message.kind != "answer" or message.envelope is None:
         raise Refused("bad-envelope", "a worker writes answers only")
+    if content_deleted(case):
+        raise _closed()
     if message.case_ids() != {case["_id"]}:
         raise Refused("bad-envelope", "the answer's envelopes are not of this case")
     operators = set((await registered_recipients(runtime, case["factory"])).identity)
@@ -157,7 +165,23 @@ async def accept_answer(runtime: Runtime, message: MessageCreate, case: dict[str
     except BaseException:
         await delete_attachments(runtime, stored)
         raise
+    if await _deleted_now(runtime, case["_id"]):
+        # Deleted while this answer was stored: take it back, its unpublished event with it
+        # (a published one is dropped by triage, which checks the same after recording).
+        await runtime.store.db[INTAKE_MESSAGES.name].delete_one({"_id": message.message_id})
+        await delete_attachments(runtime, stored)
+        raise _closed()
     runtime.relay.poke()
+
+
+def _closed() -> Refused:
+    return Refused(CASE_CLOSED, "this case is closed: it takes no more answers")
+
+
+async def _deleted_now(runtime: Runtime, case_id: str) -> bool:
+    """Whether the case's content is deleted, as stored now."""
+    case = await runtime.store.db[INTAKE_CASES.name].find_one({"_id": case_id}, {"deleted": 1})
+    return case is not None and content_deleted(case)
 
 
 async def record_event(runtime: Runtime, event: Event) -> None:
@@ -187,6 +211,8 @@ async def _record_message(runtime: Runtime, event: Event, message: MessagePosted
         await cases.update_one({"_id": event.subject}, {"$set": {"feedback": day}})
     if message.kind not in TO_WORKER or message.envelope is None:
         return  # buyers' questions and declines never reach the worker
+    if await _deleted_now(runtime, event.subject):
+        return  # its conversation was deleted: nothing sealed of it is kept again
     document = {
         "_id": message.message_id,
         "case_id": event.subject,
@@ -200,10 +226,13 @@ async def _record_message(runtime: Runtime, event: Event, message: MessagePosted
         "envelope": message.envelope.model_dump(),
         "envelope_hash": envelope_hash(message.envelope),
     }
+    messages = runtime.store.db[INTAKE_MESSAGES.name]
     try:
-        await runtime.store.db[INTAKE_MESSAGES.name].insert_one(document)
+        await messages.insert_one(document)
     except DuplicateKeyError:
         return  # a redelivery
+    if await _deleted_now(runtime, event.subject):  # deleted while it was being stored
+        await messages.delete_one({"_id": message.message_id})
 
 
 async def seal_plain_answer(

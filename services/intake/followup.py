@@ -7,6 +7,9 @@ Every answer of POST /api/status, found or not, refused or busy, has the same le
 (conversation.padded_json), so its size tells an onlooker nothing about the case. Each
 lookup pays a proof of work (harder while lookups fail: the failed-lookup gauge) and counts
 against a global rate; nothing about the client is kept.
+
+An answer to a case whose content retention deleted is refused, 409 "case-closed", storing
+nothing; the case's status is still shown.
 """
 
 from __future__ import annotations
@@ -56,7 +59,8 @@ async def status_of(request: Request, runtime: RuntimeDep, state: IntakeDep) -> 
 @followup.post("/answers", status_code=status.HTTP_201_CREATED)
 async def answer(body: AnswerCreate, runtime: RuntimeDep, state: IntakeDep) -> dict[str, str]:
     """The worker's answer, sealed on the device to the operator keys; found by the lookup
-    token. Refusals are the report API's codes, plus wrong-receipt and message-exists."""
+    token. Refusals are the report API's codes, plus wrong-receipt, message-exists and
+    case-closed (409: the case's content is deleted, it takes no more answers)."""
     try:
         message = body.message()  # the envelopes' kinds, as MessageCreate checks them
     except ValidationError as exc:

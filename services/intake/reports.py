@@ -54,6 +54,7 @@ ERROR_STATUS: dict[str, int] = {
     "wrong-receipt": status.HTTP_404_NOT_FOUND,
     "bad-receipt": status.HTTP_422_UNPROCESSABLE_CONTENT,
     "message-exists": status.HTTP_409_CONFLICT,
+    "case-closed": status.HTTP_409_CONFLICT,  # retention deleted its content: no more answers
 }
 
 

@@ -14,12 +14,18 @@ were signed, never parsed again. Each digest's content envelopes are disclosed
 the digest is handed out; its `disclosed` flag is set after the disclosures, so a crash in
 between discloses again on the next pull and never skips one. Two pulls racing over a new
 digest may both disclose it: the log may show a hand-out twice, never miss one.
+
+A case whose content retention deleted (notify's case state has `deleted`, set before
+erasure.py touches any copy) is taken out of what is handed out: its items leave with
+content null and no attachments, and its envelope is not disclosed, even while erasure.py
+has not reached the stored digest yet.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Collection, Iterable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
@@ -31,9 +37,10 @@ from hotline.shared.deps import BuyerDep, Role, RuntimeDep
 from hotline.shared.disclosure import disclose
 from hotline.shared.events import Principal as EventPrincipal
 from hotline.shared.service import Runtime
-from hotline.shared.store import Document
+from hotline.shared.store import Document, Store
 
-from .collections import NOTIFY_DIGESTS
+from .collections import NOTIFY_CASES, NOTIFY_DIGESTS
+from .digest import canonical
 from .issuance import Issuer, after
 from .questions import buyer_org
 
@@ -43,7 +50,7 @@ MAX_SEQ = 2**53  # beyond any seq, and within what every JSON reader takes exact
 DISCLOSURES_AT_ONCE = 16  # hand-outs being recorded concurrently for one pull
 VKEY_CACHE = "public, max-age=300"
 # What a pull reads of a digest: the signed bytes and the flag, not the bookkeeping.
-SERVED = {"seq": 1, "body": 1, "note": 1, "disclosed": 1}
+SERVED = {"seq": 1, "body": 1, "note": 1, "disclosed": 1, "cases": 1}
 
 digests = APIRouter(prefix="/api/digests", tags=["digests"])
 vkey = APIRouter(tags=["digests"])
@@ -79,6 +86,48 @@ def digest_file(document: Document) -> dict[str, Any]:
     """The digest file of a stored digest (what a webhook delivers, for one)."""
     parsed: dict[str, Any] = json.loads(digest_file_json(document))
     return parsed
+
+
+async def deleted_cases(store: Store, case_ids: Iterable[str]) -> dict[str, str]:
+    """The cases among `case_ids` whose content is deleted, with the deletion's hour (one
+    read of notify's case states by id)."""
+    wanted = sorted(set(case_ids))
+    if not wanted:
+        return {}
+    found = store.db[NOTIFY_CASES.name].find(
+        {"_id": {"$in": wanted}, "deleted": {"$exists": True}}, {"deleted": 1}
+    )
+    return {doc["_id"]: doc["deleted"] async for doc in found}
+
+
+def redact_body(body: str, case_ids: Collection[str]) -> str:
+    """A digest's stored body (canonical JSON text) with the items of `case_ids` holding
+    nothing sealed: content None, no attachments. Pure; unchanged when nothing is left to
+    redact."""
+    if not case_ids:
+        return body
+    parsed: Document = json.loads(body)
+    changed = False
+    for item in parsed["items"]:
+        if item["case_id"] in case_ids and (item["content"] is not None or item["attachments"]):
+            item["content"], item["attachments"] = None, []
+            changed = True
+    return canonical(parsed).decode() if changed else body
+
+
+async def without_deleted(store: Store, documents: list[Document]) -> list[Document]:
+    """`documents` (stored digests, with their `cases`) as they may be handed out now: the
+    cases deleted since they were stored redacted from their bodies (a deletion under way:
+    erasure.py redacts the stored ones too)."""
+    deleted = await deleted_cases(store, (c for doc in documents for c in doc["cases"]))
+    if not deleted:
+        return documents
+    return [
+        {**doc, "body": redact_body(doc["body"], deleted)}
+        if deleted.keys() & set(doc["cases"])
+        else doc
+        for doc in documents
+    ]
 
 
 async def hand_out(runtime: Runtime, documents: list[Document], principal: EventPrincipal) -> None:
@@ -128,6 +177,7 @@ async def pull(
     )
     documents = await found.to_list(None)
     page, more = documents[:limit], len(documents) > limit
+    page = await without_deleted(runtime.store, page)
     await hand_out(runtime, page, _principal(buyer, org))
     files = ",".join(digest_file_json(doc) for doc in page)
     last = page[-1]["seq"] if page else since
@@ -148,6 +198,7 @@ async def issue_now(runtime: RuntimeDep, issuer: IssuerDep, buyer: BuyerDep) -> 
     document = await issuer.issue(org, "on-request")
     if document is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
+    [document] = await without_deleted(runtime.store, [document])
     await hand_out(runtime, [document], _principal(buyer, org))
     return Response(
         digest_file_json(document),

@@ -17,6 +17,14 @@ issues the next seq. Then the state is advanced, guarded by its version. A crash
 the two leaves the state one digest behind; every issuance reads the buyer's highest digest
 first and repairs the state from it (neither a gap nor a fork can follow).
 
+Deleted content (retention): a case whose state has `deleted` (erasure.py sets it before it
+touches any copy) is listed with nothing sealed: its records' content and attachments are
+left out of the digest. A digest is built from records and states read before it is
+stored, so a deletion may begin in between, after erasure.py looked for the digests
+listing the case: after storing a digest the issuer reads its cases' states again and, if
+one is deleted now, redacts the stored digest as erasure.py does (`redact_digest`). A
+report recorded after its case's deletion is likewise cleared once recorded.
+
 Urgent: a digest with reason "urgent" is issued at once when a buyer has a pending record
 of a critical or escalated case. Both the report's record and the case's severity are
 needed, and they arrive by different topics, so each side writes first and reads the other
@@ -34,7 +42,7 @@ issuing nothing when nothing is pending.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -78,6 +86,18 @@ def is_critical(case: Document | None) -> bool:
     return case is not None and (case.get("severity") == "critical" or bool(case.get("escalated")))
 
 
+def without_deleted_content(
+    records: list[Document], cases: Mapping[str, Document]
+) -> list[Document]:
+    """`records` with nothing sealed of the cases whose state says their content is deleted."""
+    return [
+        {**record, "content": None, "attachments": []}
+        if "deleted" in cases.get(record["case_id"], {})
+        else record
+        for record in records
+    ]
+
+
 def build_digest(
     signer: Ed25519Signer,
     state: Document,
@@ -89,7 +109,7 @@ def build_digest(
     """The next digest after `state` (the buyer's state document) covering `records` (its
     pending records, in order), as stored, and its `digest.issued` event. Pure."""
     buyer_id, seq, previous = state["_id"], state["seq"] + 1, state["last_hash"]
-    items = digest_items(records, cases)
+    items = digest_items(without_deleted_content(records, cases), cases)
     body = digest_body(buyer_id, seq, previous, issued, reason, items)
     hashed, note = sign_digest(signer, body)
     case_ids = [item["case_id"] for item in items]
@@ -115,6 +135,16 @@ def build_digest(
         "disclosed": False,  # set once its envelopes' hand-out is in the audit log
     }
     return document, event
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A digest built and not stored yet: the buyer's state it follows, the digest and its
+    `digest.issued` event."""
+
+    state: Document
+    document: Document
+    event: Event
 
 
 @dataclass
@@ -149,7 +179,12 @@ class Issuer:
             "content": report.content.model_dump(mode="json"),
             "attachments": [a.model_dump(mode="json") for a in report.attachments],
         }
-        return await self._record(buyer["_id"], record)
+        recorded = await self._record(buyer["_id"], record)
+        if await self.deleted(case_id):  # checked after the insert: a deletion is never missed
+            await self._collection(NOTIFY_ITEMS.name).update_one(
+                {"_id": record["_id"]}, {"$set": {"content": None, "attachments": []}}
+            )
+        return recorded
 
     async def record_change(self, case_id: str, event_id: str) -> list[str]:
         """A "changed" record of the case for every buyer that has its report; the buyers."""
@@ -199,6 +234,11 @@ class Issuer:
             {"_id": case_id}
         )
         return found
+
+    async def deleted(self, case_id: str) -> bool:
+        """Whether the case's content was deleted (retention, erasure.py)."""
+        state = await self._collection(NOTIFY_CASES.name).find_one({"_id": case_id}, {"deleted": 1})
+        return state is not None and "deleted" in state
 
     @staticmethod
     def changes_visible(case: Document | None, fields: dict[str, Any]) -> bool:
@@ -294,37 +334,57 @@ class Issuer:
             records.append(record)
         return records
 
+    async def draft(self, buyer_id: str, reason: Reason) -> Draft | None:
+        """The buyer's next digest built from its pending records (at most MAX_ITEMS of them)
+        and its cases' states, not stored yet; None when nothing is pending."""
+        state = await self._current_state(buyer_id)
+        if state is None:
+            return None
+        records = await self._pending(state)
+        if not records:
+            return None
+        cases: dict[str, Document] = {}
+        for case_id in dict.fromkeys(record["case_id"] for record in records):
+            case = await self.case_state(case_id)
+            if case is not None:
+                cases[case_id] = case
+        document, event = build_digest(
+            self.signer, state, hour_of(self.clock.now()), reason, records, cases
+        )
+        return Draft(state, document, event)
+
+    async def commit(self, draft: Draft) -> Document | None:
+        """Store a drafted digest with its event and advance the buyer's state; None if
+        another issuer stored that seq first. A case deleted since the draft read its state
+        is redacted from the stored digest before the relay is woken."""
+        digests = outbox_of(self.store, NOTIFY_DIGESTS.name)
+        try:
+            stored = await digests.insert(draft.document, draft.event)
+        except DuplicateKeyError:
+            return None
+        await self._advance(draft.state, stored)
+        deleted_now = await self._collection(NOTIFY_CASES.name).find_one(
+            {"_id": {"$in": stored["cases"]}, "deleted": {"$exists": True}}, {"_id": 1}
+        )
+        if deleted_now is not None:
+            # Imported here: erasure.py imports the digest API, which imports this module.
+            from .erasure import redact_digest
+
+            stored = await redact_digest(self.store, stored["_id"]) or stored
+        self.poke()
+        return stored
+
     async def issue(self, buyer_id: str, reason: Reason) -> Document | None:
         """Issue the buyer's next digest from its pending records (at most MAX_ITEMS of them);
         None when nothing is pending. Returns the stored digest document."""
-        digests = outbox_of(self.store, NOTIFY_DIGESTS.name)
         for _ in range(ATTEMPTS):
-            state = await self._current_state(buyer_id)
-            if state is None:
+            draft = await self.draft(buyer_id, reason)
+            if draft is None:
                 return None
-            records = await self._pending(state)
-            if not records:
-                return None
-            cases: dict[str, Document] = {}
-            for case_id in dict.fromkeys(record["case_id"] for record in records):
-                case = await self.case_state(case_id)
-                if case is not None:
-                    cases[case_id] = case
-            document, event = build_digest(
-                self.signer,
-                state,
-                hour_of(self.clock.now()),
-                reason,
-                records,
-                cases,
-            )
-            try:
-                stored = await digests.insert(document, event)
-            except DuplicateKeyError:
-                continue  # another issuer wrote this seq: read again
-            await self._advance(state, stored)
-            self.poke()
-            return stored
+            stored = await self.commit(draft)
+            if stored is not None:
+                return stored
+            # another issuer wrote this seq: read again
         raise IssuanceConflict(f"issuing for buyer {buyer_id} lost {ATTEMPTS} races")
 
     async def issue_pending(self, buyer_id: str, reason: Reason) -> list[Document]:

@@ -328,6 +328,9 @@ async def enqueue_digest(runtime: Runtime, event: Event, poke: Callable[[], None
             queued += await enqueue(runtime, buyer, message_id, payload_text(alert), source)
     digest = digest_file_json(stored)  # the body exactly as signed
     queued += await enqueue(runtime, buyer, digest_message_id(buyer, seq), digest, source)
+    from .erasure import redact_queued  # (erasure reads this module's message ids)
+
+    await redact_queued(runtime.store, stored)  # a deletion handled while these were built
     if queued:
         poke()
 

@@ -38,15 +38,15 @@ its ManualClock: from the moved clock to the breach on Kafka took 12-57 ms here
 
 from __future__ import annotations
 
-import asyncio
 import calendar
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, get_args
 
 from hotline.shared.clock import Clock as TimeSource
+from hotline.shared.clock import iso_z, parse_iso, run_every
 from hotline.shared.events import (
     Clock,
     ClockBreached,
@@ -137,7 +137,7 @@ def restarted_by_acknowledgement(case: Document, hour: str) -> dict[Clock, str]:
     due times: feedback, 3 months after it ({} for a later acknowledgement)."""
     if case.get("acknowledged") is not None:
         return {}
-    return {"feedback": utc_text(add_months(parse_time(hour), FEEDBACK_MONTHS))}
+    return {"feedback": iso_z(add_months(parse_iso(hour), FEEDBACK_MONTHS))}
 
 
 def stopped_by(*actions: str) -> frozenset[Clock]:
@@ -160,15 +160,6 @@ def stopped_by_message(kind: str) -> frozenset[Clock]:
 # --- the state on the case -------------------------------------------------------------------
 
 
-def utc_text(moment: datetime) -> str:
-    """A time as the clocks' keys write it: ISO, seconds, `Z` (so text order is time order)."""
-    return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
-def parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 def clock_next(clocks: Mapping[str, Mapping[str, Any]]) -> str | None:
     """The scheduler key of a case with these clocks: when its next running clock falls due."""
     dues = [str(state["due"]) for state in clocks.values() if state.get("state") == RUNNING]
@@ -182,7 +173,7 @@ def overdue(clocks: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 def initial_clocks(case_id: str, severity: str, received: datetime) -> tuple[Document, list[Event]]:
     """The clock fields of a newly triaged case, and its `clock.started` events."""
-    dues = {name: utc_text(due) for name, due in clocks_at_triage(severity, received).items()}
+    dues = {name: iso_z(due) for name, due in clocks_at_triage(severity, received).items()}
     clocks: dict[str, dict[str, Any]] = {
         name: {"due": due, "state": RUNNING, "met": None} for name, due in dues.items()
     }
@@ -259,7 +250,7 @@ async def breach_round(runtime: Runtime, now: datetime) -> int:
     """One round of the scheduler at time `now`: publish the breach of every running clock
     due before it; return how many breaches this round published (a race lost to another
     scheduler publishes none)."""
-    now_text = utc_text(now)
+    now_text = iso_z(now)
     due_before = {"$gte": CLOCK_KEY_PREFIX, "$lt": CLOCK_KEY_PREFIX + now_text}
     published = 0
     while True:
@@ -294,11 +285,6 @@ async def _breach_case(runtime: Runtime, case_id: str, now: str) -> tuple[bool, 
 
 async def watch_clocks(runtime: Runtime, clock: TimeSource) -> None:
     """The breach scheduler: a round now, then one each time `clock` moves or POLL passes."""
-    while True:
-        try:
-            await breach_round(runtime, clock.now())
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the scheduler must outlive a store outage
-            log.warning("clock round failed", extra={"error_type": type(exc).__name__})
-        await clock.wait(POLL)
+    await run_every(
+        clock, POLL, lambda: breach_round(runtime, clock.now()), log, "clock round failed"
+    )

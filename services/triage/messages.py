@@ -12,6 +12,11 @@ of every message (shared/messages.py says who writes which kind, sealed to whom)
   the operators (answers, questions) are handed out, each disclosed before it leaves; the
   others (sealed to the worker's reply key) only by hash.
 
+Once retention deleted a case's content (`deleted.content`, retention.py) no message of it
+is kept: the API refuses with 410, and both the API and the record check the case again
+after their insert and delete what they wrote if the deletion came in between (a check
+before the insert alone would miss a deletion landing between the two).
+
 Each case's messages are numbered in the order triage records them (`seq`, zero-padded so
 that it sorts as text): the order an operator reads them in. Two messages recorded at the
 same moment may share a number; they are then ordered by id.
@@ -48,8 +53,8 @@ from hotline.shared.outbox import outbox_of
 from hotline.shared.service import Runtime
 from hotline.shared.store import Document
 
-from .cases import case_or_404, refuse_deleted, reply_key_id
-from .collections import OPERATOR_KEYS, TRIAGE_MESSAGES
+from .cases import CONTENT_DELETED, case_or_404, refuse_deleted, reply_key_id
+from .collections import OPERATOR_KEYS, TRIAGE_CASES, TRIAGE_MESSAGES
 
 messages = APIRouter(prefix="/api/cases", tags=["messages"])
 
@@ -120,8 +125,16 @@ def message_document(event: Event, posted: MessagePosted, seq: str) -> Document:
     }
 
 
+async def content_deleted(runtime: Runtime, case_id: str) -> bool:
+    """Whether retention deleted the case's content, as stored now."""
+    case = await runtime.store.db[TRIAGE_CASES.name].find_one({"_id": case_id}, {"deleted": 1})
+    return case is not None and "content" in (case.get("deleted") or {})
+
+
 async def record_message(runtime: Runtime, event: Event, posted: MessagePosted) -> None:
-    """Store a posted message unless it is stored already (idempotent by message id)."""
+    """Store a posted message unless it is stored already (idempotent by message id), and
+    not at all once the case's content is deleted (checked after the insert: a deletion
+    written meanwhile has deleted the messages before this one was there)."""
     collection = runtime.store.db[TRIAGE_MESSAGES.name]
     if await collection.find_one({"_id": posted.message_id}, {"_id": 1}) is not None:
         return
@@ -130,6 +143,8 @@ async def record_message(runtime: Runtime, event: Event, posted: MessagePosted) 
         await outbox_of(runtime.store, TRIAGE_MESSAGES.name).insert(document)
     except DuplicateKeyError:
         return  # stored by a concurrent delivery
+    if await content_deleted(runtime, event.subject):
+        await collection.delete_one({"_id": posted.message_id})
 
 
 # --- the API ---------------------------------------------------------------------------------
@@ -189,6 +204,9 @@ async def post_message(
         await outbox_of(runtime.store, TRIAGE_MESSAGES.name).insert(document, *events)
     except DuplicateKeyError:
         raise duplicate from None
+    if await content_deleted(runtime, case_id):  # deleted while it was being written
+        await collection.delete_one({"_id": body.message_id})  # its events unpublished with it
+        raise HTTPException(status.HTTP_410_GONE, CONTENT_DELETED)
     runtime.relay.poke()
     return Posted(message_id=body.message_id)
 

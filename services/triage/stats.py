@@ -16,8 +16,10 @@ Rules, applied here and nowhere else:
   and in the hours row, so rows summed over categories count it twice.
 - Small counts: a cell (row) of fewer than `SUPPRESS_BELOW` cases shows "<5" in every count
   and no time. In a shown cell a count from 1 to 4 shows "<5" (zero is shown: it reveals
-  nobody's report), and a time is shown only when at least `SUPPRESS_BELOW` cases give it
-  (the median of three cases is one worker's case). The factory's weekly counts likewise.
+  nobody's report), and so does a count 1 to 4 short of the cell's `cases` (6 cases, 5
+  acknowledged would say that one worker's case was not); a time is shown only when at
+  least `SUPPRESS_BELOW` cases give it (the median of three cases is one worker's case).
+  The factory's weekly counts likewise (one count a row: `cases`).
 - No totals, by design: every row is one atomic cell, and every query (whatever its filters)
   returns atomic cells, never a sum of them; so no total exists to subtract a shown cell
   from, and no two queries differ by a suppressed cell. Complementary suppression would be
@@ -45,6 +47,7 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from pydantic import BaseModel
 
 from hotline.shared.auth import Principal, require_org_match
+from hotline.shared.clock import parse_iso
 from hotline.shared.deps import FactoryManagerDep, OperatorOrComplianceDep, Role, RuntimeDep
 from hotline.shared.registry import FACTORY_CODE
 from hotline.shared.service import Runtime
@@ -87,27 +90,35 @@ class CaseTimes:
     final: bool  # resolved or closed
 
 
-def parse_hour(text: str | None) -> datetime | None:
-    """A stored hour ("2026-03-14T09:00:00Z") as a time, None as None."""
-    return datetime.fromisoformat(text) if text else None
+def _time_or_none(text: str | None) -> datetime | None:
+    return parse_iso(text) if text else None
 
 
 def case_times(doc: dict[str, Any]) -> CaseTimes:
-    received = parse_hour(doc["received"])
-    assert received is not None, "a case is received when triage records it"
     return CaseTimes(
         factory=doc["factory"],
         categories=tuple(dict.fromkeys(doc["categories"])),  # once per category
-        received=received,
-        acknowledged=parse_hour(doc.get("acknowledged")),
-        closed=parse_hour(doc.get("closed")),
+        received=parse_iso(doc["received"]),  # a case is received when triage records it
+        acknowledged=_time_or_none(doc.get("acknowledged")),
+        closed=_time_or_none(doc.get("closed")),
         final=doc.get("status") in FINAL_STATUSES,
     )
 
 
+def is_small(count: int) -> bool:
+    """1 to 4: few enough to point at a worker."""
+    return 0 < count < SUPPRESS_BELOW
+
+
 def shown_count(count: int) -> Count:
     """`count`, or "<5" for 1 to 4."""
-    return SUPPRESSED if 0 < count < SUPPRESS_BELOW else count
+    return SUPPRESSED if is_small(count) else count
+
+
+def shown_part(count: int, cases: int) -> Count:
+    """A count of some of a shown cell's `cases`: "<5" if it is 1 to 4, or if it falls 1 to
+    4 short of `cases` (the few it leaves out would be revealed by the difference)."""
+    return SUPPRESSED if is_small(count) or is_small(cases - count) else count
 
 
 def hours_between(start: datetime, end: datetime) -> float:
@@ -172,13 +183,14 @@ def monthly_rows(
 
 def month_row(key: tuple[str, str, str], cell: _Cell) -> MonthRow:
     """One cell as shown: a cell of fewer than `SUPPRESS_BELOW` cases reads "<5" in every
-    count; in a shown cell each count of 1 to 4 reads "<5"; times need that many values."""
+    count; in a shown cell a count of 1 to 4, or 1 to 4 short of its cases, reads "<5";
+    times need that many values."""
     factory, category, month = key
-    counts = (cell.cases, len(cell.to_acknowledge), cell.final)
+    parts = (len(cell.to_acknowledge), cell.final)
     if cell.cases < SUPPRESS_BELOW:
-        shown: list[Count] = [SUPPRESSED] * len(counts)
+        shown: list[Count] = [SUPPRESSED] * (1 + len(parts))
     else:
-        shown = [shown_count(count) for count in counts]
+        shown = [cell.cases, *(shown_part(count, cell.cases) for count in parts)]
     acknowledge = median_and_p90(cell.to_acknowledge)
     resolve = median_and_p90(cell.to_resolve)
     return MonthRow(
@@ -269,7 +281,7 @@ class Statistics(BaseModel):
     first_month: str | None
     last_month: str | None
     factory: str | None
-    suppressed_below: int  # counts from 1 to this minus one read "<5"
+    suppressed_below: int  # counts 1 to this minus one, or that far short of cases, read "<5"
     rows: list[MonthRow]
 
 

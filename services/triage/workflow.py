@@ -20,7 +20,8 @@ Every change goes through `cases.update_case`, decided on the fresh case documen
 operators claiming at once, or a status change racing an acknowledgement, resolve to one
 outcome. The history lives on the case under `history.<case version>` (the version the
 change was decided on: unique, and it sorts as text). A reason is the operator's own words
-about the case: it stays in triage's store, never in an event.
+about the case: it stays in triage's store, never in an event, until the content's
+deletion clears it (retention.py).
 """
 
 from __future__ import annotations

@@ -198,7 +198,7 @@ class EnvelopesDeletedEntry(AuditEntryBase):
 
     type: Literal[EventType.ENVELOPES_DELETED] = EventType.ENVELOPES_DELETED
     scope: DeletionScope
-    policy: str
+    # Not the policy's organisation: a factory's own policy would name the case's factory.
     envelopes: list[DeletedEnvelopeSummary]
 
 

@@ -163,6 +163,10 @@ def test_the_readme_walkthrough_runs_as_written_on_other_ports(
         ),
         "hotline login --user": (lambda r: "Logged in as" in r.output, False),
         "hotline admin": (lambda r: "added" in r.output or "linked" in r.output, False),
+        "hotline admin retention set": (
+            lambda r: "identity deleted 30 days after closure" in r.output,
+            False,
+        ),
         "hotline categories": (lambda r: "safety" in r.output, False),
         "CASE_ID=$(hotline submit": (lambda r: _remember_receipt(r, state), False),
         'echo "$CASE_ID"': (lambda r: _remember_case(r, state), False),
@@ -179,6 +183,20 @@ def test_the_readme_walkthrough_runs_as_written_on_other_ports(
         "QUESTION_ID=$(hotline digests ask": (lambda r: r.output == "", False),
         "hotline cases messages": (lambda r: question in r.output, True),
         "hotline cases forward": (lambda r: "forwarded to the worker" in r.output, True),
+        "hotline cases claim": (lambda r: f"case {case_id()} is yours" in r.output, False),
+        "hotline cases status": (
+            lambda r: (
+                re.search(
+                    rf"case {case_id()} is (investigating|remediation|resolved)$", r.output.strip()
+                )
+                is not None
+            ),
+            False,
+        ),
+        "hotline stats --csv": (
+            lambda r: r.output.startswith("factory,category,month,") and "F-001" in r.output,
+            False,
+        ),
         "hotline audit entries": (
             lambda r: '"envelope.disclosed"' in r.output and text not in r.output,
             True,
@@ -193,7 +211,9 @@ def test_the_readme_walkthrough_runs_as_written_on_other_ports(
     }
     seen: set[str] = set()
     for command in commands:
-        [step] = [s for s in expected if command.startswith(s)] or [command]
+        # The most specific step the command starts with (`hotline admin retention set`
+        # before `hotline admin`).
+        step = max((s for s in expected if command.startswith(s)), key=len, default=command)
         seen.add(step)
         check, again = expected.get(step, (lambda r: True, False))
         deadline = time.monotonic() + CATCH_UP_TIMEOUT

@@ -1,8 +1,9 @@
 """Incident grouping and escalation (issue 18) against the running services: reports of one
 category at one factory within one window become one incident whose members are each
-linked once, while reports of another factory or category stay out; linking holds under
-redelivery and concurrent consumers; a critical case's escalation reaches Kafka within
-seconds of its submission.
+linked once, while reports of another factory or category stay out; the incident id that is
+published is random, not the key anyone could derive from factory, category and window;
+linking holds under redelivery and concurrent consumers; a critical case's escalation
+reaches Kafka within seconds of its submission.
 
 Reports are real (`hotline submit`) and grouped by the running triage; the events are read
 back from Kafka. The redelivery and concurrency checks call `incidents.link_incidents` in
@@ -20,10 +21,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 from pymongo import MongoClient
 from pymongo.database import Database
 
+from hotline.cli.engines.keycloak import password_token
 from hotline.cli.engines.local import LocalSystem
 from hotline.shared.bus import make_producer
 from hotline.shared.config import Settings
@@ -96,7 +99,8 @@ async def events_on(settings: Settings, topic: str) -> list[Event]:
 
 
 def links(world: World, incident: str) -> Counter[str]:
-    """How many `incident.linked` records of `incident` each case has on Kafka."""
+    """How many `incident.linked` records of `incident` (its published id) each case has on
+    Kafka."""
     events = asyncio.run(events_on(world.settings, LINKED))
     return Counter(event.subject for event in events if event.data["incident"] == incident)
 
@@ -111,16 +115,27 @@ def links_once_there_are(world: World, incident: str, count: int) -> Counter[str
     return wait_for(found, timeout=WAIT, what=f"{count} cases linked to the incident")
 
 
-def incident_document(world: World, incident: str) -> Document:
-    found = world.mongo.triage_incidents.find_one({"_id": incident})
-    assert found is not None
+def incident_document(world: World, key: str) -> Document:
+    """The incident document of internal key `key`, once triage has made it."""
+    found = wait_for(
+        lambda: world.mongo.triage_incidents.find_one({"_id": key}),
+        timeout=WAIT,
+        what="the incident document",
+    )
     return dict(found)
+
+
+def published_id(world: World, key: str) -> str:
+    """The id the incident of internal key `key` is published under."""
+    public_id: str = incident_document(world, key)["public_id"]
+    return public_id
 
 
 @pytest.fixture(scope="module")
 def incident(world: World) -> tuple[str, list[str], list[str]]:
     """Three reports of one category at one factory (an incident), and two that are not of
-    it (another factory; another category): (incident id, members, the others)."""
+    it (another factory; another category): (the incident's internal key, members, the
+    others)."""
     members = [submit(world, world.factory, CATEGORY) for _ in range(THRESHOLD)]
     others = [submit(world, world.other_factory, CATEGORY), submit(world, world.factory, "hours")]
     hours = {stored(world, case_id)["received"] for case_id in members + others}
@@ -135,7 +150,8 @@ def test_reports_of_one_category_at_one_factory_are_linked_once_each(
     world: World, incident: tuple[str, list[str], list[str]]
 ) -> None:
     incident_key, members, others = incident
-    linked = links_once_there_are(world, incident_key, THRESHOLD)
+    public_id = published_id(world, incident_key)
+    linked = links_once_there_are(world, public_id, THRESHOLD)
     assert linked == Counter(dict.fromkeys(members, 1)), "every member exactly once"
 
     document = incident_document(world, incident_key)
@@ -144,7 +160,7 @@ def test_reports_of_one_category_at_one_factory_are_linked_once_each(
     assert not {"identity", "content", "envelope"} & set(document), "no identity, no content"
     for case_id in members:  # linked, not merged: each case keeps its own document
         case = stored(world, case_id)
-        assert case["incidents"] == {incident_key: CATEGORY}
+        assert case["incidents"] == {public_id: CATEGORY}
         assert case["content"]["ciphertext"]
     for case_id in others:
         assert not stored(world, case_id).get("incidents"), "another factory or category"
@@ -152,16 +168,41 @@ def test_reports_of_one_category_at_one_factory_are_linked_once_each(
     assert not {event.subject for event in every} & set(others)
 
 
+def test_the_published_incident_id_cannot_be_derived_from_public_data(
+    world: World, incident: tuple[str, list[str], list[str]]
+) -> None:
+    """Factory codes and categories are public: the key derived from them (and the window)
+    stays inside triage; what the log and the case show is random."""
+    incident_key, members, _ = incident
+    public_id = published_id(world, incident_key)
+    assert public_id != incident_key
+    assert uuid.UUID(public_id).version == 4, "random, not derived"
+    linked = links_once_there_are(world, public_id, THRESHOLD)
+    assert not links(world, incident_key), "the derivable key is never published"
+    for case_id in linked:
+        assert incident_key not in stored(world, case_id)["incidents"]
+    # The operator sees the link under the published id too.
+    operator = password_token(world.settings, "operator", "operator")
+    shown = httpx.get(
+        f"{world.settings.triage_url}/api/cases/{members[0]}",
+        headers={"Authorization": f"Bearer {operator}"},
+        timeout=60,
+    )
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["incidents"] == {public_id: CATEGORY}
+
+
 def test_a_newcomer_is_linked_once_and_redelivery_links_nothing_again(
     world: World, incident: tuple[str, list[str], list[str]]
 ) -> None:
     incident_key, members, _ = incident
-    links_once_there_are(world, incident_key, THRESHOLD)
+    public_id = published_id(world, incident_key)
+    links_once_there_are(world, public_id, THRESHOLD)
     newcomer = submit(world, world.factory, CATEGORY)
     hour = stored(world, newcomer)["received"]
     if window_of(hour)[0] != incident_document(world, incident_key)["window_start"]:
         pytest.skip("the newcomer came after the window's end")
-    linked = links_once_there_are(world, incident_key, THRESHOLD + 1)
+    linked = links_once_there_are(world, public_id, THRESHOLD + 1)
     assert linked == Counter(dict.fromkeys([*members, newcomer], 1))
 
     # Every member's report delivered again, twice, concurrently: nothing new.
@@ -169,12 +210,13 @@ def test_a_newcomer_is_linked_once_and_redelivery_links_nothing_again(
     cases = [stored(world, case_id) for case_id in [*members, newcomer]]
     asyncio.run(_link_concurrently(world.settings, cases, copies=2))
     assert incident_document(world, incident_key)["version"] == version
-    assert links(world, incident_key) == linked
+    assert links(world, public_id) == linked
 
 
 def test_concurrent_consumers_link_each_member_exactly_once(world: World) -> None:
     """Reports of a new incident handled by two consumers at once (each report twice):
-    the guarded writes link each case once."""
+    the guarded writes link each case once, all under the one published id that the
+    consumer whose insert created the document drew."""
     factory = f"race-{uuid.uuid4().hex[:8]}"  # an incident of its own, no real case in it
     hour = stored(world, submit(world, world.factory, "hours"))["received"]
     cases = [
@@ -183,8 +225,12 @@ def test_concurrent_consumers_link_each_member_exactly_once(world: World) -> Non
     ]
     asyncio.run(_link_concurrently(world.settings, cases, copies=2))
     key = incident_id(factory, CATEGORY, window_of(hour)[0])
-    linked = links_once_there_are(world, key, len(cases))
+    public_id = published_id(world, key)
+    linked = links_once_there_are(world, public_id, len(cases))
     assert linked == Counter({case["_id"]: 1 for case in cases})
+    every = asyncio.run(events_on(world.settings, LINKED))
+    ids = {event.data["incident"] for event in every if event.subject in linked}
+    assert ids == {public_id}, "every consumer published the one id"
 
 
 async def _link_concurrently(settings: Settings, cases: list[Document], copies: int) -> None:

@@ -10,6 +10,11 @@ in this process with `now` past each of the policy's deadlines (the round is a f
 `now`: no clock is moved under the running services' feet, and no test waits days). The
 running triage's own scheduler may take the first look meanwhile: it writes the same
 decisions, guarded, so the test holds whichever does.
+
+Then what a deletion must not let back in: a digest built before the deletion and stored
+after it (notify's issuer on a database of its own, driven step by step: build, delete,
+store), a digest handed out while the deletion is under way, a worker's answer to the
+deleted case, and a message recorded after it.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ import asyncio
 import json
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -34,28 +40,46 @@ from pymongo.database import Database
 from hotline.cli.engines import kafka
 from hotline.cli.engines.keycloak import password_token
 from hotline.cli.engines.local import LocalSystem
+from hotline.intake.collections import COLLECTIONS as INTAKE_COLLECTIONS
+from hotline.intake.conversation import record_event
+from hotline.notify.collections import COLLECTIONS as NOTIFY_COLLECTIONS
+from hotline.notify.consumer import add_to_digests
+from hotline.notify.digests import digest_file_json
+from hotline.notify.erasure import delete_copies, mark_deleted
+from hotline.notify.issuance import Issuer
+from hotline.notify.signing import digest_signer
+from hotline.notify.webhooks import digest_message_id
+from hotline.shared import registry
 from hotline.shared.bus import make_producer
+from hotline.shared.clock import SystemClock, hour_of
 from hotline.shared.config import Settings
 from hotline.shared.envelope import Envelope, envelope_hash, seal_envelope
 from hotline.shared.events import (
     DEAD_LETTER_TOPIC,
+    EnvelopesDeleted,
+    Event,
     EventError,
     EventType,
+    MessagePosted,
+    new_event,
     parse_event,
     topic_for,
 )
-from hotline.shared.keys import b64decode_strict, b64encode
+from hotline.shared.keys import b64decode_strict, b64encode, generate_keypair, key_id
+from hotline.shared.messages import message_routing
 from hotline.shared.outbox import relay_for
 from hotline.shared.pow import solve
 from hotline.shared.receipt import derive_receipt, new_receipt
 from hotline.shared.reports import ProofOfWork, ReportCreate, routing_metadata
 from hotline.shared.roles import Role
 from hotline.shared.service import Runtime
-from hotline.shared.store import Store
+from hotline.shared.store import Collections, Store
 from hotline.triage.collections import COLLECTIONS
+from hotline.triage.messages import record_message
 from hotline.triage.retention import retention_round
 from tests.support.audit import served_size, system_entries
 from tests.support.cli import hotline, hotline_json
+from tests.support.digests import digest_page, notify_store, report_event
 from tests.support.realm import add_user
 from tests.support.registry import AdminApi, Party, unique_buyer_id, unique_factory_code
 from tests.support.topics import records_on
@@ -112,6 +136,7 @@ class Retained:
     closed: datetime
     after_identity: Document  # envelopes.deleted of the identity round
     after_content: Document  # and of the content round
+    lookup_token: str  # the worker's, derived from the receipt (the status page's key)
 
     def ciphertexts(self) -> dict[str, str]:
         """The base64 ciphertext of every envelope of the case, by what it is."""
@@ -147,15 +172,42 @@ def world(system: LocalSystem) -> Iterator[World]:
         )
 
 
-def submit_with_photo(world: World) -> tuple[str, Envelope, Envelope, Envelope]:
+@dataclass
+class Submitted:
+    case_id: str
+    content: Envelope
+    identity: Envelope
+    photo: Envelope
+    lookup_token: str
+
+
+def recipients(settings: Settings, factory: str) -> dict[str, dict[str, bytes]]:
+    """The keys intake names for the factory's reports: content and identity, by key id."""
+    keys = httpx.get(f"{settings.intake_url}/api/recipients/{factory}", timeout=30).json()
+    return {
+        part: {kid: b64decode_strict(pub) for kid, pub in keys[part].items()}
+        for part in ("content", "identity")
+    }
+
+
+def solved(settings: Settings) -> ProofOfWork:
+    issued = httpx.get(f"{settings.intake_url}/api/challenge", timeout=30).json()
+    return ProofOfWork(
+        challenge=issued["challenge"], solution=solve(issued["challenge"], issued["difficulty"])
+    )
+
+
+def submit_with_photo(
+    world: World, factory: str | None = None, category: str = "safety"
+) -> Submitted:
     """A report with an identity and a photo, sealed as the form seals it, to the keys intake
-    names for the factory; (case id, content, identity, photo)."""
+    names for the factory (the world's unless given)."""
     settings = world.settings
-    keys = httpx.get(f"{settings.intake_url}/api/recipients/{world.factory}", timeout=30).json()
-    content_keys = {kid: b64decode_strict(pub) for kid, pub in keys["content"].items()}
-    identity_keys = {kid: b64decode_strict(pub) for kid, pub in keys["identity"].items()}
+    factory = factory or world.factory
+    keys = recipients(settings, factory)
+    content_keys, identity_keys = keys["content"], keys["identity"]
     case_id = str(uuid.uuid4())
-    routing = routing_metadata(world.factory, ["safety"], False, "en")
+    routing = routing_metadata(factory, [category], False, "en")
 
     def sealed(plain: bytes, kind: Any, to: dict[str, bytes]) -> Envelope:
         return seal_envelope(plain, case_id=case_id, kind=kind, routing=routing, recipients=to)
@@ -164,42 +216,45 @@ def submit_with_photo(world: World) -> tuple[str, Envelope, Envelope, Envelope]:
     identity = sealed(b"Li, line 4, night shift", "identity", identity_keys)
     photo = sealed(b"image/jpeg\n" + bytes(range(256)) * 40, "attachment", content_keys)
     derived = derive_receipt(new_receipt())
-    issued = httpx.get(f"{settings.intake_url}/api/challenge", timeout=30).json()
     report = ReportCreate(
         case_id=case_id,
-        factory=world.factory,
-        categories=["safety"],
+        factory=factory,
+        categories=[category],
         language="en",
         lookup_token=derived.lookup_token.hex(),
         reply_key=b64encode(derived.reply_public),
         content=content,
         identity=identity,
         attachments=[photo],
-        pow=ProofOfWork(
-            challenge=issued["challenge"], solution=solve(issued["challenge"], issued["difficulty"])
-        ),
+        pow=solved(settings),
     )
     response = httpx.post(
         f"{settings.intake_url}/api/reports", json=report.model_dump(mode="json"), timeout=60
     )
     assert response.status_code == 201, response.text
-    return case_id, content, identity, photo
+    return Submitted(case_id, content, identity, photo, derived.lookup_token.hex())
+
+
+@asynccontextmanager
+async def runtime_of(settings: Settings, collections: Collections) -> AsyncIterator[Runtime]:
+    """A service's runtime in this process, over the running system's store and Kafka."""
+    store = Store(settings, collections)
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        yield Runtime(settings, store, producer, relay_for(store, producer))
+    finally:
+        await producer.stop()
+        await store.close()
 
 
 async def _round(settings: Settings, now: datetime) -> int:
     """One retention round at `now`, in this process, over the running system's store; its
     events published before it returns."""
-    store = Store(settings, COLLECTIONS)
-    producer = make_producer(settings)
-    await producer.start()
-    try:
-        runtime = Runtime(settings, store, producer, relay_for(store, producer))
+    async with runtime_of(settings, COLLECTIONS) as runtime:
         written = await retention_round(runtime, now)
         await runtime.relay.flush()
         return written
-    finally:
-        await producer.stop()
-        await store.close()
 
 
 def run_round(settings: Settings, now: datetime) -> int:
@@ -224,7 +279,13 @@ def retained(world: World) -> Retained:
         "PUT", world.factory, body={"identity_days": IDENTITY_DAYS, "content_days": CONTENT_DAYS}
     )
     assert set_policy.status_code == 200, set_policy.text
-    case_id, content, identity, photo = submit_with_photo(world)
+    submitted = submit_with_photo(world)
+    case_id, content, identity, photo = (
+        submitted.case_id,
+        submitted.content,
+        submitted.identity,
+        submitted.photo,
+    )
     wait_for(lambda: mongo.triage_cases.find_one({"_id": case_id}), WAIT, "the case at triage")
 
     hotline("cases", "reply", case_id, "--text", "We are on it.", token=world.token("operator"))
@@ -271,7 +332,15 @@ def retained(world: World) -> Retained:
         lambda: deletion_on_kafka(settings, case_id, "content"), WAIT, "the content's deletion"
     )
     return Retained(
-        case_id, content, identity, photo, message, closed_at, after_identity, after_content
+        case_id,
+        content,
+        identity,
+        photo,
+        message,
+        closed_at,
+        after_identity,
+        after_content,
+        submitted.lookup_token,
     )
 
 
@@ -473,6 +542,219 @@ def test_the_audit_log_still_verifies(world: World, retained: Retained, tmp_path
     verdict = hotline_json("audit", "verify", "--vkey", vkey, "--state", str(tmp_path / "s.json"))
     assert verdict["failures"] == []
     assert verdict["policy"]["deleted_envelopes"] >= 4
+
+
+# --- nothing comes back ----------------------------------------------------------------------
+
+
+def content_deletion(case_id: str) -> Event:
+    """A case's content deletion as triage publishes it (notify reads its scope only)."""
+    deletion = EnvelopesDeleted(scope="content", policy="default", envelopes=[])
+    return parse_event(new_event(case_id, deletion).to_bytes())
+
+
+async def test_a_digest_built_before_a_deletion_and_stored_after_it_keeps_no_ciphertext(
+    test_settings: Settings, system: LocalSystem
+) -> None:
+    """The race in the order that keeps the ciphertext unless the issuer looks again: the
+    digest is built (its record's content read), the deletion runs to its end while no
+    digest lists the case yet, then the digest is stored."""
+    async with notify_store(test_settings) as notify:
+        factory = unique_factory_code()
+        await registry.add_factory(notify.registry, factory, "Heron Toys", "CN")
+        buyer = await notify.buyer("acme", factory)
+        report = report_event(factory, {"operator": Party.new(), "acme": buyer})
+        await add_to_digests(notify.issuer, report)
+        ciphertext = report.data["content"]["ciphertext"]
+
+        draft = await notify.issuer.draft("acme", "on-request")
+        assert draft is not None and ciphertext in draft.document["body"]
+        deletion = content_deletion(report.subject)
+        await delete_copies(notify.issuer.store, deletion)
+        stored = await notify.issuer.commit(draft)
+
+        assert stored is not None and ciphertext not in stored["body"]
+        kept = await notify.digests.find_one({"_id": stored["_id"]})
+        assert kept is not None and ciphertext not in kept["body"]
+        [item] = json.loads(kept["body"])["items"]
+        assert (item["case_id"], item["content"], item["attachments"]) == (report.subject, None, [])
+        assert kept["redacted"] == {report.subject: deletion.time}
+        assert kept["digest_hash"] == draft.document["digest_hash"], "signed as issued"
+
+
+async def test_while_a_deletion_runs_nothing_sealed_of_the_case_is_built_or_kept(
+    test_settings: Settings, system: LocalSystem
+) -> None:
+    """Notify has marked the cases deleted (erasure's first step) and not reached their
+    copies yet: a digest built now lists them with nothing sealed, a report recorded now
+    keeps nothing sealed; then the erasure takes the content out of the digest issued
+    before and out of the webhook message that carries it."""
+    async with notify_store(test_settings) as notify:
+        factory = unique_factory_code()
+        await registry.add_factory(notify.registry, factory, "Heron Toys", "CN")
+        sealed_to = {"operator": Party.new(), "acme": await notify.buyer("acme", factory)}
+        store, issuer = notify.issuer.store, notify.issuer
+        first_report, pending, late = (report_event(factory, sealed_to) for _ in range(3))
+        await add_to_digests(issuer, first_report)
+        first = await issuer.issue("acme", "on-request")
+        assert first is not None
+        message_id = f"acme:{digest_message_id('acme', first['seq'])}"
+        await store.db.notify_webhook_messages.insert_one(  # queued as webhooks.py queues it
+            {"_id": message_id, "buyer": "acme", "payload": digest_file_json(first)}
+        )
+        await add_to_digests(issuer, pending)
+        hour = hour_of(notify.clock.now())
+        for report in (first_report, pending, late):
+            await mark_deleted(store, report.subject, hour)
+        await add_to_digests(issuer, late)  # a report.submitted delivered after the deletion
+        ciphertexts = {r.subject: r.data["content"]["ciphertext"] for r in (pending, late)}
+
+        late_record = await notify.items.find_one({"case_id": late.subject})
+        assert late_record is not None and late_record["content"] is None
+        second = await issuer.issue("acme", "on-request")
+        assert second is not None and set(second["cases"]) == set(ciphertexts)
+        assert not any(text in second["body"] for text in ciphertexts.values())
+
+        await delete_copies(store, content_deletion(first_report.subject))
+        old = first_report.data["content"]["ciphertext"]
+        kept = await notify.digests.find_one({"_id": first["_id"]})
+        assert kept is not None and old not in kept["body"]
+        queued = await store.db.notify_webhook_messages.find_one({"_id": message_id})
+        assert queued is not None and old not in queued["payload"]
+        assert json.loads(queued["payload"])["digest"] == json.loads(kept["body"])
+
+
+async def _issue_and_begin_deletion(settings: Settings, buyer: str, case_id: str) -> Document:
+    """The buyer's digest issued as notify issues it (its key, not handed out), then the
+    case's deletion begun at notify: marked deleted, its copies not reached yet."""
+    async with runtime_of(settings, NOTIFY_COLLECTIONS) as notify:
+        issuer = Issuer(notify.store, digest_signer(settings), SystemClock())
+        digest = await issuer.issue(buyer, "on-request")
+        assert digest is not None
+        await mark_deleted(notify.store, case_id, hour_of(SystemClock().now()))
+        return digest
+
+
+async def _finish_deletion(settings: Settings, case_id: str) -> None:
+    async with runtime_of(settings, NOTIFY_COLLECTIONS) as notify:
+        await delete_copies(notify.store, content_deletion(case_id))
+
+
+def test_a_digest_handed_out_during_a_deletion_leaves_without_the_case_undisclosed(
+    world: World,
+) -> None:
+    """A digest not handed out yet, its case's deletion under way at notify: the buyer's
+    pull serves the case with nothing sealed and records no hand-out of its envelope."""
+    settings, mongo = world.settings, world.mongo
+    factory, buyer = unique_factory_code(), unique_buyer_id()
+    world.admin.created("factories", {"code": factory, "name": "Egret Toys", "country": "CN"})
+    world.admin.created(
+        "buyers", {"buyer_id": buyer, "name": "Egret Buyer", "public_key": Party.new().public_b64}
+    )
+    world.admin.created("links", {"buyer_id": buyer, "factory": factory})
+    buyer_user = add_user(settings, Role.BUYER, buyer)
+    submitted = submit_with_photo(world, factory, category="hours")  # no urgent digest
+    wait_for(
+        lambda: mongo.notify_items.find_one({"case_id": submitted.case_id, "buyer": buyer}),
+        WAIT,
+        "the buyer's record of the report",
+    )
+    digest = asyncio.run(_issue_and_begin_deletion(settings, buyer, submitted.case_id))
+    ciphertext = submitted.content.ciphertext
+    [issued] = json.loads(digest["body"])["items"]
+    assert ciphertext in digest["body"] and issued["attachments"], "issued with both"
+
+    pulled = digest_page(settings, world.token(buyer_user))
+
+    assert pulled.status_code == 200, pulled.text
+    assert ciphertext not in pulled.text
+    [served] = pulled.json()["digests"]
+    [item] = served["digest"]["items"]
+    assert (item["case_id"], item["content"], item["attachments"]) == (
+        submitted.case_id,
+        None,
+        [],
+    )
+    assert mongo.notify_disclosures.count_documents({"case_id": submitted.case_id}) == 0
+    stored = mongo.notify_digests.find_one({"_id": digest["_id"]})
+    assert stored is not None and ciphertext in stored["body"], (
+        "the stored digest waits for the erasure: the pull itself left the case out"
+    )
+    asyncio.run(_finish_deletion(settings, submitted.case_id))
+    stored = mongo.notify_digests.find_one({"_id": digest["_id"]})
+    assert stored is not None and ciphertext not in stored["body"]
+
+
+def deleted_at_intake(world: World, case_id: str) -> None:
+    def marked() -> bool:
+        case = world.mongo.intake_cases.find_one({"_id": case_id}, {"deleted": 1})
+        return case is not None and "content" in (case.get("deleted") or {})
+
+    wait_for(marked, WAIT, "the content's deletion marked at intake")
+
+
+def test_an_answer_to_a_deleted_case_is_refused_and_stores_nothing(
+    world: World, retained: Retained
+) -> None:
+    settings, mongo, case_id = world.settings, world.mongo, retained.case_id
+    deleted_at_intake(world, case_id)
+    operators = recipients(settings, world.factory)["identity"]
+    message_id = str(uuid.uuid4())
+    routing = message_routing(message_id, "answer")
+
+    def sealed(plain: bytes, kind: Any) -> Document:
+        envelope = seal_envelope(
+            plain, case_id=case_id, kind=kind, routing=routing, recipients=operators
+        )
+        return envelope.model_dump()
+
+    body = {
+        "lookup_token": retained.lookup_token,
+        "message_id": message_id,
+        "envelope": sealed(b"they chained the door again", "content"),
+        "attachments": [sealed(b"image/jpeg\n" + bytes(range(256)) * 8, "attachment")],
+        "pow": solved(settings).model_dump(),
+    }
+    answered = httpx.post(f"{settings.intake_url}/api/answers", json=body, timeout=60)
+
+    assert (answered.status_code, answered.json()["code"]) == (409, "case-closed"), answered.text
+    assert mongo.intake_messages.count_documents({"case_id": case_id}) == 0
+    assert mongo.intake_attachments.count_documents({"case_id": case_id}) == 0
+    query = {"lookup_token": retained.lookup_token, "pow": solved(settings).model_dump()}
+    shown = httpx.post(f"{settings.intake_url}/api/status", json=query, timeout=60)
+    assert shown.status_code == 200, shown.text
+    assert (shown.json()["found"], shown.json()["status"]) == (True, "closed")
+
+
+async def _deliver_late(settings: Settings, event: Event) -> None:
+    """`event` handled by triage's and intake's consumers as they handle it, in this process."""
+    posted = MessagePosted.model_validate(event.data)
+    async with runtime_of(settings, COLLECTIONS) as triage:
+        await record_message(triage, event, posted)
+    async with runtime_of(settings, INTAKE_COLLECTIONS) as intake:
+        await record_event(intake, event)
+
+
+def test_a_message_recorded_after_the_deletion_is_gone(world: World, retained: Retained) -> None:
+    """An operator's message of the deleted case reaching the consumers after the deletion
+    (posted just before it, or delivered again): neither triage nor intake keeps it."""
+    case_id = retained.case_id
+    deleted_at_intake(world, case_id)
+    _, reply_public = generate_keypair()
+    message_id = str(uuid.uuid4())
+    envelope = seal_envelope(
+        b"we will visit on Monday",
+        case_id=case_id,
+        kind="content",
+        routing=message_routing(message_id, "reply"),
+        recipients={key_id(reply_public): reply_public},
+    )
+    posted = MessagePosted(
+        message_id=message_id, kind="reply", author_role=Role.OPERATOR.value, envelope=envelope
+    )
+    asyncio.run(_deliver_late(world.settings, parse_event(new_event(case_id, posted).to_bytes())))
+    assert world.mongo.triage_messages.find_one({"_id": message_id}) is None
+    assert world.mongo.intake_messages.find_one({"_id": message_id}) is None
 
 
 # --- Kafka -----------------------------------------------------------------------------------

@@ -5,8 +5,10 @@ tokens, and `hotline stats` over them.
 The cases are real reports submitted with `hotline submit` to a factory of this module's own
 (the factory filter isolates them from other modules' cases): six of wages alone and two of
 wages and hours (each counts in both categories), so the wages cell shows its counts and
-the hours cell "<5". Five are acknowledged and two of those closed, through the operator's
-status API, so the acknowledged count and its times show and the closed count does not.
+the hours cell "<5". All eight are acknowledged and two of them closed, through the
+operator's status API, so the acknowledged count and its times show and the closed count
+does not. (Five of eight acknowledged would read "<5" too: the three left out would show
+in the difference; the pure test at the end checks that rule.)
 
 The running triage reads the machine's clock, and this week's reports are this week's: the
 running service shows that they are held back; that they appear once their week has ended
@@ -52,8 +54,8 @@ Document = dict[str, Any]
 WAIT = 60.0
 WAGES_ONLY = 6  # reports of wages alone
 BOTH = 2  # reports of wages and hours: in the wages row and in the hours row
-ACKNOWLEDGED = 5  # of the wages-only reports
-CLOSED = 2  # of the acknowledged ones
+ACKNOWLEDGED = WAGES_ONLY + BOTH  # every report: a count short of `cases` by 1-4 is "<5"
+CLOSED = 2  # of the wages-only ones
 
 
 @dataclass
@@ -125,7 +127,7 @@ def world(system: LocalSystem, tmp_path_factory: pytest.TempPathFactory) -> Iter
             timeout=WAIT,
             what="the cases at triage",
         )
-        for case_id in wages[:ACKNOWLEDGED]:
+        for case_id in case_ids[:ACKNOWLEDGED]:
             move(settings, case_id, "acknowledged")
         for case_id in wages[:CLOSED]:
             move(settings, case_id, "closed")
@@ -448,3 +450,33 @@ def test_median_and_90th_percentile_of_hours() -> None:
     assert (row.cases, row.acknowledged, row.resolved_or_closed) == (10, 10, "<5")
     assert row.hours_to_resolve_median is None  # four closed cases give no time
     assert monthly_rows(cases, first="2026-04") == []
+
+
+@pytest.mark.parametrize(
+    ("cases", "acknowledged", "shown"),
+    [
+        (6, 5, "<5"),  # 5 is not small, but it says that one worker's case was not acknowledged
+        (9, 5, "<5"),  # four left out
+        (10, 5, 5),  # five left out: as many as a shown count needs
+        (6, 6, 6),  # none left out
+        (6, 0, 0),  # zero reveals nobody's report
+        (6, 2, "<5"),  # small itself
+    ],
+)
+def test_a_count_a_few_short_of_its_cases_is_suppressed(
+    cases: int, acknowledged: int, shown: int | str
+) -> None:
+    received = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    times = [
+        CaseTimes(
+            factory="F-001",
+            categories=("wages",),
+            received=received,
+            acknowledged=received + timedelta(hours=1) if index < acknowledged else None,
+            closed=None,
+            final=False,
+        )
+        for index in range(cases)
+    ]
+    [row] = monthly_rows(times)
+    assert (row.cases, row.acknowledged, row.resolved_or_closed) == (cases, shown, 0)

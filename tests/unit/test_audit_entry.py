@@ -367,7 +367,7 @@ LEAVES: dict[str, bytes] = {
     "envelopes_deleted": (
         b'{"envelopes":[{"class":"identity",'
         b'"hash":"abababababababababababababababababababababababababababababababab"}],'
-        b'"event_id":"00000000-0000-4000-8000-000000000001","policy":"default","schema":1,'
+        b'"event_id":"00000000-0000-4000-8000-000000000001","schema":1,'
         b'"scope":"identity","subject":"case-1","time":"2026-03-01T10:00:00Z",'
         b'"type":"envelopes.deleted"}'
     ),

@@ -34,6 +34,8 @@ def test_each_service_relays_what_it_writes_and_its_own_disclosures() -> None:
         "buyers",
         "links",
         "operator_keys",
+        "triage_incidents",
+        "retention_policies",
     }
     assert NOTIFY.outbox_names() == ["notify_digests", "notify_questions", "notify_disclosures"]
 

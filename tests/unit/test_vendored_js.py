@@ -59,14 +59,29 @@ def test_no_static_file_names_another_origin() -> None:
 
 
 # --- the copies of the buyer page and of the operator console -------------------------------
-# (scripts/vendor-js.sh copies them from intake's folder)
+# (scripts/vendor-js.sh copies them from intake's folder, and the signed-in pages' shared code
+# from the buyer page's signin/ into the console's)
 
 NOTIFY_STATIC = ROOT / "services" / "notify" / "static"
 TRIAGE_STATIC = ROOT / "services" / "triage" / "static"
+SIGNIN = NOTIFY_STATIC / "signin"
+# the folder a copy's first path part comes from (a copy keeps the source's relative path)
+SOURCE_OF = {"vendor": STATIC, "crypto": STATIC, "signin": NOTIFY_STATIC}
 COPIES = {
     # folder -> files it must hold at least
     NOTIFY_STATIC: {"vendor/libsodium-wrappers-sumo.js", "crypto/tlog.js"},
-    TRIAGE_STATIC: {"vendor/libsodium-wrappers-sumo.js", "crypto/envelope.js"},
+    TRIAGE_STATIC: {
+        "vendor/libsodium-wrappers-sumo.js",
+        "crypto/envelope.js",
+        "signin/signin.js",
+        "signin/signed-in.js",
+        "signin/signin.css",
+    },
+}
+# folder -> its subfolders that hold copies only
+COPIED_FOLDERS = {
+    NOTIFY_STATIC: ("crypto", "vendor"),
+    TRIAGE_STATIC: ("crypto", "vendor", "signin"),
 }
 
 
@@ -76,25 +91,38 @@ def copy_sums(static: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("static", list(COPIES), ids=lambda path: path.parent.name)
-def test_the_pages_copies_match_their_checksums_and_intakes_files(static: Path) -> None:
+def test_the_pages_copies_match_their_checksums_and_their_sources(static: Path) -> None:
     listed = copy_sums(static)
     assert COPIES[static] <= set(listed)
     for name, digest in listed.items():
         copy = (static / name).read_bytes()
         assert hashlib.sha256(copy).hexdigest() == digest, name
-        assert copy == (STATIC / name).read_bytes(), f"{name} differs from intake's"
+        source = SOURCE_OF[name.split("/", 1)[0]]
+        assert copy == (source / name).read_bytes(), (
+            f"{name} differs from {source.relative_to(ROOT)}'s"
+        )
 
 
 @pytest.mark.parametrize("static", list(COPIES), ids=lambda path: path.parent.name)
-def test_every_crypto_and_vendor_file_of_a_page_is_a_checked_copy(static: Path) -> None:
-    """Nothing under a page's crypto/ or vendor/ escapes the check (but the copies' README)."""
+def test_every_file_of_a_pages_copied_folders_is_a_checked_copy(static: Path) -> None:
+    """Nothing under a page's crypto/, vendor/ (or the console's signin/) escapes the check
+    (but the copies' README)."""
     held = {
         path.relative_to(static).as_posix()
-        for folder in ("crypto", "vendor")
+        for folder in COPIED_FOLDERS[static]
         for path in (static / folder).rglob("*")
         if path.is_file() and path.name != "README.md"
     }
     assert held == set(copy_sums(static))
+
+
+def test_the_console_has_a_copy_of_every_shared_signed_in_file() -> None:
+    """A file added to the buyer page's signin/ reaches the console too (vendor-js.sh lists
+    them), and the buyer page, the source, holds no copy of its own of them."""
+    shared = {f"signin/{path.name}" for path in SIGNIN.iterdir() if path.is_file()}
+    console = {name for name in copy_sums(TRIAGE_STATIC) if name.startswith("signin/")}
+    assert shared == console
+    assert not {name for name in copy_sums(NOTIFY_STATIC) if name.startswith("signin/")}
 
 
 @pytest.mark.parametrize("static", list(COPIES), ids=lambda path: path.parent.name)

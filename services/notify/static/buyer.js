@@ -1,11 +1,8 @@
 // The buyer page's script (issue 19 contract §6).
 //
-// Sign-in: the OAuth 2.0 authorization code flow with PKCE (S256) on the public client
-// named in the page, in a window of its own. This page never navigates away, so the PKCE
-// verifier and then the tokens stay in its memory, and nothing needs storing: the window
-// comes back to /buyer/signed-in, which hands the code over a BroadcastChannel of this
-// origin (signed-in.js); this page checks the state, redeems the code at Keycloak's token
-// endpoint and closes the window. Tokens are refreshed in memory before they expire.
+// Sign-in (signin/signin.js, shared with the operator console): the OAuth 2.0 authorization
+// code flow with PKCE (S256) on the public client named in the page, in a window of its own
+// that comes back to /buyer/signed-in; the tokens stay in this page's memory.
 //
 // Then: every digest since the last one held (GET /api/digests, by cursor) is checked in
 // the crypto worker against the digest key pinned in the page (signature, and chain by seq
@@ -13,218 +10,46 @@
 // keeps it and opens the items of the digests that passed; the CSV is made here, as a Blob.
 // No cookie, no storage of any kind; requests go to this origin and to Keycloak only.
 
-const CHANNEL = "hotline-buyer-sign-in"; // as signed-in.js
+import {
+  $,
+  Refusal,
+  cryptoWorker,
+  element,
+  fetchJson,
+  field,
+  fill,
+  messages,
+  meta,
+  say,
+  signInSession,
+  when,
+} from "./signin/signin.js";
+
 const MAX_KEY_FILE_BYTES = 1024; // as hotline.shared.keys
 const PAGE_SIZE = 200; // the most GET /api/digests hands out at once
-const REFRESH_MARGIN_S = 60; // refresh the access token this long before it expires
 
-const $ = (id) => document.getElementById(id);
-const meta = (name) => document.querySelector(`meta[name="${name}"]`).content;
-const messages = JSON.parse($("messages").textContent);
 const categoryNames = JSON.parse($("categories").textContent);
 const config = {
-  issuer: meta("hotline-issuer"),
-  clientId: meta("hotline-client-id"),
   vkey: meta("hotline-digest-vkey"),
   lang: meta("hotline-lang"),
-  redirectUri: new URL(meta("hotline-signed-in-path"), location.origin).href,
 };
-const oidc = `${config.issuer}/protocol/openid-connect`;
 
-/** A refusal to show: `key` names one of the page's translated messages. */
-class Refusal extends Error {
-  constructor(key) {
-    super(key);
-    this.key = key;
-  }
-}
+const worker = cryptoWorker(new URL("crypto-worker.js", import.meta.url));
 
-function fill(template, values) {
-  return template.replace(/\{(\w+)\}/g, (whole, name) => (name in values ? String(values[name]) : whole));
-}
+// --- sign-in (signin/signin.js) ----------------------------------------------------------
 
-function say(element, key, values = {}) {
-  element.textContent = key ? fill(messages[key] || messages.network, values) : "";
-}
-
-// --- the crypto worker -------------------------------------------------------------------
-
-/** The client of crypto-worker.js: `call(op, args)` resolves with its result or rejects
- * with an Error carrying the worker's `reason`; `stop()` ends it and whatever it held. */
-function cryptoWorker() {
-  let worker = null;
-  let nextRequest = 0;
-  const pending = new Map();
-
-  function failAll() {
-    for (const request of pending.values()) request.reject(new Refusal("network"));
-    pending.clear();
-  }
-
-  function start() {
-    if (worker) return;
-    worker = new Worker(new URL("crypto-worker.js", import.meta.url), { type: "module" });
-    worker.onmessage = ({ data }) => {
-      const request = pending.get(data.id);
-      pending.delete(data.id);
-      if (data.ok) request.resolve(data.result);
-      else request.reject(Object.assign(new Error(data.message), { reason: data.reason }));
-    };
-    worker.onerror = () => {
-      failAll();
-      worker = null;
-    };
-  }
-
-  function call(op, args = {}) {
-    start();
-    nextRequest += 1;
-    const id = nextRequest;
-    return new Promise((resolve, reject) => {
-      pending.set(id, { resolve, reject });
-      worker.postMessage({ id, op, ...args });
-    });
-  }
-
-  function stop() {
-    if (worker) worker.terminate();
-    worker = null;
-    failAll();
-  }
-
-  return { start, call, stop };
-}
-
-const worker = cryptoWorker();
-
-// --- sign-in (authorization code + PKCE, in a window of its own) --------------------------
-
-let session = null; // {accessToken, refreshToken, idToken, user, org, timer}
-
-function claimsOf(jwt) {
-  const part = jwt.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
-  const bytes = Uint8Array.from(atob(part.padEnd(part.length + ((4 - (part.length % 4)) % 4), "=")), (c) =>
-    c.charCodeAt(0),
-  );
-  return JSON.parse(new TextDecoder().decode(bytes));
-}
-
-/** POST the token endpoint (no cookie is sent or needed); the token answer, or a Refusal. */
-async function tokenRequest(parameters) {
-  let response;
-  let answer = null;
-  try {
-    response = await fetch(`${oidc}/token`, {
-      method: "POST",
-      body: new URLSearchParams({ client_id: config.clientId, ...parameters }),
-      cache: "no-store",
-      credentials: "omit",
-      referrerPolicy: "no-referrer",
-    });
-    answer = await response.json();
-  } catch {
-    throw new Refusal("network");
-  }
-  if (!response.ok || typeof answer.access_token !== "string") throw new Refusal("signin-failed");
-  return answer;
-}
-
-function startSession(answer) {
-  if (session) clearTimeout(session.timer);
-  const claims = claimsOf(answer.access_token);
-  const roles = (claims.realm_access && claims.realm_access.roles) || [];
-  if (!roles.includes("buyer") || typeof claims.org !== "string") throw new Refusal("not-a-buyer");
-  const refreshIn = Math.max(10, Number(answer.expires_in || 300) - REFRESH_MARGIN_S);
-  session = {
-    accessToken: answer.access_token,
-    refreshToken: answer.refresh_token || null,
-    idToken: answer.id_token || (session && session.idToken) || null,
-    user: claims.preferred_username || claims.sub,
-    org: claims.org,
-    timer: setTimeout(refreshSession, refreshIn * 1000),
-  };
-}
-
-async function refreshSession() {
-  if (!session || !session.refreshToken) return endSession();
-  try {
-    startSession(await tokenRequest({ grant_type: "refresh_token", refresh_token: session.refreshToken }));
-  } catch {
-    endSession();
-  }
-}
-
-/** The session is over (expired, refused): the digests and the key stay on the page. */
-function endSession() {
-  if (session) clearTimeout(session.timer);
-  session = null;
-  showSignedIn(false);
-  say($("error"), "session-ended");
-}
-
-/** The sign-in window's answer for `state`, once signed-in.js hands it over. */
-function signInAnswer(state, popup) {
-  return new Promise((resolve, reject) => {
-    const channel = new BroadcastChannel(CHANNEL);
-    const watch = setInterval(() => {
-      if (popup.closed) finish(() => reject(new Refusal("signin-cancelled")));
-    }, 500);
-    function finish(then) {
-      clearInterval(watch);
-      channel.close();
-      then();
-    }
-    channel.onmessage = ({ data }) => {
-      if (data && data.state === state) finish(() => resolve(data));
-    };
-  });
-}
-
-async function signIn() {
-  // Opened at once, in the click, or the browser blocks it; it is sent to Keycloak below.
-  const popup = window.open("", "hotline-sign-in", "popup,width=520,height=720");
-  if (!popup) throw new Refusal("popup-blocked");
-  say($("progress"), "signing-in");
-  try {
-    const { verifier, challenge, state } = await worker.call("pkce");
-    const authorize = new URL(`${oidc}/auth`);
-    authorize.search = new URLSearchParams({
-      client_id: config.clientId,
-      redirect_uri: config.redirectUri,
-      response_type: "code",
-      response_mode: "fragment",
-      scope: "openid",
-      state,
-      code_challenge: challenge,
-      code_challenge_method: "S256",
-    }).toString();
-    popup.location.href = authorize.href;
-    const answer = await signInAnswer(state, popup);
-    if (!answer.code) throw new Refusal("signin-failed");
-    startSession(
-      await tokenRequest({
-        grant_type: "authorization_code",
-        code: answer.code,
-        redirect_uri: config.redirectUri,
-        code_verifier: verifier,
-      }),
-    );
-  } finally {
-    popup.close();
-    say($("progress"), "");
-  }
-}
+const auth = signInSession({
+  worker,
+  accept(claims) {
+    const roles = (claims.realm_access && claims.realm_access.roles) || [];
+    if (!roles.includes("buyer") || typeof claims.org !== "string") throw new Refusal("not-a-buyer");
+    return { org: claims.org };
+  },
+  onEnd: sessionEnded,
+});
 
 function signOut() {
-  const done = new URL(`${oidc}/logout`);
-  const parameters = {
-    client_id: config.clientId,
-    post_logout_redirect_uri: new URL(`/buyer/${config.lang}/`, location.origin).href,
-  };
-  if (session && session.idToken) parameters.id_token_hint = session.idToken;
-  done.search = new URLSearchParams(parameters).toString();
-  forgetEverything();
-  location.assign(done.href); // ends the Keycloak session too, then comes back here
+  auth.signOut(`/buyer/${config.lang}/`, forgetEverything);
 }
 
 // --- digests -----------------------------------------------------------------------------
@@ -236,22 +61,12 @@ let chainEnd = null; // {seq, hash} of the last digest checked: where the chain 
 let keyId = null;
 
 async function getJson(path) {
-  let response;
-  let answer = null;
-  try {
-    response = await fetch(path, {
-      headers: { Authorization: `Bearer ${session.accessToken}` },
-      cache: "no-store",
-      credentials: "omit",
-      referrerPolicy: "no-referrer",
-    });
-    answer = await response.json();
-  } catch {
-    throw new Refusal("network");
-  }
+  const { response, answer } = await fetchJson(path, {
+    headers: { Authorization: `Bearer ${auth.session.accessToken}` },
+  });
   if (response.status === 401) throw new Refusal("session-ended");
   if (response.status === 403) throw new Refusal("not-a-buyer");
-  if (!response.ok) throw new Refusal("network");
+  if (!response.ok || answer === null) throw new Refusal("network");
   return answer;
 }
 
@@ -265,7 +80,7 @@ function trusted(entry) {
 
 /** Fetch and check every digest after the last one held. */
 async function pull() {
-  if (!session) throw new Refusal("session-ended");
+  if (!auth.session) throw new Refusal("session-ended");
   say($("progress"), "loading");
   let more = true;
   while (more) {
@@ -278,7 +93,7 @@ async function pull() {
         checked = await worker.call("check", {
           files: answer.digests,
           vkey: config.vkey,
-          buyer: session.org,
+          buyer: auth.session.org,
           before: chainEnd,
         });
       } catch (error) {
@@ -334,27 +149,6 @@ async function openHeld() {
 
 // --- showing it --------------------------------------------------------------------------
 
-function element(tag, text, className) {
-  const made = document.createElement(tag);
-  if (text !== undefined && text !== null) made.textContent = text;
-  if (className) made.className = className;
-  return made;
-}
-
-function when(iso) {
-  const date = new Date(iso);
-  if (typeof iso !== "string" || Number.isNaN(date.getTime())) return String(iso);
-  return new Intl.DateTimeFormat(document.documentElement.lang, {
-    year: "numeric",
-    month: "short",
-    day: "numeric",
-    hour: "2-digit",
-    minute: "2-digit",
-    timeZone: "UTC", // the hours notify writes are UTC: shown as such, wherever the buyer is
-    timeZoneName: "short",
-  }).format(date);
-}
-
 function checkKey(entry) {
   if (entry.signature !== null) return `check-${entry.signature}`;
   return trusted(entry) ? "check-verified" : `check-${entry.chain}`;
@@ -367,13 +161,6 @@ function itemText(entry, item) {
   if (!opened) return { key: "text-locked" };
   if (opened.text !== null) return { text: opened.text };
   return { key: opened.reason === "not-a-recipient" ? "text-not-a-recipient" : "text-integrity" };
-}
-
-function field(name, value) {
-  const row = element("div");
-  row.dataset.field = name;
-  row.append(element("dt", messages[`field-${name}`]), element("dd", value));
-  return row;
 }
 
 function renderItem(entry, item) {
@@ -447,7 +234,13 @@ function showSignedIn(signedIn) {
   $("signed-out").hidden = signedIn;
   $("signed-in").hidden = !signedIn;
   $("refresh").disabled = !signedIn;
-  if (signedIn) say($("who"), "signed-in-as", { user: session.user, org: session.org });
+  if (signedIn) say($("who"), "signed-in-as", { user: auth.session.user, org: auth.session.org });
+}
+
+/** The session is over (expired, refused): the digests and the key stay on the page. */
+function sessionEnded() {
+  showSignedIn(false);
+  say($("error"), "session-ended");
 }
 
 // --- export ------------------------------------------------------------------------------
@@ -491,7 +284,7 @@ function exportCsv() {
   const link = element("a");
   link.href = url;
   const seqs = held.filter(passed).map((entry) => entry.seq);
-  link.download = `hotline-digests-${session ? session.org : "buyer"}-${Math.min(...seqs)}-${Math.max(...seqs)}.csv`;
+  link.download = `hotline-digests-${auth.session ? auth.session.org : "buyer"}-${Math.min(...seqs)}-${Math.max(...seqs)}.csv`;
   document.body.append(link);
   link.click();
   link.remove();
@@ -502,8 +295,7 @@ function exportCsv() {
 // --- leaving no trace --------------------------------------------------------------------
 
 function forgetEverything() {
-  if (session) clearTimeout(session.timer);
-  session = null;
+  auth.forget();
   held = [];
   cursor = 0;
   chainEnd = null;
@@ -529,7 +321,7 @@ async function guarded(task) {
   } catch (error) {
     say($("progress"), "");
     const key = error instanceof Refusal ? error.key : "network";
-    if (key === "session-ended") endSession();
+    if (key === "session-ended") auth.end();
     else say($("error"), messages[key] ? key : "network");
   } finally {
     busy = false;
@@ -540,7 +332,7 @@ $("signed-out").hidden = false;
 worker.start(); // its wasm compiles while the buyer signs in
 $("sign-in").addEventListener("click", () =>
   guarded(async () => {
-    await signIn();
+    await auth.signIn();
     showSignedIn(true);
     await pull();
   }),

@@ -1,11 +1,8 @@
 // The operator console's script (issue 18).
 //
-// Sign-in: the OAuth 2.0 authorization code flow with PKCE (S256) on the public client named
-// in the page, in a window of its own, as the buyer page signs in. This page never navigates
-// away, so the PKCE verifier and then the tokens stay in its memory, and nothing needs
-// storing: the window comes back to /console/signed-in, which hands the code over a
-// BroadcastChannel of this origin (signed-in.js); this page checks the state, redeems the
-// code at Keycloak's token endpoint and closes the window. Tokens are refreshed in memory.
+// Sign-in (signin/signin.js, shared with the buyer page): the OAuth 2.0 authorization code
+// flow with PKCE (S256) on the public client named in the page, in a window of its own that
+// comes back to /console/signed-in; the tokens stay in this page's memory.
 //
 // Then, against triage's API: the queue (GET /api/cases, filtered, by cursor); a case (GET
 // /api/cases/{id}, which triage records in the audit log before it answers) and its
@@ -18,218 +15,42 @@
 // script sends is tokens, envelopes, status moves and their reasons. No cookie, no storage of
 // any kind; requests go to this origin and to Keycloak only.
 
-const CHANNEL = "hotline-console-sign-in"; // as signed-in.js
+import {
+  $,
+  Refusal,
+  cryptoWorker,
+  element,
+  fetchJson,
+  field,
+  fill,
+  messages,
+  say,
+  signInSession,
+  when,
+} from "./signin/signin.js";
+
 const PAGE_SIZE = 50;
-const REFRESH_MARGIN_S = 60; // refresh the access token this long before it expires
 const OPERATOR_ROLE = "triage-analyst";
 
-const $ = (id) => document.getElementById(id);
-const meta = (name) => document.querySelector(`meta[name="${name}"]`).content;
-const messages = JSON.parse($("messages").textContent);
 const workflow = JSON.parse($("workflow").textContent);
 const categoryNames = JSON.parse($("categories").textContent);
-const config = {
-  issuer: meta("hotline-issuer"),
-  clientId: meta("hotline-client-id"),
-  redirectUri: new URL(meta("hotline-signed-in-path"), location.origin).href,
-};
-const oidc = `${config.issuer}/protocol/openid-connect`;
 
-/** A refusal to show: `key` names one of the page's messages, `values` fill it in. */
-class Refusal extends Error {
-  constructor(key, values = {}) {
-    super(key);
-    this.key = key;
-    this.values = values;
-  }
-}
+const worker = cryptoWorker(new URL("crypto-worker.js", import.meta.url));
 
-function fill(template, values) {
-  return template.replace(/\{(\w+)\}/g, (whole, name) => (name in values ? String(values[name]) : whole));
-}
+// --- sign-in (signin/signin.js) ----------------------------------------------------------
 
-function say(element, key, values = {}) {
-  element.textContent = key ? fill(messages[key] || messages.network, values) : "";
-}
-
-// --- the crypto worker -------------------------------------------------------------------
-
-/** The client of crypto-worker.js: `call(op, args)` resolves with its result or rejects
- * with an Error carrying the worker's `reason`; `stop()` ends it and whatever it held. */
-function cryptoWorker() {
-  let worker = null;
-  let nextRequest = 0;
-  const pending = new Map();
-
-  function failAll() {
-    for (const request of pending.values()) request.reject(new Refusal("network"));
-    pending.clear();
-  }
-
-  function start() {
-    if (worker) return;
-    worker = new Worker(new URL("crypto-worker.js", import.meta.url), { type: "module" });
-    worker.onmessage = ({ data }) => {
-      const request = pending.get(data.id);
-      pending.delete(data.id);
-      if (data.ok) request.resolve(data.result);
-      else request.reject(Object.assign(new Error(data.message), { reason: data.reason }));
-    };
-    worker.onerror = () => {
-      failAll();
-      worker = null;
-    };
-  }
-
-  function call(op, args = {}) {
-    start();
-    nextRequest += 1;
-    const id = nextRequest;
-    return new Promise((resolve, reject) => {
-      pending.set(id, { resolve, reject });
-      worker.postMessage({ id, op, ...args });
-    });
-  }
-
-  function stop() {
-    if (worker) worker.terminate();
-    worker = null;
-    failAll();
-  }
-
-  return { start, call, stop };
-}
-
-const worker = cryptoWorker();
-
-// --- sign-in (authorization code + PKCE, in a window of its own) --------------------------
-
-let session = null; // {accessToken, refreshToken, idToken, user, subject, timer}
-
-function claimsOf(jwt) {
-  const part = jwt.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
-  const bytes = Uint8Array.from(atob(part.padEnd(part.length + ((4 - (part.length % 4)) % 4), "=")), (c) =>
-    c.charCodeAt(0),
-  );
-  return JSON.parse(new TextDecoder().decode(bytes));
-}
-
-/** POST the token endpoint (no cookie is sent or needed); the token answer, or a Refusal. */
-async function tokenRequest(parameters) {
-  let response;
-  let answer = null;
-  try {
-    response = await fetch(`${oidc}/token`, {
-      method: "POST",
-      body: new URLSearchParams({ client_id: config.clientId, ...parameters }),
-      cache: "no-store",
-      credentials: "omit",
-      referrerPolicy: "no-referrer",
-    });
-    answer = await response.json();
-  } catch {
-    throw new Refusal("network");
-  }
-  if (!response.ok || typeof answer.access_token !== "string") throw new Refusal("signin-failed");
-  return answer;
-}
-
-function startSession(answer) {
-  if (session) clearTimeout(session.timer);
-  const claims = claimsOf(answer.access_token);
-  const roles = (claims.realm_access && claims.realm_access.roles) || [];
-  if (!roles.includes(OPERATOR_ROLE)) throw new Refusal("not-an-operator");
-  const refreshIn = Math.max(10, Number(answer.expires_in || 300) - REFRESH_MARGIN_S);
-  session = {
-    accessToken: answer.access_token,
-    refreshToken: answer.refresh_token || null,
-    idToken: answer.id_token || (session && session.idToken) || null,
-    user: claims.preferred_username || claims.sub,
-    subject: claims.sub,
-    timer: setTimeout(refreshSession, refreshIn * 1000),
-  };
-}
-
-async function refreshSession() {
-  if (!session || !session.refreshToken) return endSession();
-  try {
-    startSession(await tokenRequest({ grant_type: "refresh_token", refresh_token: session.refreshToken }));
-  } catch {
-    endSession();
-  }
-}
-
-/** The session is over (expired, refused): what is on the page stays, nothing more loads. */
-function endSession() {
-  if (session) clearTimeout(session.timer);
-  session = null;
-  showSignedIn(false);
-  say($("error"), "session-ended");
-}
-
-/** The sign-in window's answer for `state`, once signed-in.js hands it over. */
-function signInAnswer(state, popup) {
-  return new Promise((resolve, reject) => {
-    const channel = new BroadcastChannel(CHANNEL);
-    const watch = setInterval(() => {
-      if (popup.closed) finish(() => reject(new Refusal("signin-cancelled")));
-    }, 500);
-    function finish(then) {
-      clearInterval(watch);
-      channel.close();
-      then();
-    }
-    channel.onmessage = ({ data }) => {
-      if (data && data.state === state) finish(() => resolve(data));
-    };
-  });
-}
-
-async function signIn() {
-  // Opened at once, in the click, or the browser blocks it; it is sent to Keycloak below.
-  const popup = window.open("", "hotline-console-sign-in", "popup,width=520,height=720");
-  if (!popup) throw new Refusal("popup-blocked");
-  say($("progress"), "signing-in");
-  try {
-    const { verifier, challenge, state } = await worker.call("pkce");
-    const authorize = new URL(`${oidc}/auth`);
-    authorize.search = new URLSearchParams({
-      client_id: config.clientId,
-      redirect_uri: config.redirectUri,
-      response_type: "code",
-      response_mode: "fragment",
-      scope: "openid",
-      state,
-      code_challenge: challenge,
-      code_challenge_method: "S256",
-    }).toString();
-    popup.location.href = authorize.href;
-    const answer = await signInAnswer(state, popup);
-    if (!answer.code) throw new Refusal("signin-failed");
-    startSession(
-      await tokenRequest({
-        grant_type: "authorization_code",
-        code: answer.code,
-        redirect_uri: config.redirectUri,
-        code_verifier: verifier,
-      }),
-    );
-  } finally {
-    popup.close();
-    say($("progress"), "");
-  }
-}
+const auth = signInSession({
+  worker,
+  accept(claims) {
+    const roles = (claims.realm_access && claims.realm_access.roles) || [];
+    if (!roles.includes(OPERATOR_ROLE)) throw new Refusal("not-an-operator");
+    return { subject: claims.sub };
+  },
+  onEnd: sessionEnded,
+});
 
 function signOut() {
-  const done = new URL(`${oidc}/logout`);
-  const parameters = {
-    client_id: config.clientId,
-    post_logout_redirect_uri: new URL("/console/", location.origin).href,
-  };
-  if (session && session.idToken) parameters.id_token_hint = session.idToken;
-  done.search = new URLSearchParams(parameters).toString();
-  forgetEverything();
-  location.assign(done.href); // ends the Keycloak session too, then comes back here
+  auth.signOut("/console/", forgetEverything);
 }
 
 // --- triage's API ------------------------------------------------------------------------
@@ -246,24 +67,14 @@ function detailOf(answer) {
 /** Call triage's API as the signed-in operator; the answer's JSON, or a Refusal that shows
  * what triage said (409: not a move there is; 422: not a request it takes). */
 async function api(method, path, body) {
-  if (!session) throw new Refusal("session-ended");
-  const headers = { Authorization: `Bearer ${session.accessToken}` };
+  if (!auth.session) throw new Refusal("session-ended");
+  const headers = { Authorization: `Bearer ${auth.session.accessToken}` };
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  let response;
-  let answer = null;
-  try {
-    response = await fetch(path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      cache: "no-store",
-      credentials: "omit",
-      referrerPolicy: "no-referrer",
-    });
-    answer = await response.json().catch(() => null);
-  } catch {
-    throw new Refusal("network");
-  }
+  const { response, answer } = await fetchJson(path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
   if (response.status === 401) throw new Refusal("session-ended");
   if (response.status === 403) throw new Refusal("not-an-operator");
   if (!response.ok) {
@@ -471,41 +282,13 @@ async function sendMessage() {
 
 // --- showing it --------------------------------------------------------------------------
 
-function element(tag, text, className) {
-  const made = document.createElement(tag);
-  if (text !== undefined && text !== null) made.textContent = text;
-  if (className) made.className = className;
-  return made;
-}
-
-function when(iso) {
-  const date = new Date(iso);
-  if (typeof iso !== "string" || Number.isNaN(date.getTime())) return String(iso);
-  return new Intl.DateTimeFormat(document.documentElement.lang, {
-    year: "numeric",
-    month: "short",
-    day: "numeric",
-    hour: "2-digit",
-    minute: "2-digit",
-    timeZone: "UTC", // triage's times are UTC: shown as such, wherever the operator is
-    timeZoneName: "short",
-  }).format(date);
-}
-
-function field(name, value) {
-  const row = element("div");
-  row.dataset.field = name;
-  row.append(element("dt", messages[`field-${name}`]), element("dd", value));
-  return row;
-}
-
 const severityText = (severity) => messages[`severity-${severity}`] || severity;
 const statusText = (status) => messages[`status-${status}`] || status;
 const categoriesText = (codes) => (codes || []).map((code) => categoryNames[code] || code).join(", ");
 
 function assigneeText(assignee) {
   if (!assignee) return messages.nobody;
-  return session && assignee === session.subject ? messages.you : assignee;
+  return auth.session && assignee === auth.session.subject ? messages.you : assignee;
 }
 
 function renderQueue() {
@@ -609,7 +392,7 @@ function renderCase() {
     }),
   );
   $("status-form").hidden = moves.length === 0;
-  $("claim").hidden = Boolean(session && detail.assignee === session.subject);
+  $("claim").hidden = Boolean(auth.session && detail.assignee === auth.session.subject);
   $("actions").hidden = $("status-form").hidden && $("claim").hidden;
   $("history-list").replaceChildren(...current.history.map(renderHistory));
   const opened = keyId ? current.opened : null;
@@ -639,14 +422,19 @@ function showCase(shown) {
 function showSignedIn(signedIn) {
   $("signed-out").hidden = signedIn;
   $("signed-in").hidden = !signedIn;
-  if (signedIn) say($("who"), "signed-in-as", { user: session.user });
+  if (signedIn) say($("who"), "signed-in-as", { user: auth.session.user });
+}
+
+/** The session is over (expired, refused): what is on the page stays, nothing more loads. */
+function sessionEnded() {
+  showSignedIn(false);
+  say($("error"), "session-ended");
 }
 
 // --- leaving no trace --------------------------------------------------------------------
 
 function forgetEverything() {
-  if (session) clearTimeout(session.timer);
-  session = null;
+  auth.forget();
   keyId = null;
   current = null;
   queue = { cases: [], next: null, filters: {} };
@@ -683,7 +471,7 @@ async function guarded(task, onCase = false) {
   } catch (error) {
     say($("progress"), "");
     const refusal = error instanceof Refusal ? error : new Refusal("network");
-    if (refusal.key === "session-ended") endSession();
+    if (refusal.key === "session-ended") auth.end();
     else say(onCase ? $("case-error") : $("error"), messages[refusal.key] ? refusal.key : "network", refusal.values);
   } finally {
     busy = false;
@@ -701,7 +489,7 @@ $("signed-out").hidden = false;
 worker.start(); // its wasm compiles while the operator signs in
 $("sign-in").addEventListener("click", () =>
   guarded(async () => {
-    await signIn();
+    await auth.signIn();
     showSignedIn(true);
     $("workspace").hidden = false;
     await loadQueue();
