@@ -40,7 +40,7 @@ from hotline.shared.service import Runtime
 from hotline.shared.store import Store
 from hotline.triage.clocks import add_months, breach_round, watch_clocks
 from hotline.triage.collections import COLLECTIONS
-from tests.support.cli import hotline, hotline_json
+from tests.support.cli import hotline_json
 from tests.support.registry import AdminApi, unique_factory_code
 from tests.support.topics import records_on
 from tests.support.waiting import async_wait_for, wait_for
@@ -86,10 +86,7 @@ class World:
 def world(system: LocalSystem, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     settings = system.settings
     admin = AdminApi(settings)
-    key_file = tmp_path_factory.mktemp("keys") / "operator.key"
-    hotline("keys", "generate", "--out", str(key_file))  # reports are sealed to operator keys
-    operator_public = (key_file.parent / "operator.key.pub").read_text().splitlines()[1]
-    admin.created("operator-keys", {"public_key": operator_public})
+    admin.operator_key_file(tmp_path_factory.mktemp("keys"))
     factory = unique_factory_code()
     admin.created("factories", {"code": factory, "name": "Osprey Shoes", "country": "VN"})
     client: MongoClient[Document] = MongoClient(settings.mongo_url)
@@ -331,6 +328,19 @@ async def test_a_breach_is_published_once_however_many_schedulers_race(world: Wo
     # Every breach event written is on Kafka by now (the stop is after it in the
     # partition); still exactly one record of it, after six racing rounds.
     assert len(await case_events(world.settings, BREACHED, case_id)) == 1
+
+    # What a compliance officer proves it with: the public audit log holds the case's
+    # escalation, the breach (once) and the late stop.
+    def logged() -> list[str] | None:
+        found = httpx.get(
+            f"{world.settings.audit_url}/api/entries", params={"case": case_id, "limit": 1000}
+        )
+        types = [entry["entry"]["type"] for entry in found.json()]
+        return types if "clock.stopped" in types and "clock.breached" in types else None
+
+    types = await asyncio.to_thread(wait_for, logged, timeout=WAIT, what="the clocks in the log")
+    assert types.count("clock.breached") == 1
+    assert "case.escalated" in types
 
 
 async def test_breach_detection_delay_of_a_running_scheduler(world: World) -> None:

@@ -36,7 +36,7 @@ from hotline.shared.service import Runtime
 from hotline.shared.store import Store
 from hotline.triage.collections import COLLECTIONS
 from hotline.triage.incidents import THRESHOLD, incident_id, link_incidents, window_of
-from tests.support.cli import hotline, hotline_json
+from tests.support.cli import hotline_json
 from tests.support.registry import AdminApi, unique_factory_code
 from tests.support.topics import records_on
 from tests.support.waiting import wait_for
@@ -61,10 +61,7 @@ class World:
 def world(system: LocalSystem, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     settings = system.settings
     admin = AdminApi(settings)
-    key_file = tmp_path_factory.mktemp("keys") / "operator.key"
-    hotline("keys", "generate", "--out", str(key_file))  # reports are sealed to operator keys
-    operator_public = (key_file.parent / "operator.key.pub").read_text().splitlines()[1]
-    admin.created("operator-keys", {"public_key": operator_public})
+    admin.operator_key_file(tmp_path_factory.mktemp("keys"))
     factory, other_factory = unique_factory_code(), unique_factory_code()
     for code in (factory, other_factory):
         admin.created("factories", {"code": code, "name": "Plover Textiles", "country": "KH"})

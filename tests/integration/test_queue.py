@@ -79,10 +79,7 @@ def submit(settings: Settings, factory: str, category: str) -> str:
 def world(system: LocalSystem, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     settings = system.settings
     admin = AdminApi(settings)
-    key_file = tmp_path_factory.mktemp("keys") / "operator.key"
-    hotline("keys", "generate", "--out", str(key_file))  # reports are sealed to operator keys
-    operator_public = (key_file.parent / "operator.key.pub").read_text().splitlines()[1]
-    admin.created("operator-keys", {"public_key": operator_public})
+    admin.operator_key_file(tmp_path_factory.mktemp("keys"))
     factory, other_factory = unique_factory_code(), unique_factory_code()
     for code in (factory, other_factory):
         admin.created("factories", {"code": code, "name": "Kestrel Garments", "country": "BD"})

@@ -99,10 +99,7 @@ class World:
 def world(system: LocalSystem, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     settings = system.settings
     admin = AdminApi(settings)
-    key_file = tmp_path_factory.mktemp("keys") / "operator.key"
-    hotline("keys", "generate", "--out", str(key_file))  # reports are sealed to operator keys
-    operator_public = (key_file.parent / "operator.key.pub").read_text().splitlines()[1]
-    admin.created("operator-keys", {"public_key": operator_public})
+    admin.operator_key_file(tmp_path_factory.mktemp("keys"))
     client: MongoClient[Document] = MongoClient(settings.mongo_url)
     with client:
         yield World(settings, client[settings.mongo_db], admin)

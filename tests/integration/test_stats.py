@@ -110,10 +110,7 @@ def received_at(case: Document) -> datetime:
 def world(system: LocalSystem, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     settings = system.settings
     admin = AdminApi(settings)
-    key_file = tmp_path_factory.mktemp("keys") / "operator.key"
-    hotline("keys", "generate", "--out", str(key_file))  # reports are sealed to operator keys
-    operator_public = (key_file.parent / "operator.key.pub").read_text().splitlines()[1]
-    admin.created("operator-keys", {"public_key": operator_public})
+    admin.operator_key_file(tmp_path_factory.mktemp("keys"))
     factory = unique_factory_code()
     admin.created("factories", {"code": factory, "name": "Ibis Plastics", "country": "VN"})
     wages = [submit(factory, "wages") for _ in range(WAGES_ONLY)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,6 +12,7 @@ import httpx
 from hotline.cli.engines.keycloak import password_token
 from hotline.shared.config import Settings
 from hotline.shared.keys import b64encode, generate_keypair, key_id
+from tests.support.cli import hotline
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,15 @@ class AdminApi:
         assert response.status_code == 201, f"{resource}: {response.status_code} {response.text}"
         answer: dict[str, Any] = response.json()
         return answer
+
+    def operator_key_file(self, folder: Path) -> Path:
+        """A new operator key file in `folder` (`hotline keys generate`), its public key
+        registered: reports are sealed to operator keys, so a test that submits needs one."""
+        key_file = folder / "operator.key"
+        hotline("keys", "generate", "--out", str(key_file))
+        public = (folder / "operator.key.pub").read_text().splitlines()[1]
+        self.created("operator-keys", {"public_key": public})
+        return key_file
 
     def _token(self) -> str:
         return password_token(self.settings, "admin", "admin")
