@@ -676,10 +676,8 @@ def test_a_digest_handed_out_during_a_deletion_leaves_without_the_case_undisclos
         [],
     )
     assert mongo.notify_disclosures.count_documents({"case_id": submitted.case_id}) == 0
-    stored = mongo.notify_digests.find_one({"_id": digest["_id"]})
-    assert stored is not None and ciphertext in stored["body"], (
-        "the stored digest waits for the erasure: the pull itself left the case out"
-    )
+    # (The stored digest may already be redacted here: notify's consumer of digest.issued
+    # redacts what it queues for a case marked deleted. Either way the erasure ends it.)
     asyncio.run(_finish_deletion(settings, submitted.case_id))
     stored = mongo.notify_digests.find_one({"_id": digest["_id"]})
     assert stored is not None and ciphertext not in stored["body"]
