@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from .auth import Principal, require_role
@@ -54,3 +55,16 @@ def answer_errors(app: FastAPI, statuses: Mapping[type[Exception], int]) -> None
 
     for error, status in statuses.items():
         app.add_exception_handler(error, responder(status))
+    app.add_exception_handler(RequestValidationError, answer_invalid_request)
+
+
+async def answer_invalid_request(_: Request, exc: Exception) -> JSONResponse:
+    """422 for a request that does not validate: where and what, never the value sent.
+    FastAPI's own answer repeats the input, which can be request data, and which a NaN or a
+    lone surrogate in the body makes unencodable (a 500)."""
+    assert isinstance(exc, RequestValidationError)
+    problems = [
+        {"loc": [str(part) for part in error.get("loc", ())], "msg": str(error.get("msg", ""))}
+        for error in exc.errors()
+    ]
+    return JSONResponse({"detail": problems}, status_code=422)

@@ -19,6 +19,7 @@ for the caller; they carry no HTTP status: each service's router maps them.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -93,6 +94,7 @@ def check_factory(code: str, name: str, country: str, city: str = "") -> None:
     _check_name(name, "factory")
     if len(city.strip()) > MAX_NAME:
         raise InvalidInput(f"city must be at most {MAX_NAME} characters")
+    _check_text(city, "city")
 
 
 def check_buyer(buyer_id: str, name: str) -> None:
@@ -127,6 +129,24 @@ def _check(pattern: re.Pattern[str], value: str, what: str) -> None:
 def _check_name(name: str, what: str) -> None:
     if not 1 <= len(name.strip()) <= MAX_NAME:
         raise InvalidInput(f"{what} name must be 1 to {MAX_NAME} characters")
+    _check_text(name, f"{what} name")
+
+
+# Characters no name needs, and that make a name show as something else: controls (Cc: NUL,
+# BEL, newlines), surrogates (Cs: not text), private use and unassigned code points (Co,
+# Cn), and the bidirectional embeddings, overrides and isolates that reorder what follows
+# (U+202A-U+202E, U+2066-U+2069). Other format characters stay: ZWJ and ZWNJ spell words in
+# Bengali and Hindi, and LRM/RLM mark direction in right-to-left names.
+REFUSED_CATEGORIES = frozenset({"Cc", "Cs", "Co", "Cn"})
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _check_text(text: str, what: str) -> None:
+    for character in text:
+        if unicodedata.category(character) in REFUSED_CATEGORIES or character in BIDI_CONTROLS:
+            raise InvalidInput(
+                f"{what} holds U+{ord(character):04X}, a control or reordering character"
+            )
 
 
 async def add_factory(store: Store, code: str, name: str, country: str, city: str = "") -> Document:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import mimetypes
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from babel import Locale, UnknownLocaleError, negotiate_locale
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
-from fastapi import Request
+from fastapi import HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import FormData, Headers, MutableHeaders
 from starlette.formparsers import FormParser, MultiPartException, MultiPartParser
@@ -44,6 +45,9 @@ __all__ = [
     "API_CSP",
     "IMMUTABLE",
     "BadForm",
+    "BodyLimit",
+    "MAX_API_BODY",
+    "ConnectSrcFor",
     "PAGE_CSP",
     "WORKER_CSP",
     "FormTooLarge",
@@ -53,6 +57,8 @@ __all__ = [
     "StaticAssets",
     "headers_for",
     "negotiate",
+    "origin_of",
+    "page_csp_connecting_to",
     "read_form",
 ]
 
@@ -154,6 +160,66 @@ class ConnectSrcFor:
             await send(message)
 
         await self.app(scope, receive, send_with_policy)
+
+
+# The body limit of the services that take no attachments (triage, notify, the audit log):
+# a message of at most 64 KiB sealed and in base64, a registry change or a cosignature, with
+# room. Intake's is its own (attachments travel in its report bodies).
+MAX_API_BODY = 1024 * 1024
+
+
+class BodyLimit:
+    """ASGI middleware: refuse a request body over `limit` bytes with 413 (`{detail, code}`),
+    counted as it arrives (a chunked body has no Content-Length to trust), before anything is
+    parsed or stored. Every service has one: a body is never read without a bound."""
+
+    def __init__(self, app: ASGIApp, limit: int, detail: str, code: str = "too-large") -> None:
+        self.app = app
+        self.limit = limit
+        self.detail = detail
+        self.answer = json.dumps({"detail": detail, "code": code}).encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._too_large(send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise BodyTooLarge(self.detail)
+            return message
+
+        await self.app(scope, limited, send)
+
+    async def _too_large(self, send: Send) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", b"%d" % len(self.answer)),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": self.answer})
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from the body stream; an HTTPException so that FastAPI's body parsing lets it
+    through (it answers any other error there with 400)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(413, detail)
 
 
 @dataclass(frozen=True)

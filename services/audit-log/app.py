@@ -46,6 +46,7 @@ from hotline.shared.store import Store
 from hotline.shared.tlog.errors import TlogError
 from hotline.shared.tlog.note import CosignatureVerifier, Ed25519Signer
 from hotline.shared.tlog.tiles import in_tree, parse_path
+from hotline.shared.web import MAX_API_BODY, BodyLimit
 
 from . import storage
 from .checkpoints import (
@@ -112,6 +113,7 @@ def audit_of(request: Request) -> AuditLog:
 AuditDep = Annotated[AuditLog, Depends(audit_of)]
 tlog = APIRouter(tags=["tlog"])
 api = APIRouter(prefix="/api", tags=["log"])
+MAX_INDEX = 2**63 - 1  # the store keeps indexes as 64-bit integers: a larger start is a 422
 
 
 class CosignatureRecorded(BaseModel):
@@ -186,7 +188,7 @@ class LogEntry(BaseModel):
 async def entries(
     audit: AuditDep,
     case: Annotated[str | None, Query(max_length=128)] = None,
-    start: Annotated[int, Query(ge=0)] = 0,
+    start: Annotated[int, Query(ge=0, le=MAX_INDEX)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[LogEntry]:
     """Entries in index order (optionally only one subject's), with their leaf hashes."""
@@ -298,6 +300,7 @@ def create_app(settings: Settings | None = None, *, consume: bool = True) -> Fas
     app = FastAPI(title="Hotline audit log", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.include_router(tlog)
     app.include_router(api)
+    app.add_middleware(BodyLimit, limit=MAX_API_BODY, detail="the request is too large")
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz(audit: AuditDep) -> JSONResponse:

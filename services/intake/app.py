@@ -13,15 +13,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hotline.shared.config import Settings
 from hotline.shared.deps import answer_errors
 from hotline.shared.disclosure import DISCLOSURE_ERROR_STATUS
 from hotline.shared.service import Runtime, add_health, service_lifespan
+from hotline.shared.web import BodyLimit
 
 from .attachments import cases
 from .collections import COLLECTIONS
@@ -73,59 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, answer_invalid)
     app.add_exception_handler(StarletteHTTPException, answer_http)
     add_health(app)
-    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(
+        BodyLimit, limit=MAX_BODY_BYTES, detail="the report is too large", code="file-too-large"
+    )
     install_pages(app, settings)  # last: its security headers wrap every response
     return app
-
-
-class BodyLimit:
-    """Refuse a request body over `limit` bytes with 413, counted as it arrives (a chunked
-    body has no Content-Length to trust), before anything is parsed or stored."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await _too_large(send)
-            return
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise BodyTooLarge
-            return message
-
-        await self.app(scope, limited, send)
-
-
-class BodyTooLarge(HTTPException):
-    """Raised from the body stream; an HTTPException so that FastAPI's body parsing lets it
-    through (it answers any other error there with 400)."""
-
-    def __init__(self) -> None:
-        super().__init__(413, "the report is too large")
-
-
-async def _too_large(send: Send) -> None:
-    body = b'{"detail":"the report is too large","code":"file-too-large"}'
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", b"%d" % len(body)),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

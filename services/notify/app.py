@@ -19,6 +19,7 @@ from hotline.shared.config import Settings
 from hotline.shared.deps import answer_errors
 from hotline.shared.disclosure import DISCLOSURE_ERROR_STATUS
 from hotline.shared.service import Runtime, add_health, service_lifespan
+from hotline.shared.web import MAX_API_BODY, BodyLimit
 
 from .collections import COLLECTIONS
 from .consumer import TOPICS, handle_event
@@ -62,5 +63,6 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(webhooks)
     answer_errors(app, DISCLOSURE_ERROR_STATUS)
     add_health(app)
+    app.add_middleware(BodyLimit, limit=MAX_API_BODY, detail="the request is too large")
     install_pages(app, settings)  # last: its security headers wrap every response
     return app

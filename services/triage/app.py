@@ -15,6 +15,7 @@ from hotline.shared.config import Settings
 from hotline.shared.deps import answer_errors
 from hotline.shared.disclosure import DISCLOSURE_ERROR_STATUS
 from hotline.shared.service import Runtime, add_health, service_lifespan
+from hotline.shared.web import MAX_API_BODY, BodyLimit
 
 from . import admin
 from .cases import cases
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         app.include_router(router)
     answer_errors(app, {**admin.ERROR_STATUS, **DISCLOSURE_ERROR_STATUS})
     add_health(app)
+    app.add_middleware(BodyLimit, limit=MAX_API_BODY, detail="the request is too large")
     app.state.clock = clock  # the routes' time (statistics' delay), the same as the schedulers'
     install_console(app, settings)  # last: its security headers wrap every response
     return app

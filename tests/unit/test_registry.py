@@ -11,6 +11,7 @@ import pytest
 
 from hotline.shared import registry
 from hotline.shared.keys import b64encode, generate_keypair
+from hotline.shared.registry import InvalidInput, check_buyer, check_factory
 
 GOOD_KEY = b64encode(generate_keypair()[1])
 
@@ -107,3 +108,32 @@ def test_refusals_are_typed_and_carry_no_http_status() -> None:
         assert issubclass(kind, registry.RegistryError)
         assert not hasattr(kind("x"), "status")
     assert len({frozenset(k.__mro__) for k in kinds}) == len(kinds), "distinct kinds"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["\u202e\u0007\u0000evil", "Sunrise\nToys", "Sunrise \u2066Toys", "\ud800", "Toys\ue000"],
+)
+def test_names_with_control_or_reordering_characters_are_refused(name: str) -> None:
+    with pytest.raises(InvalidInput, match="control or reordering"):
+        check_factory("F-001", name, "CN")
+    with pytest.raises(InvalidInput, match="control or reordering"):
+        check_buyer("buyer-1", name)
+    with pytest.raises(InvalidInput, match="control or reordering"):
+        check_factory("F-001", "Sunrise Toys", "CN", city=name)
+
+
+@pytest.mark.parametrize(
+    "name", ["সূর্যোদয় খেলনা", "नई\u200dदिल्ली टॉयज़", "\u200fمصنع الشروق", "旭日玩具"]
+)
+def test_names_in_every_script_are_accepted(name: str) -> None:
+    check_factory("F-001", name, "CN", city=name)
+    check_buyer("buyer-1", name)
+
+
+@pytest.mark.parametrize("code", ["Y-53491D\n", "F-001 ", "\ud800F-001"])
+def test_codes_with_a_trailing_newline_or_stray_character_are_refused(code: str) -> None:
+    with pytest.raises(InvalidInput):
+        check_factory(code, "Sunrise Toys", "CN")
+    with pytest.raises(InvalidInput):
+        check_factory("F-001", "Sunrise Toys", "DE\n")
