@@ -12,6 +12,7 @@ from .consumers import bench_consumers
 from .digests import bench_digests
 from .queue import bench_queue
 from .relay import bench_relay
+from .seal import bench_seal
 
 
 @click.group()
@@ -26,3 +27,4 @@ bench.add_command(bench_consumers)
 bench.add_command(bench_digests)
 bench.add_command(bench_queue)
 bench.add_command(bench_relay)
+bench.add_command(bench_seal)
