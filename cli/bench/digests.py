@@ -21,7 +21,6 @@ the cursor).
 from __future__ import annotations
 
 import asyncio
-import statistics
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -50,7 +49,7 @@ from hotline.shared.service import Runtime
 from hotline.shared.store import Document, Store
 from hotline.shared.tlog.note import Ed25519Signer
 
-from .workspace import say, workspace
+from .workspace import median_ms, say, workspace
 
 BUYER = "bench-buyer"
 FACTORY = "F-001"
@@ -92,16 +91,16 @@ async def _measure(settings: Settings, count: int, rounds: int) -> None:
         pull = await _route(settings, store)
         for page in PAGES:
             last = count - page
-            first_ms = await _median(rounds, partial(pull, 0, page))
-            last_ms = await _median(rounds, partial(pull, last, page))
-            raw_first = await _median(rounds, partial(_raw_find, store, 0, page))
-            raw_last = await _median(rounds, partial(_raw_find, store, last, page))
+            first_ms = await median_ms(rounds, partial(pull, 0, page))
+            last_ms = await median_ms(rounds, partial(pull, last, page))
+            raw_first = await median_ms(rounds, partial(_raw_find, store, 0, page))
+            raw_last = await median_ms(rounds, partial(_raw_find, store, last, page))
             click.echo(
                 f"pull of {page} per page: first page {first_ms:.1f} ms, last page "
                 f"{last_ms:.1f} ms (anchor, a raw indexed find of the same documents: "
                 f"{raw_first:.1f} ms, {raw_last:.1f} ms)"
             )
-        whole = await _median(3, partial(_raw_find, store, 0, count + 1))
+        whole = await median_ms(3, partial(_raw_find, store, 0, count + 1))
         click.echo(f"for scale, the whole history in one raw find: {whole:.0f} ms")
     finally:
         await store.client.drop_database(settings.mongo_db)
@@ -213,14 +212,3 @@ async def _route(settings: Settings, store: Store) -> Callable[[int, int], Await
         return len(response.content)  # read whole, not parsed: the client's cost is not in it
 
     return pull
-
-
-async def _median(rounds: int, run: Callable[[], Awaitable[int]]) -> float:
-    """Median milliseconds of `run()` over `rounds` (after one warm-up run)."""
-    await run()
-    times = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        await run()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)

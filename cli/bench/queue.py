@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import statistics
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -51,7 +50,7 @@ from hotline.triage.cases import (
 from hotline.triage.collections import COLLECTIONS as TRIAGE
 from hotline.triage.collections import TRIAGE_CASES
 
-from .workspace import say, workspace
+from .workspace import median_ms, say, workspace
 
 SIZES = (10_000, 100_000)
 PAGE = 50
@@ -107,16 +106,16 @@ async def _measure(settings: Settings, sizes: tuple[int, ...], rounds: int) -> N
                     params = {**filters, **({"after": after} if after else {})}
                     if await page(params) != PAGE or await _raw(store, key, filters, after) <= PAGE:
                         raise click.ClickException(f"{label}: a page is not the queue's")
-                first_ms = await _median(rounds, partial(page, filters))
-                deep_ms = await _median(rounds, partial(page, {**filters, "after": deep}))
-                raw_first = await _median(rounds, partial(_raw, store, key, filters, None))
-                raw_deep = await _median(rounds, partial(_raw, store, key, filters, deep))
+                first_ms = await median_ms(rounds, partial(page, filters))
+                deep_ms = await median_ms(rounds, partial(page, {**filters, "after": deep}))
+                raw_first = await median_ms(rounds, partial(_raw, store, key, filters, None))
+                raw_deep = await median_ms(rounds, partial(_raw, store, key, filters, deep))
                 click.echo(
                     f"  {label}, {PAGE} per page: first page {first_ms:.1f} ms, page at "
                     f"{DEEP:.0%} {deep_ms:.1f} ms (anchor, a raw indexed find of the same "
                     f"documents: {raw_first:.1f} ms, {raw_deep:.1f} ms)"
                 )
-            whole = await _median(3, partial(_everything, store))
+            whole = await median_ms(3, partial(_everything, store))
             click.echo(f"  for scale, every case sorted by due in one find: {whole:.0f} ms")
     finally:
         await store.client.drop_database(settings.mongo_db)
@@ -214,14 +213,3 @@ async def _route(settings: Settings, store: Store) -> Callable[[dict[str, str]],
         return len(response.json()["cases"])
 
     return page
-
-
-async def _median(rounds: int, run: Callable[[], Awaitable[int]]) -> float:
-    """Median milliseconds of `run()` over `rounds` (after one warm-up run)."""
-    await run()
-    times = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        await run()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)

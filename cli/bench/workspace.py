@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import shutil
+import statistics
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -38,3 +40,14 @@ def workspace(mongo_url: str | None) -> Iterator[Settings]:
         if process is not None:
             process.stop()
         shutil.rmtree(data, ignore_errors=True)
+
+
+async def median_ms(rounds: int, run: Callable[[], Awaitable[int]]) -> float:
+    """Median milliseconds of `run()` over `rounds` (after one warm-up run)."""
+    await run()
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        await run()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
