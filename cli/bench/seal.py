@@ -12,7 +12,6 @@ the anchor's (lower is better; 1.0 would be no cost above the cryptography).
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 import uuid
@@ -26,6 +25,8 @@ import nacl.utils
 from hotline.shared.envelope import EnvelopeKind, associated_data, padded_size, seal_envelope
 from hotline.shared.keys import generate_keypair, key_id
 from hotline.shared.reports import routing_metadata
+
+from .figures import JSON_OPTION, Figure, echo_figure
 
 TEXT = ("The fire exit on floor 3 is locked every night. " * 20).encode()
 IDENTITY = b"Zhang Wei, line 2, +86 138 0000 0000"
@@ -49,7 +50,7 @@ def _median_seconds(run: Callable[[], object], rounds: int) -> float:
     help="Keys the content is sealed to (the identity goes to one operator key).",
 )
 @click.option("--rounds", type=click.IntRange(10), default=2000, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per figure.")
+@JSON_OPTION
 def bench_seal(content_recipients: int, rounds: int, as_json: bool) -> None:
     """Seal one report (content and identity envelopes) as the CLI and the no-JS form do,
     beside raw PyNaCl doing the same primitives in the same run."""
@@ -93,20 +94,13 @@ def bench_seal(content_recipients: int, rounds: int, as_json: bool) -> None:
     raw()
     sealed = _median_seconds(seal, rounds)
     anchor = _median_seconds(raw, rounds)
-    figure = {
-        "figure": f"seal one report ({content_recipients} content + 1 identity recipients)",
-        "value": round(sealed * 1e6, 1),
-        "unit": "µs",
-        "anchor": "raw PyNaCl, the same primitives",
-        "anchor_value": round(anchor * 1e6, 1),
-        "ratio": round(sealed / anchor, 2),
-        "better": "lower",
-    }
-    if as_json:
-        click.echo(json.dumps(figure, ensure_ascii=False))
-        return
-    click.echo(
-        f"{figure['figure']}: {figure['value']} µs, median of {rounds} "
-        f"(anchor, {figure['anchor']}: {figure['anchor_value']} µs; "
-        f"ratio {figure['ratio']}x, lower is better)"
+    figure = Figure(
+        figure=f"seal one report ({content_recipients} content + 1 identity recipients)",
+        value=round(sealed * 1e6, 1),
+        unit="µs",
+        anchor="raw PyNaCl, the same primitives",
+        anchor_value=round(anchor * 1e6, 1),
+        better="lower",
+        extra={"rounds": rounds},
     )
+    echo_figure(figure, as_json)
