@@ -21,6 +21,10 @@ event ids applied (two more round trips per event).
 
 Every record the project produces carries a coarse (hour) timestamp, never the producer's
 clock: the transport keeps no more timing than the store (DESIGN.md, Events).
+
+`KafkaHealth` is whether Kafka answers, as a bounded probe last saw it: `/healthz` and the
+routes that must publish before they answer read it instead of waiting on a broker that is
+away (aiokafka waits up to its request timeout, 40 s, for a broker that does not answer).
 """
 
 from __future__ import annotations
@@ -59,6 +63,8 @@ TRANSIENT_ERRORS = (ConnectionFailure, KafkaError, OSError)
 RETRY_FIRST, RETRY_MAX = 0.2, 5.0  # seconds of backoff while an engine is away
 POLL_TIMEOUT_MS = 500
 HOUR_MS = 3_600_000
+PROBE_INTERVAL = 1.0  # seconds between two checks that Kafka answers
+PROBE_TIMEOUT = 1.0  # a check that takes longer counts as Kafka away
 
 
 def make_producer(settings: Settings) -> AIOKafkaProducer:
@@ -93,6 +99,46 @@ async def publish(producer: AIOKafkaProducer, event: Event) -> None:
         key=event.subject.encode(),
         timestamp_ms=record_timestamp(event),
     )
+
+
+class KafkaHealth:
+    """Whether Kafka answered the last metadata request of this process's producer.
+
+    `run()` asks every `interval` seconds, each time bounded by `timeout`, through the
+    producer's own client (its connection, no client of its own). A started producer has
+    just fetched metadata, so the state starts reachable. Only the probe changes it: a
+    runtime that runs no probe (a test's, a benchmark's) always reads reachable and its
+    publishes are bounded by their own timeouts."""
+
+    def __init__(
+        self,
+        producer: AIOKafkaProducer,
+        *,
+        interval: float = PROBE_INTERVAL,
+        timeout: float = PROBE_TIMEOUT,
+    ) -> None:
+        self.producer = producer
+        self.interval = interval
+        self.timeout = timeout
+        self.reachable = True
+
+    async def check(self) -> bool:
+        """One bounded metadata request; updates and returns `reachable`."""
+        try:
+            await asyncio.wait_for(self.producer.client.fetch_all_metadata(), self.timeout)
+            reachable = True
+        except Exception:  # noqa: BLE001 - whatever went wrong, Kafka did not answer
+            reachable = False
+        if reachable != self.reachable:
+            log.warning("kafka reachable again" if reachable else "kafka unreachable")
+        self.reachable = reachable
+        return reachable
+
+    async def run(self) -> None:
+        """Probe until cancelled."""
+        while True:
+            await self.check()
+            await asyncio.sleep(self.interval)  # the probe's period
 
 
 # --- what a strategy is given and returns ----------------------------------------------------

@@ -111,19 +111,26 @@ class OutboxCollection:
         return result.modified_count == 1
 
     async def insert_and_publish(
-        self, document: Document, event: Event, producer: AIOKafkaProducer
+        self,
+        document: Document,
+        event: Event,
+        producer: AIOKafkaProducer,
+        *,
+        timeout: float | None = None,
     ) -> Document:
         """Insert `document` with `event`, publish the event now, then mark it published.
 
         The entry is held by this call while it publishes (not counted pending, so no relay
-        publishes it as well). If Kafka does not take it, the entry is handed to the relay
-        (counted pending) and the error is raised: the caller must not act as if announced."""
+        publishes it as well). If Kafka does not take it (within `timeout` seconds, if
+        given: TimeoutError), the entry is handed to the relay (counted pending) and the
+        error is raised: the caller must not act as if announced. A record given up on may
+        still reach Kafka from the producer's buffer as well: consumers dedupe by event id."""
         _check_state(document)
         stored = {**document, "version": 1, "outbox": _entries([event]), PENDING_FIELD: 0}
         await self.collection.insert_one(stored)
         entry = {"_id": stored["_id"], f"outbox.{event.id}": {"$exists": True}}
         try:
-            await publish(producer, event)
+            await asyncio.wait_for(publish(producer, event), timeout)
         except BaseException:
             await self.collection.update_one(entry, {"$inc": {PENDING_FIELD: 1}})
             raise

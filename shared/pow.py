@@ -102,7 +102,12 @@ def check_solution(key: bytes, challenge: str, solution: str, now: float) -> Cha
     """The challenge, if ``solution`` solves it and it is this key's and unexpired; raises
     BadChallenge, StaleChallenge or WrongSolution otherwise. Whether it was already spent is
     the caller's record."""
-    if not isinstance(challenge, str) or len(challenge) > MAX_CHALLENGE_CHARS:
+    # Ours are ASCII: anything else would fail the MAC's encoding or compare_digest (a 500).
+    if (
+        not isinstance(challenge, str)
+        or len(challenge) > MAX_CHALLENGE_CHARS
+        or not challenge.isascii()
+    ):
         raise BadChallenge("not a challenge issued here")
     parts = challenge.split(".")
     if len(parts) != 5 or parts[0] != VERSION:

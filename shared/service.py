@@ -1,5 +1,10 @@
 """What every service process has: its clients (created in the lifespan, never at import),
-the outbox relay, its consumers, `/healthz`, and uvicorn run under the logging policy."""
+the outbox relay, its consumers, `/healthz`, and uvicorn run under the logging policy.
+
+`/healthz` answers 200 `{"status": "ok"}`, or 503 `{"status": "degraded", ...}` naming what
+is down: `"kafka": "unreachable"` (the probe's cached state, `bus.KafkaHealth`),
+`"mongodb": "unreachable"` (a ping bounded by HEALTH_PING_TIMEOUT), `"stopped": [...]` (the
+background work that died). It never waits longer than that one bounded ping."""
 
 from __future__ import annotations
 
@@ -17,13 +22,15 @@ from fastapi.responses import JSONResponse
 
 from .aio import cancel_and_wait
 from .auth import TokenVerifier, install_token_verifier
-from .bus import AppliedEvents, ConsumerRunner, EachEvent, Handler, make_producer
+from .bus import AppliedEvents, ConsumerRunner, EachEvent, Handler, KafkaHealth, make_producer
 from .config import Settings
 from .logpolicy import configure_logging
 from .outbox import OutboxRelay, relay_for
 from .store import Collections, Store
 
 log = logging.getLogger("hotline.service")
+
+HEALTH_PING_TIMEOUT = 1.0  # seconds: a store that takes longer to answer a ping is down
 
 
 @dataclass
@@ -37,6 +44,11 @@ class Runtime:
     consumers: list[ConsumerRunner] = field(default_factory=list)
     # Periodic work of the service (a scheduler, a deliverer): name -> what runs it.
     tasks: dict[str, Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=dict)
+    # Whether Kafka answers; its probe runs in `service_lifespan` only.
+    kafka: KafkaHealth = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.kafka = KafkaHealth(self.producer)
 
     def consume(
         self, group: str, topics: Sequence[str], handler: Handler, *, deduplicate: bool
@@ -88,10 +100,12 @@ def service_lifespan(
         verifier = TokenVerifier(settings, audience)
         app.state.runtime = runtime
         install_token_verifier(app, verifier)
+        kafka_probe = asyncio.create_task(runtime.kafka.run(), name="kafka-health")
         await relay.start()
         for consumer in runtime.consumers:
             await consumer.start()
         tasks = [asyncio.create_task(run(), name=name) for name, run in runtime.tasks.items()]
+        tasks.append(kafka_probe)
         try:
             yield
         finally:
@@ -111,11 +125,27 @@ def add_health(app: FastAPI) -> None:
     @app.get("/healthz", include_in_schema=False)
     async def healthz(request: Request) -> JSONResponse:
         runtime: Runtime = request.app.state.runtime
-        await runtime.store.db.command("ping")
         stopped = [c.group for c in runtime.consumers if not c.healthy()]
-        if stopped:
-            return JSONResponse({"status": "consumer stopped", "groups": stopped}, status_code=503)
-        return JSONResponse({"status": "ok"})
+        return await health_answer(runtime.store, runtime.kafka, stopped)
+
+
+async def health_answer(
+    store: Store, kafka: KafkaHealth | None, stopped: Sequence[str], **ok: Any
+) -> JSONResponse:
+    """`/healthz`'s answer (see the module): 200 with `ok`'s fields when everything answers,
+    else 503 naming what does not. `kafka` None: the process does not use Kafka."""
+    down: dict[str, Any] = {}
+    if kafka is not None and not kafka.reachable:
+        down["kafka"] = "unreachable"
+    try:
+        await asyncio.wait_for(store.db.command("ping"), HEALTH_PING_TIMEOUT)
+    except Exception:  # noqa: BLE001 - whatever went wrong, the store did not answer
+        down["mongodb"] = "unreachable"
+    if stopped:
+        down["stopped"] = list(stopped)
+    if down:
+        return JSONResponse({"status": "degraded", **down}, status_code=503)
+    return JSONResponse({"status": "ok", **ok})
 
 
 def runtime_of(request: Request) -> Runtime:

@@ -122,3 +122,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for layer in _LAYERS:
             if f"/tests/{layer}/" in str(item.path):
                 item.add_marker(layer)
+    # `runs_last` (the privacy sweep) goes after everything the session does.
+    last = [item for item in items if item.get_closest_marker("runs_last")]
+    items[:] = [item for item in items if not item.get_closest_marker("runs_last")] + last

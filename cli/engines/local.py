@@ -109,3 +109,12 @@ class LocalSystem:
         for name in ("keycloak", "kafka", "mongo"):
             if name in self.engines:
                 self.engines[name].stop()
+
+    def stop_engine(self, name: str) -> None:
+        """Stop one engine, keeping its data (an outage test; `start_engine` brings it back)."""
+        self.engines[name].stop()
+
+    def start_engine(self, name: str) -> None:
+        """Start a stopped engine again on the same data directory and ports (no-op if it runs)."""
+        if not self.engines[name].running():
+            self.restart_engines([name])  # stopping a stopped process does nothing

@@ -25,6 +25,7 @@ before serving anything.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
@@ -38,10 +39,13 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, 
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 
-from hotline.shared.bus import ConsumerRunner, make_producer
+from hotline.shared.aio import cancel_and_wait
+from hotline.shared.bus import ConsumerRunner, KafkaHealth, make_producer
 from hotline.shared.config import Settings
+from hotline.shared.deps import document_errors
 from hotline.shared.events import DATA_MODELS, topic_for
 from hotline.shared.keys import KeyFormatError, b64encode, check_key_id
+from hotline.shared.service import health_answer
 from hotline.shared.store import Store
 from hotline.shared.tlog.errors import TlogError
 from hotline.shared.tlog.note import CosignatureVerifier, Ed25519Signer
@@ -96,6 +100,7 @@ class AuditLog:
     witnesses: list[CosignatureVerifier]
     publisher: Publisher
     consumer: ConsumerRunner | None = None
+    kafka: KafkaHealth | None = None  # None when it does not consume
 
     def tasks(self) -> dict[str, Publisher | ConsumerRunner]:
         """The background work whose death makes the service unhealthy."""
@@ -267,6 +272,8 @@ def create_app(settings: Settings | None = None, *, consume: bool = True) -> Fas
         producer: AIOKafkaProducer | None = None
         consumer: ConsumerRunner | None = None
         publisher: Publisher | None = None
+        kafka: KafkaHealth | None = None
+        kafka_probe: asyncio.Task[None] | None = None
         try:
             await storage.ensure_indexes(store)  # the audit log's own (storage.INDEXES)
             try:
@@ -286,9 +293,12 @@ def create_app(settings: Settings | None = None, *, consume: bool = True) -> Fas
                     settings, store, producer, AUDITED_TOPICS, Sequencer(store)
                 )
                 await consumer.start()
-            app.state.audit = AuditLog(store, signer, witnesses, publisher, consumer)
+                kafka = KafkaHealth(producer)
+                kafka_probe = asyncio.create_task(kafka.run(), name="kafka-health")
+            app.state.audit = AuditLog(store, signer, witnesses, publisher, consumer, kafka)
             yield
         finally:
+            await cancel_and_wait(kafka_probe)
             if consumer is not None:
                 await consumer.stop()
             if producer is not None:
@@ -300,14 +310,12 @@ def create_app(settings: Settings | None = None, *, consume: bool = True) -> Fas
     app = FastAPI(title="Hotline audit log", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.include_router(tlog)
     app.include_router(api)
+    document_errors(app)  # the audit log answers no domain error of its own
     app.add_middleware(BodyLimit, limit=MAX_API_BODY, detail="the request is too large")
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz(audit: AuditDep) -> JSONResponse:
-        await audit.store.db.command("ping")
         stopped = [name for name, task in audit.tasks().items() if not task.healthy()]
-        if stopped:
-            return JSONResponse({"status": "stopped", "tasks": stopped}, status_code=503)
-        return JSONResponse({"status": "ok", "size": audit.publisher.size})
+        return await health_answer(audit.store, audit.kafka, stopped, size=audit.publisher.size)
 
     return app
