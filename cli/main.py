@@ -5,29 +5,24 @@ from __future__ import annotations
 import json
 import signal
 import time
-import uuid
 from pathlib import Path
 from typing import Any, get_args
 
 import click
 import httpx
-from pydantic import ValidationError
 
 from hotline.shared.config import Settings
-from hotline.shared.envelope import EnvelopeError, open_envelope, seal_envelope
+from hotline.shared.envelope import EnvelopeError, open_envelope
 from hotline.shared.events import Severity
 from hotline.shared.keys import (
     CryptoError,
-    b64decode_strict,
     b64encode,
     load_public_key,
     public_key_path,
     write_keypair,
 )
-from hotline.shared.pow import solve
-from hotline.shared.receipt import derive_receipt, new_receipt
 from hotline.shared.registry import SCHEDULES
-from hotline.shared.reports import ProofOfWork, ReportCreate, routing_metadata
+from hotline.shared.reports import routing_metadata
 from hotline.shared.taxonomy import categories as taxonomy_categories
 from hotline.shared.taxonomy import category_codes
 from hotline.triage.cases import MAX_PAGE, Status
@@ -38,6 +33,7 @@ from .casework import CASEWORK_COMMANDS
 from .conversation import BUYER_COMMANDS, OPERATOR_COMMANDS
 from .digests import BUYER_DIGEST_COMMANDS
 from .options import KEY_OPTION, private_key
+from .reports import seal_report
 from .retention import retention
 from .session import (
     CLI_CLIENT_ID,
@@ -71,17 +67,27 @@ def cli() -> None:
 
 
 @cli.command()
-def up() -> None:
+@click.option(
+    "--replicas",
+    type=click.IntRange(1, 8),
+    default=1,
+    show_default=True,
+    envvar="HOTLINE_REPLICAS",
+    help="Instances of each service, sharing its consumer groups; instance k listens on "
+    "its port + 10 k.",
+)
+def up(replicas: int) -> None:
     """Install (first run) and start the whole system locally; Ctrl-C stops it all.
 
     Starts Kafka, Keycloak and the MongoDB wire server from $HOTLINE_DATA (default
-    ~/.local/share/hotline), then the intake, triage, notify and audit-log services.
+    ~/.local/share/hotline), then the intake, triage, notify and audit-log services. Whatever
+    dies is started again, after a back-off that grows while it keeps dying; it says so here.
     """
-    from .engines.local import SERVICES, LocalSystem
+    from .engines.local import LocalSystem
     from .engines.process import EngineError
 
     settings = Settings()
-    system = LocalSystem(settings)
+    system = LocalSystem(settings, replicas=replicas)
     stopping = False
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -105,8 +111,8 @@ def up() -> None:
         return
     s = settings
     click.echo(f"\nHotline is up ({time.monotonic() - started:.0f}s). Data: {s.data}")
-    for name, (_, port_attr) in SERVICES.items():
-        click.echo(f"  {name:<10} http://{s.host}:{getattr(s, port_attr)}")
+    for instance in system.service_instances():
+        click.echo(f"  {instance.name:<10} http://{s.host}:{instance.port}")
     click.echo(f"  Keycloak   {s.keycloak_url}  (realm {s.keycloak_realm})")
     click.echo(f"  Kafka      {s.kafka_bootstrap}")
     click.echo(f"  MongoDB    {s.mongo_url}")
@@ -115,13 +121,9 @@ def up() -> None:
         click.echo(f"  {user:<9} {role}")
     click.echo(f"Logs: {s.logs_dir}. Press Ctrl-C to stop.")
     try:
-        while all(p.running() for p in [*system.engines.values(), *system.services.values()]):
-            time.sleep(1)
-        dead = [n for n, p in {**system.engines, **system.services}.items() if not p.running()]
-        click.echo(
-            f"Stopped unexpectedly: {', '.join(dead)}; see {s.logs_dir}. Stopping the rest.",
-            err=True,
-        )
+        while True:
+            system.supervise()
+            time.sleep(1)  # the supervisor's round: a dead child is seen within a second
     except KeyboardInterrupt:
         click.echo("\nStopping...", err=True)
     finally:
@@ -470,52 +472,17 @@ def submit(
     if not text.strip():
         raise click.BadParameter("the report text is empty", param_hint="--text")
     s = Settings()
-    keys_for = call("GET", f"{s.intake_url}/api/recipients/{factory}")
-    content_keys = {kid: b64decode_strict(pub) for kid, pub in keys_for["content"].items()}
-    identity_keys = {kid: b64decode_strict(pub) for kid, pub in keys_for["identity"].items()}
-    case_id = str(uuid.uuid4())
-    routing = routing_metadata(factory, list(categories), urgent, language)
-    try:
-        content = seal_envelope(
-            text.encode(), case_id=case_id, kind="content", routing=routing, recipients=content_keys
-        )
-        sealed_identity = (
-            seal_envelope(
-                identity.encode(),
-                case_id=case_id,
-                kind="identity",
-                routing=routing,
-                recipients=identity_keys,
-            )
-            if identity
-            else None
-        )
-    except CryptoError as exc:
-        raise click.ClickException(f"cannot seal the report: {exc}") from None
-    receipt = new_receipt()
-    derived = derive_receipt(receipt)  # the receipt itself never leaves this machine
-    issued = call("GET", f"{s.intake_url}/api/challenge")
-    try:  # the very model intake validates: a report it would refuse is refused here
-        report = ReportCreate(
-            case_id=case_id,
-            factory=factory,
-            categories=list(categories),
-            urgent=urgent,
-            language=language,
-            channel="phone",
-            lookup_token=derived.lookup_token.hex(),
-            reply_key=b64encode(derived.reply_public),
-            content=content,
-            identity=sealed_identity,
-            pow=ProofOfWork(
-                challenge=issued["challenge"],
-                solution=solve(issued["challenge"], issued["difficulty"]),
-            ),
-        )
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise click.ClickException(f"invalid report: {problems}") from None
-    call("POST", f"{s.intake_url}/api/reports", json_body=report.model_dump(mode="json"))
+    sealed = seal_report(
+        s.intake_url,
+        factory,
+        list(categories),
+        text,
+        urgent=urgent,
+        identity=identity,
+        language=language,
+    )
+    case_id, receipt = sealed.report.case_id, sealed.receipt
+    call("POST", f"{s.intake_url}/api/reports", json_body=sealed.report.model_dump(mode="json"))
     receipt_line = f"receipt: {receipt}   (give it to the worker; it is shown only once)"
     if as_json:
         click.echo(json.dumps({"case_id": case_id, "receipt": receipt}))

@@ -278,6 +278,15 @@ class ManagedProcess:
     def running(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
 
+    def exit_status(self) -> str:
+        """How it ended, in words: "exit 1", "killed by SIGKILL"."""
+        code = None if self.popen is None else self.popen.poll()
+        if code is None:
+            return "running" if self.popen is not None else "not started"
+        if code < 0:
+            return f"killed by {signal.Signals(-code).name}"
+        return f"exit {code}"
+
     def wait_until(
         self, ready: Callable[[], bool], timeout: float, what: str = "it to answer"
     ) -> None:

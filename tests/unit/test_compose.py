@@ -36,7 +36,10 @@ def test_each_service_runs_its_module_on_its_default_port(compose: dict[str, Any
         assert service["command"] == ["python", "-m", module]
         port = Settings.model_fields[port_attr].default  # DESIGN.md's default ports
         assert service["environment"][f"HOTLINE_{port_attr.upper()}"] == str(port)
-        assert f"{port}:{port}" in service["ports"]
+        # One host port per replica: a range given in HOTLINE_<NAME>_PUBLISH scales it.
+        publish = f"HOTLINE_{port_attr.removesuffix('_port').upper()}_PUBLISH"
+        assert service["ports"] == [f"${{{publish}:-{port}}}:{port}"]
+        assert "container_name" not in service, "a fixed name would stop --scale"
         assert (
             service["depends_on"]["kafka-topics"]["condition"] == "service_completed_successfully"
         )
