@@ -204,7 +204,7 @@ class LocalSystem:
 
     def _start_again(self, name: str) -> None:
         if name in self.engines:  # waits until the engine answers (Keycloak: up to minutes)
-            self.engines[name] = ENGINES[name](self.settings)
+            self.restart_engines([name])  # stopping a dead process does nothing
         else:  # the same command and environment; its health shows on /healthz
             self.services[name].start()
 

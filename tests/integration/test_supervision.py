@@ -64,9 +64,9 @@ def settings_of(env: dict[str, str]) -> Settings:
     return Settings(data=Path(env["HOTLINE_DATA"]), **fields)  # type: ignore[arg-type]
 
 
-def processes_of(data: Path) -> dict[int, str]:
-    """pid -> command line of the live processes of the system on `data` (the services name
-    it in their environment only; the engines in their command lines too)."""
+def processes_of(data: Path) -> dict[int, tuple[str, list[bytes]]]:
+    """pid -> (command line, environment) of the live processes of the system on `data` (the
+    services name it in their environment only; the engines in their command lines too)."""
     found = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit() or int(proc.name) == os.getpid():
@@ -77,24 +77,16 @@ def processes_of(data: Path) -> dict[int, str]:
         except OSError:
             continue
         if f"HOTLINE_DATA={data}".encode() in environ:
-            found[int(proc.name)] = cmdline
+            found[int(proc.name)] = (cmdline, environ)
     return found
 
 
 def pid_of(data: Path, needle: str, environ_has: str | None = None) -> int:
     """The live process of this system whose command line holds `needle` (and whose
     environment holds `environ_has`)."""
-    for pid, cmdline in processes_of(data).items():
-        if needle not in cmdline:
-            continue
-        if environ_has is not None:
-            try:
-                environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if environ_has.encode() not in environ:
-                continue
-        return pid
+    for pid, (cmdline, environ) in processes_of(data).items():
+        if needle in cmdline and (environ_has is None or environ_has.encode() in environ):
+            return pid
     raise AssertionError(f"no live process with {needle!r} ({environ_has}) in {data}")
 
 
