@@ -31,11 +31,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import BulkWriteError
 
 from .aio import cancel_and_wait
-from .bus import publish
+from .bus import publish, publish_all
 from .events import Event
 from .store import Collection, Document, Store
 
@@ -48,6 +49,7 @@ PENDING_INDEX = IndexModel([(PENDING_FIELD, ASCENDING)])
 RELAY_PROJECTION: Mapping[str, Any] = {"outbox": 1, PENDING_FIELD: 1, "version": 1}
 PROTOCOL_FIELDS = frozenset({"outbox", PENDING_FIELD, "version"})
 BATCH = 500  # pending documents a relay pass lists at a time
+DUPLICATE_KEY = 11000  # the server's error code of a unique index refusing a write
 
 
 class UndeclaredOutbox(LookupError):
@@ -92,6 +94,27 @@ class OutboxCollection:
         stored = {**document, "version": 1, "outbox": _entries(events), PENDING_FIELD: len(events)}
         await self.collection.insert_one(stored)
         return stored
+
+    async def insert_many(self, documents: Sequence[tuple[Document, Sequence[Event]]]) -> set[Any]:
+        """Insert each document with the events announcing it (each still one write of its
+        own document), in one unordered command; return the ids inserted now. A document
+        meeting a duplicate key is left as it is (a redelivery); any other error is raised."""
+        stored = []
+        for document, events in documents:
+            _check_state(document)
+            entries = _entries(events)
+            stored.append({**document, "version": 1, "outbox": entries, PENDING_FIELD: len(events)})
+        if not stored:
+            return set()
+        try:
+            await self.collection.insert_many(stored, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if not errors or any(error.get("code") != DUPLICATE_KEY for error in errors):
+                raise
+            refused = {error["index"] for error in errors}
+            return {doc["_id"] for index, doc in enumerate(stored) if index not in refused}
+        return {doc["_id"] for doc in stored}
 
     async def update(
         self, document_id: Any, version: int, change: Mapping[str, Any], *events: Event
@@ -146,38 +169,62 @@ class OutboxCollection:
 
         Pending documents are listed BATCH at a time, each list read in full before any of
         its documents is published and updated: no cursor stays open on the server while
-        the pass updates the very documents it lists."""
+        the pass updates the very documents it lists. A list's events are sent together
+        (in order: one document's events keep theirs on their partition) and marked
+        published in one bulk write, only once Kafka has them; a document's events after
+        one that failed stay pending with it, so they are never published ahead of it."""
         published = 0
         while True:
             pending = await self.collection.find(dict(PENDING), dict(RELAY_PROJECTION)).to_list(
                 BATCH
             )
-            for document in pending:
-                published += await self._publish_document(document, producer)
+            published += await self._publish_documents(pending, producer)
             if len(pending) < BATCH:
                 return published
 
-    async def _publish_document(self, document: Document, producer: AIOKafkaProducer) -> int:
-        outbox: dict[str, Any] = document.get("outbox") or {}
-        if not outbox:
-            # Counted pending with nothing to publish (written before the relay decremented
-            # the counter): reset it, unless a writer has added an entry since it was read.
-            await self.collection.update_one(
-                {
-                    "_id": document["_id"],
-                    "version": document.get("version"),
-                    PENDING_FIELD: document[PENDING_FIELD],
-                },
-                {"$set": {PENDING_FIELD: 0}},
-            )
+    async def _publish_documents(
+        self, documents: Sequence[Document], producer: AIOKafkaProducer
+    ) -> int:
+        entries = []  # (document id, event id, event), documents in order, events in theirs
+        for document in documents:
+            outbox: dict[str, Any] = document.get("outbox") or {}
+            if not outbox:
+                await self._reset_empty(document)
+                continue
+            for event_id, raw in outbox.items():  # insertion order = the order written
+                entries.append((document["_id"], event_id, Event.model_validate(raw)))
+        if not entries:
             return 0
-        for event_id, raw in outbox.items():  # insertion order = the order they were written
-            await publish(producer, Event.model_validate(raw))
-            await self.collection.update_one(
-                {"_id": document["_id"], f"outbox.{event_id}": {"$exists": True}},
-                {"$unset": {f"outbox.{event_id}": ""}, "$inc": {PENDING_FIELD: -1}},
+        failures = await publish_all(producer, [event for _, _, event in entries])
+        marks, failed, first_error = [], set(), None
+        for (document_id, event_id, _), error in zip(entries, failures, strict=True):
+            if error is not None or document_id in failed:
+                failed.add(document_id)
+                first_error = first_error or error
+                continue
+            marks.append(
+                UpdateOne(
+                    {"_id": document_id, f"outbox.{event_id}": {"$exists": True}},
+                    {"$unset": {f"outbox.{event_id}": ""}, "$inc": {PENDING_FIELD: -1}},
+                )
             )
-        return len(outbox)
+        if marks:
+            await self.collection.bulk_write(marks, ordered=False)
+        if first_error is not None:
+            raise first_error
+        return len(marks)
+
+    async def _reset_empty(self, document: Document) -> None:
+        """Counted pending with nothing to publish (written before the relay decremented
+        the counter): reset it, unless a writer has added an entry since it was read."""
+        await self.collection.update_one(
+            {
+                "_id": document["_id"],
+                "version": document.get("version"),
+                PENDING_FIELD: document[PENDING_FIELD],
+            },
+            {"$set": {PENDING_FIELD: 0}},
+        )
 
 
 def _check_state(fields: Mapping[str, Any]) -> None:

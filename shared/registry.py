@@ -19,6 +19,7 @@ for the caller; they carry no HTTP status: each service's router maps them.
 from __future__ import annotations
 
 import re
+import time
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,6 +41,10 @@ SCHEDULES = ("daily", "weekly")  # how often a buyer's digest is issued (notify'
 DEFAULT_SCHEDULE = "daily"
 # Guarded writes of a buyer that lose a race re-read and decide again, this many times.
 MAX_ATTEMPTS = 5
+# One document counting the registry's writes (`RegistryReader` reads the registry again
+# when it moves), and how long a reader trusts what it read if the count does not move.
+REGISTRY_VERSION = "registry_version"
+TRUSTED_SECONDS = 60.0
 
 
 class RegistryError(Exception):
@@ -158,6 +163,7 @@ async def add_factory(store: Store, code: str, name: str, country: str, city: st
         )
     except DuplicateKeyError:
         raise AlreadyExists(f"factory {code} already exists") from None
+    await _count_write(store)
     return document
 
 
@@ -189,6 +195,7 @@ async def add_buyer(store: Store, buyer_id: str, name: str, public_key_b64: str)
         )
     except DuplicateKeyError:
         raise AlreadyExists(f"buyer {buyer_id} or its key already exists") from None
+    await _count_write(store)
     return document
 
 
@@ -222,6 +229,7 @@ async def rotate_buyer_key(store: Store, buyer_id: str, public_key_b64: str) -> 
         except DuplicateKeyError:  # another buyer took the key since the check (unique key_id)
             raise AlreadyExists(f"key {kid} is already registered") from None
         if written:
+            await _count_write(store)
             return await _buyer(store, buyer_id)
     raise _changed_meanwhile(buyer_id)
 
@@ -236,6 +244,7 @@ async def set_schedule(store: Store, buyer_id: str, schedule: str) -> Document:
         if buyer.get("schedule") == schedule:
             return buyer
         if await _update_buyer(store, buyer, {"$set": {"schedule": schedule}}):
+            await _count_write(store)
             return await _buyer(store, buyer_id)
     raise _changed_meanwhile(buyer_id)
 
@@ -294,6 +303,7 @@ async def link(store: Store, buyer_id: str, factory: str) -> Document:
         )
     except DuplicateKeyError:
         raise AlreadyExists(f"{buyer_id} is already linked to {factory}") from None
+    await _count_write(store)
     return document
 
 
@@ -313,6 +323,7 @@ async def add_operator_key(store: Store, public_key_b64: str) -> Document:
         )
     except DuplicateKeyError:
         raise AlreadyExists(f"operator key {kid} is already registered") from None
+    await _count_write(store)
     return document
 
 
@@ -339,6 +350,42 @@ async def recipients_for(store: Store, factory: str) -> Recipients:
         for doc in await buyers_of(store, factory)
     }
     return Recipients(content={**operators, **buyers}, identity=dict(operators))
+
+
+async def _count_write(store: Store) -> None:
+    """Count a registry write, once it is stored: readers that kept the registry read it
+    again (`RegistryReader`)."""
+    await store.db[REGISTRY_VERSION].update_one(
+        {"_id": REGISTRY_VERSION}, {"$inc": {"writes": 1}}, upsert=True
+    )
+
+
+class RegistryReader:
+    """`recipients_for`, kept per factory until the registry's write count moves: one read
+    per report instead of four (factory, operator keys, links, buyers). Every registry write
+    counts itself once stored, so the next report after it sees it; were a writer to die
+    between its write and its count, what was kept is read again after TRUSTED_SECONDS.
+    Refusals (an unknown factory, no operator key yet) are never kept."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._writes: int | None = None
+        self._read_at = 0.0
+        self._kept: dict[str, Recipients] = {}
+
+    async def recipients_for(self, factory: str) -> Recipients:
+        found = await self.store.db[REGISTRY_VERSION].find_one({"_id": REGISTRY_VERSION})
+        writes = int(found["writes"]) if found else 0
+        now = time.monotonic()
+        if writes != self._writes or now - self._read_at > TRUSTED_SECONDS:
+            self._writes, self._read_at, self._kept = writes, now, {}
+        kept = self._kept.get(factory)
+        if kept is not None:
+            return kept
+        recipients = await recipients_for(self.store, factory)
+        if self._writes == writes:  # not if a newer count was seen meanwhile
+            self._kept[factory] = recipients
+        return recipients
 
 
 MAX_FACTORY_MATCHES = 20

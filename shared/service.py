@@ -22,10 +22,21 @@ from fastapi.responses import JSONResponse
 
 from .aio import cancel_and_wait
 from .auth import TokenVerifier, install_token_verifier
-from .bus import AppliedEvents, ConsumerRunner, EachEvent, Handler, KafkaHealth, make_producer
+from .bus import (
+    AppliedEvents,
+    Batch,
+    ConsumerRunner,
+    EachEvent,
+    Handler,
+    InBatches,
+    KafkaHealth,
+    Strategy,
+    make_producer,
+)
 from .config import Settings
 from .logpolicy import configure_logging
 from .outbox import OutboxRelay, relay_for
+from .registry import RegistryReader
 from .store import Collections, Store
 
 log = logging.getLogger("hotline.service")
@@ -46,12 +57,21 @@ class Runtime:
     tasks: dict[str, Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=dict)
     # Whether Kafka answers; its probe runs in `service_lifespan` only.
     kafka: KafkaHealth = field(init=False)
+    # The registry as last read, read again once it was written (intake's per report).
+    registry: RegistryReader = field(init=False)
 
     def __post_init__(self) -> None:
         self.kafka = KafkaHealth(self.producer)
+        self.registry = RegistryReader(self.store)
 
     def consume(
-        self, group: str, topics: Sequence[str], handler: Handler, *, deduplicate: bool
+        self,
+        group: str,
+        topics: Sequence[str],
+        handler: Handler,
+        *,
+        deduplicate: bool,
+        batch: Batch | None = None,
     ) -> ConsumerRunner:
         """Run `handler` once per event of `topics` in consumer group `group` (started with
         the service).
@@ -62,9 +82,16 @@ class Runtime:
         No handler of the project needs it: triage inserts the case under the case id and
         notify each digest item under `buyer:case`, so a redelivered event meets a duplicate
         key and changes nothing (the audit log's batches are idempotent by the sequencer's
-        unique event id, and do not come through here)."""
+        unique event id, and do not come through here).
+
+        With `batch`, a poll's events of its types go through it together (`bus.InBatches`),
+        the others and a batch that fails through `handler`, one by one."""
         applied = AppliedEvents(self.store.db.applied_events, group) if deduplicate else None
-        strategy = EachEvent(handler, applied=applied)
+        if batch is not None and applied is not None:
+            raise ValueError("a batch handler must be idempotent by itself (deduplicate=False)")
+        strategy: Strategy = EachEvent(handler, applied=applied)
+        if batch is not None:
+            strategy = InBatches(batch, EachEvent(handler))
         runner = ConsumerRunner(self.settings, self.producer, group, topics, strategy)
         self.consumers.append(runner)
         return runner

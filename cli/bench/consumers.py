@@ -6,8 +6,10 @@ own Apache Kafka (one KRaft node), in a temporary data directory on free ports (
 jars are the machine's shared engines). `--events` report.submitted events (sealed envelopes
 as a browser makes them, identity included) are produced once; then, in each round, a
 fresh consumer group reads them all, for each consumer in turn and its anchor beside it:
-- triage: `triage_report` through the runner (one case document per event);
-- notify: `add_to_digests` through the runner, one linked buyer (one digest item per event);
+- triage: `triage_report` through the runner, a poll's reports in `triage_reports` at once
+  (as triage registers them: one insert of the poll's cases);
+- notify: `add_to_digests` through the runner, a poll's reports in `add_all_to_digests` at
+  once, one linked buyer (one digest item per event, one insert per poll);
 - audit-log: the audit log's sequencing consumer (one ordered insert per poll);
 - anchor: a bare `AIOKafkaConsumer` that commits after each poll and does the same durable
   writes: into a collection with the same indexes, a document of the same kind (the case,
@@ -40,11 +42,11 @@ from hotline.audit_log.consumer import POLL_RECORDS, sequencing_consumer
 from hotline.audit_log.sequencer import Sequencer
 from hotline.notify.collections import COLLECTIONS as NOTIFY
 from hotline.notify.collections import NOTIFY_ITEMS
-from hotline.notify.consumer import add_to_digests
+from hotline.notify.consumer import add_all_to_digests, add_to_digests
 from hotline.notify.issuance import Issuer
 from hotline.notify.signing import digest_signer
 from hotline.shared import registry
-from hotline.shared.bus import ConsumerRunner, make_producer, publish
+from hotline.shared.bus import Batch, ConsumerRunner, make_producer, publish
 from hotline.shared.clock import SystemClock
 from hotline.shared.config import Settings
 from hotline.shared.events import Event, ReportSubmitted, new_event, topic_for
@@ -54,11 +56,12 @@ from hotline.shared.service import Runtime
 from hotline.shared.store import Collections, Store
 from hotline.triage.collections import COLLECTIONS as TRIAGE
 from hotline.triage.collections import TRIAGE_CASES
-from hotline.triage.consumer import triage_report
+from hotline.triage.consumer import triage_report, triage_reports
 
 from ..engines import kafka
 from ..engines.process import free_port
 from .audit import Workload
+from .figures import JSON_OPTION, Figure, echo_figure
 from .workspace import say, workspace
 
 REPORTS = topic_for("report.submitted")
@@ -73,7 +76,8 @@ Run = Callable[[Settings, int], Awaitable[float]]
 @click.option("--events", default=3000, show_default=True, help="Events each consumer reads.")
 @click.option("--rounds", default=3, show_default=True, help="Rounds (the median is shown).")
 @click.option("--mongo-url", help="Use this MongoDB wire server instead of starting nx-27017.")
-def bench_consumers(events: int, rounds: int, mongo_url: str | None) -> None:
+@JSON_OPTION
+def bench_consumers(events: int, rounds: int, mongo_url: str | None, as_json: bool) -> None:
     """Events/s of the triage, notify and audit-log consumers, each beside a bare consumer."""
     if events < 4 * POLL_RECORDS:
         raise click.BadParameter(f"at least {4 * POLL_RECORDS}", param_hint="--events")
@@ -81,7 +85,11 @@ def bench_consumers(events: int, rounds: int, mongo_url: str | None) -> None:
         raise click.BadParameter("1 or more", param_hint="--rounds")
     with workspace(mongo_url) as base, _kafka(base) as settings:
         results = asyncio.run(_measure(settings, events, rounds))
-    _print_table(events, rounds, results)
+    if as_json:
+        for result in results:
+            echo_figure(_figure(result, events, rounds), as_json)
+    else:
+        _print_table(events, rounds, results)
 
 
 @contextmanager
@@ -166,12 +174,12 @@ async def _measure(settings: Settings, events: int, rounds: int) -> list[Result]
             (
                 Result("triage"),
                 _anchor(TRIAGE_ANCHOR),
-                _handler_run(TRIAGE, triage_report, _nothing_to_prepare, producer),
+                _handler_run(TRIAGE, triage_report, triage_reports, _nothing_to_prepare, producer),
             ),
             (
                 Result("notify"),
                 _anchor(NOTIFY_ANCHOR),
-                _handler_run(NOTIFY, _notify_handler, prepare_notify, producer),
+                _handler_run(NOTIFY, _notify_handler, _notify_batch, prepare_notify, producer),
             ),
             (Result("audit-log"), _anchor(AUDIT_ANCHOR), _audit(producer, workload)),
         ]
@@ -188,13 +196,22 @@ async def _measure(settings: Settings, events: int, rounds: int) -> list[Result]
 _ISSUERS: dict[int, Issuer] = {}  # one per measured runtime, as notify's setup makes one
 
 
-async def _notify_handler(runtime: Runtime, event: Event) -> None:
-    """Notify's consumer of reports, with the issuer it is registered with."""
+def _issuer(runtime: Runtime) -> Issuer:
     issuer = _ISSUERS.get(id(runtime))
     if issuer is None or issuer.store is not runtime.store:  # an id is reused once freed
         issuer = Issuer(runtime.store, digest_signer(runtime.settings), SystemClock())
         _ISSUERS[id(runtime)] = issuer
-    await add_to_digests(issuer, event)
+    return issuer
+
+
+async def _notify_handler(runtime: Runtime, event: Event) -> None:
+    """Notify's consumer of reports, with the issuer it is registered with."""
+    await add_to_digests(_issuer(runtime), event)
+
+
+async def _notify_batch(runtime: Runtime, events: Sequence[Event]) -> None:
+    """Notify's batch of a poll's reports, with the issuer it is registered with."""
+    await add_all_to_digests(_issuer(runtime), events)
 
 
 def _database(settings: Settings) -> Settings:
@@ -332,11 +349,13 @@ async def _through(runner: ConsumerRunner, clock: Clock) -> float:
 def _handler_run(
     collections: Collections,
     handler: Callable[[Runtime, Event], Awaitable[None]],
+    batch: Callable[[Runtime, Sequence[Event]], Awaitable[None]],
     prepare: Callable[[Settings], Awaitable[None]],
     producer: AIOKafkaProducer,
 ) -> Run:
-    """`handler` registered as its service registers it, in a service's runtime whose relay
-    is not started (the bench measures the consumer)."""
+    """`handler` and `batch` registered as their service registers them (a poll's reports
+    through `batch`), in a service's runtime whose relay is not started (the bench measures
+    the consumer)."""
 
     async def run(settings: Settings, events: int) -> float:
         store, clock = Store(settings, collections), Clock(events)
@@ -348,8 +367,16 @@ def _handler_run(
             await handler(runtime, event)
             clock.tick()
 
+        async def handle_all(events: Sequence[Event]) -> None:
+            await batch(runtime, events)
+            clock.tick(len(events))
+
         runner = runtime.consume(
-            f"bench-{uuid.uuid4().hex[:8]}", [REPORTS], handle, deduplicate=False
+            f"bench-{uuid.uuid4().hex[:8]}",
+            [REPORTS],
+            handle,
+            deduplicate=False,
+            batch=Batch(frozenset({"report.submitted"}), handle_all),
         )
         try:
             return await _through(runner, clock)
@@ -424,8 +451,24 @@ def _print_table(events: int, rounds: int, results: list[Result]) -> None:
     for result in results:
         consumer = statistics.median(result.consumer)
         anchor = statistics.median(result.anchor)
-        what = "insert_many per poll" if result.name == "audit-log" else "insert per event"
         click.echo(
             f"{result.name:<10} {consumer:>9,.0f} {anchor:>12,.0f} {consumer / anchor:>5.0%}  "
-            f"bare AIOKafkaConsumer, {what}"
+            f"{_anchor_name(result)}"
         )
+
+
+def _anchor_name(result: Result) -> str:
+    what = "insert_many per poll" if result.name == "audit-log" else "insert per event"
+    return f"bare AIOKafkaConsumer, {what}"
+
+
+def _figure(result: Result, events: int, rounds: int) -> Figure:
+    return Figure(
+        f"{result.name} consumer",
+        round(statistics.median(result.consumer), 1),
+        "events/s",
+        _anchor_name(result),
+        round(statistics.median(result.anchor), 1),
+        "higher",
+        {"events": events, "rounds": rounds},
+    )

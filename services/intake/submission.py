@@ -39,7 +39,7 @@ from hotline.shared.keys import b64encode
 from hotline.shared.outbox import outbox_of
 from hotline.shared.pow import ChallengeError, StaleChallenge, check_solution
 from hotline.shared.receipt import derive_receipt, lookup_hash, new_receipt
-from hotline.shared.registry import NoOperatorKey, Recipients, UnknownFactory, recipients_for
+from hotline.shared.registry import NoOperatorKey, Recipients, UnknownFactory
 from hotline.shared.reports import MAX_ATTACHMENTS, ProofOfWork, ReportCreate, routing_metadata
 from hotline.shared.service import Runtime
 from hotline.shared.taxonomy import category_codes
@@ -57,7 +57,7 @@ MAX_UPLOAD_PIXELS = 50_000_000  # larger images are refused before decoding (dec
 async def registered_recipients(runtime: Runtime, factory: str) -> Recipients:
     """The keys a report at `factory` is sealed to, as the registry says; raises Refused."""
     try:
-        return await recipients_for(runtime.store, factory)
+        return await runtime.registry.recipients_for(factory)
     except UnknownFactory:
         raise Refused("unknown-factory", "no factory has this code") from None
     except NoOperatorKey:

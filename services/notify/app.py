@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from hotline.shared.bus import Batch
 from hotline.shared.clock import Clock, SystemClock
 from hotline.shared.config import Settings
 from hotline.shared.deps import answer_errors
@@ -22,7 +23,7 @@ from hotline.shared.service import Runtime, add_health, service_lifespan
 from hotline.shared.web import MAX_API_BODY, BodyLimit
 
 from .collections import COLLECTIONS
-from .consumer import TOPICS, handle_event
+from .consumer import REPORTS, TOPICS, add_all_to_digests, handle_event
 from .digests import digests, vkey
 from .issuance import Issuer
 from .pages import install_pages
@@ -46,6 +47,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             TOPICS,
             lambda event: handle_event(issuer, event),
             deduplicate=False,  # idempotent by construction: records keyed by buyer and case
+            # a poll's reports: each buyer's records in one insert
+            batch=Batch(REPORTS, lambda events: add_all_to_digests(issuer, events)),
         )
         runtime.background("digest-scheduler", issuer.scheduler)
         setup_webhooks(runtime)  # queues each issued digest and alert, delivers them

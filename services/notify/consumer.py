@@ -13,11 +13,16 @@
 
 Idempotent by construction: records are keyed by buyer and case (and the event, for a
 change), the state is set, not counted, and issuance takes only what is pending.
+
+The reports of a poll are recorded together (`add_all_to_digests`): each buyer's records in
+one ordered insert, numbered as one run, instead of about eight round trips per report (on
+nx-27017 every write is a disk sync). The other events go one by one.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from hotline.shared import registry
@@ -32,12 +37,14 @@ from hotline.shared.events import (
     event_data,
     topic_for,
 )
+from hotline.shared.store import Document
 
 from .erasure import delete_copies
-from .issuance import Issuer
+from .issuance import Issuer, is_critical
 
 log = logging.getLogger("hotline.notify")
 
+REPORTS = frozenset({EventType.REPORT_SUBMITTED.value})  # what the consumer takes in batches
 TOPICS = [
     topic_for(EventType.REPORT_SUBMITTED),
     topic_for(EventType.CASE_TRIAGED),
@@ -60,17 +67,39 @@ async def handle_event(issuer: Issuer, event: Event) -> None:
 async def add_to_digests(issuer: Issuer, event: Event) -> None:
     """A "new" record per linked buyer the content was sealed to; then urgent digests if
     the case is already known to be critical."""
-    report = event_data(event, ReportSubmitted)
-    sealed_to = envelope_recipients(report.content)
-    recorded = []
-    for buyer in await registry.buyers_of(issuer.store, report.factory):
-        if sealed_to.isdisjoint(registry.buyer_key_ids(buyer)):
-            # Linked after the report was sealed: this buyer cannot read it, so it is not sent.
-            log.info("buyer key not a recipient", extra={"case_id": event.subject})
-            continue
-        await issuer.record_report(buyer, event.subject, report, event.time)
-        recorded.append(buyer["_id"])
-    await issuer.urgent(event.subject, recorded)
+    await add_all_to_digests(issuer, [event])
+
+
+async def add_all_to_digests(issuer: Issuer, events: Sequence[Event]) -> None:
+    """`add_to_digests` for the reports of `events` (in partition order): the linked buyers
+    read once per factory, each buyer's records in one insert, the cases' states read once
+    after them (a deletion or a severity that arrived meanwhile is seen: each side writes
+    first and reads the other after), then urgent digests for the critical cases."""
+    buyers_of: dict[str, list[Document]] = {}
+    records: dict[str, tuple[Document, list[tuple[str, ReportSubmitted, str]]]] = {}
+    for event in events:
+        report = event_data(event, ReportSubmitted)
+        if report.factory not in buyers_of:
+            buyers_of[report.factory] = await registry.buyers_of(issuer.store, report.factory)
+        sealed_to = envelope_recipients(report.content)
+        for buyer in buyers_of[report.factory]:
+            if sealed_to.isdisjoint(registry.buyer_key_ids(buyer)):
+                # Linked after the report was sealed: this buyer cannot read it, so it is not sent.
+                log.info("buyer key not a recipient", extra={"case_id": event.subject})
+                continue
+            _, reports = records.setdefault(buyer["_id"], (buyer, []))
+            reports.append((event.subject, report, event.time))
+    recorded: dict[str, list[str]] = {}  # case id -> the buyers it was recorded for
+    for buyer, reports in records.values():
+        for case_id, _, _ in reports:
+            recorded.setdefault(case_id, []).append(buyer["_id"])
+        await issuer.record_reports(buyer, reports)
+    cases = await issuer.case_states(list(dict.fromkeys(event.subject for event in events)))
+    deleted = [case_id for case_id in recorded if "deleted" in cases.get(case_id, {})]
+    await issuer.clear_records(deleted)  # a deletion is never missed: read after the insert
+    for case_id, buyers in recorded.items():
+        if is_critical(cases.get(case_id)):
+            await issuer.urgent(case_id, buyers)
 
 
 def case_fields(event: Event) -> dict[str, Any]:

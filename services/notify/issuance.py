@@ -42,12 +42,12 @@ issuing nothing when nothing is pending.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from hotline.shared import registry
 from hotline.shared.clock import Clock, hour_of
@@ -61,6 +61,7 @@ from .digest import MAX_ITEMS, Reason, canonical, digest_body, digest_items, sig
 
 log = logging.getLogger("hotline.notify")
 
+DUPLICATE_KEY = 11000  # the server's error code of a unique index refusing a write
 ATTEMPTS = 50  # writes lost to concurrent writers (another n, seq or version) before giving up
 SCHEDULE_TICK = 30.0  # seconds between scheduler passes (the schedules are whole days)
 VISIBLE = ("severity", "due", "status")  # what a digest says of a case's state
@@ -166,25 +167,43 @@ class Issuer:
         self, buyer: Document, case_id: str, report: ReportSubmitted, hour: str
     ) -> bool:
         """The buyer's "new" record of a submitted report; False if it was recorded already."""
-        await self._ensure_state(buyer["_id"], registry.schedule_of(buyer))
-        record = {
-            "_id": f"{buyer['_id']}:{case_id}",
-            "case_id": case_id,
-            "change": "new",
-            "factory": report.factory,
-            "categories": report.categories,
-            "urgent": report.urgent,
-            "language": report.language,
-            "received": hour,
-            "content": report.content.model_dump(mode="json"),
-            "attachments": [a.model_dump(mode="json") for a in report.attachments],
-        }
-        recorded = await self._record(buyer["_id"], record)
+        recorded = await self.record_reports(buyer, [(case_id, report, hour)])
         if await self.deleted(case_id):  # checked after the insert: a deletion is never missed
-            await self._collection(NOTIFY_ITEMS.name).update_one(
-                {"_id": record["_id"]}, {"$set": {"content": None, "attachments": []}}
+            await self.clear_records([case_id])
+        return bool(recorded)
+
+    async def record_reports(
+        self, buyer: Document, reports: Sequence[tuple[str, ReportSubmitted, str]]
+    ) -> list[str]:
+        """The buyer's "new" records of submitted reports (case id, report, hour), in order,
+        as the buyer's next numbers; the case ids recorded now (not those recorded already).
+        The caller checks for deletions after this (`clear_records`)."""
+        await self._ensure_state(buyer["_id"], registry.schedule_of(buyer))
+        records = [
+            {
+                "_id": f"{buyer['_id']}:{case_id}",
+                "case_id": case_id,
+                "change": "new",
+                "factory": report.factory,
+                "categories": report.categories,
+                "urgent": report.urgent,
+                "language": report.language,
+                "received": hour,
+                "content": report.content.model_dump(mode="json"),
+                "attachments": [a.model_dump(mode="json") for a in report.attachments],
+            }
+            for case_id, report, hour in reports
+        ]
+        recorded = await self._record_all(buyer["_id"], records)
+        return [record["case_id"] for record in recorded]
+
+    async def clear_records(self, case_ids: Sequence[str]) -> None:
+        """Nothing sealed in the "new" records of these (deleted) cases."""
+        if case_ids:
+            await self._collection(NOTIFY_ITEMS.name).update_many(
+                {"case_id": {"$in": list(case_ids)}, "change": "new"},
+                {"$set": {"content": None, "attachments": []}},
             )
-        return recorded
 
     async def record_change(self, case_id: str, event_id: str) -> list[str]:
         """A "changed" record of the case for every buyer that has its report; the buyers."""
@@ -227,6 +246,36 @@ class Issuer:
                 continue  # n was taken meanwhile (or this very record was): decide again
         raise IssuanceConflict(f"recording for buyer {buyer_id} lost {ATTEMPTS} races")
 
+    async def _record_all(self, buyer_id: str, records: Sequence[Document]) -> list[Document]:
+        """Insert `records` as the buyer's next numbers, in order, in one ordered insert (as
+        the audit log's sequencer does: an ordered insert stops at its first refused record,
+        so the numbers written have no gap); return those inserted now. A record whose `_id`
+        is there already is skipped (recorded by an earlier delivery); a clash on the number
+        (another writer took it) reads the highest number again and writes the rest."""
+        items = self._collection(NOTIFY_ITEMS.name)
+        ids = list(dict.fromkeys(record["_id"] for record in records))
+        there = {doc["_id"] async for doc in items.find({"_id": {"$in": ids}}, {"_id": 1})}
+        pending = [record for record in {r["_id"]: r for r in records}.values()]
+        pending = [record for record in pending if record["_id"] not in there]
+        inserted: list[Document] = []
+        for _ in range(ATTEMPTS):
+            if not pending:
+                return inserted
+            last = await items.find_one(after(buyer_id, 0), {"n": 1}, sort=[("slot", -1)])
+            first = 1 if last is None else int(last["n"]) + 1
+            numbered = [
+                {**record, "buyer": buyer_id, "n": n, "slot": slot(buyer_id, n)}
+                for n, record in enumerate(pending, start=first)
+            ]
+            written = await _insert_ordered(items, numbered)
+            inserted += pending[:written]
+            pending = pending[written:]
+            if pending and await items.find_one({"_id": pending[0]["_id"]}, {"_id": 1}):
+                pending = pending[1:]  # recorded meanwhile by another delivery
+        if pending:
+            raise IssuanceConflict(f"recording for buyer {buyer_id} lost {ATTEMPTS} races")
+        return inserted
+
     # --- the case's state ------------------------------------------------------------------
 
     async def case_state(self, case_id: str) -> Document | None:
@@ -234,6 +283,11 @@ class Issuer:
             {"_id": case_id}
         )
         return found
+
+    async def case_states(self, case_ids: Sequence[str]) -> dict[str, Document]:
+        """The states of those of `case_ids` that have one, by case id (one read)."""
+        found = self._collection(NOTIFY_CASES.name).find({"_id": {"$in": list(case_ids)}})
+        return {doc["_id"]: doc async for doc in found}
 
     async def deleted(self, case_id: str) -> bool:
         """Whether the case's content was deleted (retention, erasure.py)."""
@@ -451,6 +505,18 @@ class Issuer:
             except Exception as exc:  # noqa: BLE001 - the store may be away: next tick
                 log.warning("scheduler pass failed", extra={"error_type": type(exc).__name__})
             await self.clock.wait(SCHEDULE_TICK)
+
+
+async def _insert_ordered(items: Any, documents: list[Document]) -> int:
+    """Insert in order; return how many were written before a duplicate key stopped it."""
+    try:
+        await items.insert_many(documents, ordered=True)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if not errors or errors[0].get("code") != DUPLICATE_KEY:
+            raise
+        return int(exc.details.get("nInserted", 0))
+    return len(documents)
 
 
 def schedule_boundary(schedule: str, moment: datetime) -> str:

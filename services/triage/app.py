@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from hotline.shared.bus import Batch
 from hotline.shared.clock import Clock, SystemClock
 from hotline.shared.config import Settings
 from hotline.shared.deps import answer_errors
@@ -22,7 +23,7 @@ from .cases import cases
 from .clocks import watch_clocks
 from .collections import COLLECTIONS
 from .console import console, install_console
-from .consumer import TOPICS, handle_event
+from .consumer import REPORTS, TOPICS, handle_event, triage_reports
 from .messages import messages
 from .retention import enforce_retention, retention
 from .stats import stats
@@ -43,6 +44,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             # idempotent by construction: cases and messages are stored under their own ids,
             # and a change of a case is decided on its current state
             deduplicate=False,
+            # a poll's reports in one insert and one write per incident they join
+            batch=Batch(REPORTS, lambda events: triage_reports(runtime, events)),
         )
         runtime.background("clocks", lambda: watch_clocks(runtime, clock))
         runtime.background("retention", lambda: enforce_retention(runtime, clock))

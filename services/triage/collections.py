@@ -10,7 +10,8 @@ from pymongo import ASCENDING, IndexModel
 
 from hotline.shared.disclosure import disclosures_collection
 from hotline.shared.outbox import outbox_collection
-from hotline.shared.store import Collections
+from hotline.shared.registry import REGISTRY_VERSION
+from hotline.shared.store import Collection, Collections
 
 # The operator's queue keys of a case document (cases.py `queue_keys` writes them): field ->
 # the filters it serves. Each is one string, `<filter values>:<due>:<case id>`, with a
@@ -50,6 +51,8 @@ LINKS = outbox_collection(
     "links", IndexModel([("factory", ASCENDING)]), IndexModel([("buyer", ASCENDING)])
 )
 OPERATOR_KEYS = outbox_collection("operator_keys")
+# How many registry writes there were (shared/registry.py `RegistryReader`): one document.
+REGISTRY_WRITES = Collection(REGISTRY_VERSION)
 # Reports of one category at one factory within one window (incidents.py), `_id` = the
 # incident id; members are a map case id -> hour (never an array: DESIGN.md).
 TRIAGE_INCIDENTS = outbox_collection("triage_incidents")
@@ -66,6 +69,7 @@ COLLECTIONS = Collections(
     BUYERS,
     LINKS,
     OPERATOR_KEYS,
+    REGISTRY_WRITES,
     TRIAGE_INCIDENTS,
     RETENTION_POLICIES,
 )

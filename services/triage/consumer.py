@@ -6,14 +6,17 @@ operator's message stops the clocks it answers).
 Both are idempotent by construction: a case is stored under its case id, a message under its
 message id, and a change of the case is decided on its current state (an acknowledgement of
 an acknowledged case, or feedback older than the latest, changes nothing).
+
+The reports of a poll are triaged together (`triage_reports`): one insert of their cases,
+then one write per incident they join and one write marking its members, instead of about
+five round trips per report (on nx-27017 every write is a disk sync). The other events go one
+by one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-
-from pymongo.errors import DuplicateKeyError
 
 from hotline.shared.events import (
     CaseEscalated,
@@ -34,11 +37,12 @@ from hotline.shared.store import Document
 from .cases import INITIAL_STATUS, Change, queue_keys, status_change, update_case
 from .clocks import clock_changes, initial_clocks, restarted_by_acknowledgement, stopped_by_message
 from .collections import TRIAGE_CASES
-from .incidents import link_incidents
+from .incidents import NewCase, link_all, plan_links
 from .messages import record_message
 from .retention import delete_copies
 from .rules import rate
 
+REPORTS = frozenset({EventType.REPORT_SUBMITTED.value})  # what the consumer takes in batches
 TOPICS = [
     topic_for(EventType.REPORT_SUBMITTED),
     topic_for(EventType.MESSAGE_POSTED),
@@ -58,6 +62,33 @@ async def handle_event(runtime: Runtime, event: Event) -> None:
 
 async def triage_report(runtime: Runtime, event: Event) -> None:
     """Record the case with its rating; idempotent (the case id is the document id)."""
+    await triage_reports(runtime, [event])
+
+
+async def triage_reports(runtime: Runtime, events: Sequence[Event]) -> None:
+    """Record the cases of `events` (report.submitted, in partition order) with their ratings,
+    in one insert, then link their incidents; idempotent: a case already stored (an earlier
+    delivery, which may have stopped before linking) is left as it is and linked again."""
+    triaged = [_triaged(event) for event in events]
+    joinings = await plan_links(runtime, [case for _, _, case in triaged])
+    marks: dict[str, dict[str, str]] = {}  # case id -> the incidents it is linked to now
+    for joining in joinings:
+        for case_id, public_id in joining.marks().items():
+            marks.setdefault(case_id, {})[public_id] = joining.category
+    writer = outbox_of(runtime.store, TRIAGE_CASES.name)
+    for document, _, _ in triaged:
+        if document["_id"] in marks:
+            document["incidents"] = marks[document["_id"]]
+    stored = await writer.insert_many([(document, announced) for document, announced, _ in triaged])
+    if stored:
+        runtime.relay.poke()
+    # Joined after the cases are stored: a crash in between joins them on the redelivery,
+    # and another consumer linking one of them finds its document.
+    await link_all(runtime, joinings, marked=frozenset(stored))
+
+
+def _triaged(event: Event) -> tuple[Document, list[Event], NewCase]:
+    """The case document of a report, the events announcing it, and what incidents need."""
     report = event_data(event, ReportSubmitted)
     received = datetime.fromisoformat(event.time.replace("Z", "+00:00"))
     rating = rate(report.categories, report.urgent, received)
@@ -110,14 +141,7 @@ async def triage_report(runtime: Runtime, event: Event) -> None:
         **clock_fields,
     }
     document.update(queue_keys(document))  # where the case sorts in the operator's queue
-    try:
-        await outbox_of(runtime.store, TRIAGE_CASES.name).insert(document, *events)
-    except DuplicateKeyError:
-        pass  # already triaged by an earlier delivery (which may have stopped before linking)
-    else:
-        runtime.relay.poke()
-    # After the case is stored, so a crash in between links it on the redelivery.
-    await link_incidents(runtime, event.subject, report.factory, report.categories, event.time)
+    return document, events, NewCase(event.subject, report.factory, report.categories, event.time)
 
 
 async def apply_message(runtime: Runtime, event: Event) -> None:

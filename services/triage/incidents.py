@@ -31,7 +31,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from pymongo.errors import DuplicateKeyError
@@ -42,14 +43,14 @@ from hotline.shared.outbox import outbox_of
 from hotline.shared.service import Runtime
 from hotline.shared.store import Document
 
-from .cases import Change, update_case
-from .collections import TRIAGE_INCIDENTS
+from .collections import TRIAGE_CASES, TRIAGE_INCIDENTS
 
 WINDOW = timedelta(hours=72)
 THRESHOLD = 3  # distinct cases of one category at one factory within one window
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 INCIDENT_NAMESPACE = uuid.UUID("0b9f6f3e-3c55-4d8e-9a43-6a1f1e5d2c18")
-STATE = {"members": 1, "linked": 1, "public_id": 1, "version": 1}  # what a link is decided on
+# What a link is decided on.
+STATE = {"members": 1, "linked": 1, "public_id": 1, "version": 1, "window_start": 1}
 LINK_ATTEMPTS = 20  # guarded writes lost to concurrent consumers before giving up
 
 
@@ -66,80 +67,169 @@ def incident_id(factory: str, category: str, window_start: str) -> str:
     return str(uuid.uuid5(INCIDENT_NAMESPACE, f"{factory}\n{category}\n{window_start}"))
 
 
+@dataclass(frozen=True)
+class NewCase:
+    """What incidents need of a triaged case: its id, factory, categories and receipt hour."""
+
+    case_id: str
+    factory: str
+    categories: list[str]
+    hour: str
+
+
 async def link_incidents(
     runtime: Runtime, case_id: str, factory: str, categories: list[str], hour: str
 ) -> None:
-    """Add the case to the incident of each of its categories at its factory and window, and
-    link whatever the threshold makes an incident; idempotent (safe on redelivery)."""
-    for category in sorted(set(categories)):
-        public_id, members = await _join(runtime, case_id, factory, category, hour)
-        for member in members:
-            await update_case(runtime, member, _mark(public_id, category))
+    """Add the stored case to the incident of each of its categories at its factory and
+    window, and link whatever the threshold makes an incident; idempotent (safe on
+    redelivery)."""
+    case = NewCase(case_id, factory, categories, hour)
+    await link_all(runtime, await plan_links(runtime, [case]))
 
 
-def _mark(incident: str, category: str) -> Callable[[Document], Change | None]:
-    """The decision that records the link to the incident (its public id) on a member case
-    (once)."""
+@dataclass
+class Joining:
+    """The cases of one batch that join one incident (in the order they arrived), and the
+    incident document as read before they were stored."""
 
-    def decide(case: Document) -> Change | None:
-        if (case.get("incidents") or {}).get(incident) == category:
-            return None
-        return {f"incidents.{incident}": category}, []
+    factory: str
+    category: str
+    arriving: list[tuple[str, str]]  # (case id, receipt hour)
+    incident: Document  # its STATE fields, with a public id
 
-    return decide
+    def marks(self) -> dict[str, str]:
+        """Case id -> the public id, for those of `arriving` that joining will link: what
+        their own insert can carry. Joining after others did links more, never fewer (members
+        and links only grow), so a mark written from this is never wrong; one it misses is
+        written by `link_all`."""
+        members, linked = self.incident.get("members", {}), self.incident.get("linked", {})
+        _, newly = joined(members, linked, self.arriving)
+        public_id = self.incident["public_id"]
+        will_be_linked = {**linked, **newly}
+        return {case_id: public_id for case_id, _ in self.arriving if case_id in will_be_linked}
 
 
-async def _join(
-    runtime: Runtime, case_id: str, factory: str, category: str, hour: str
-) -> tuple[str, list[str]]:
-    """Record the case as a member of its incident document, linking (with events) every
-    member not yet linked once there are THRESHOLD; return the incident's public id and the
-    members whose case documents are to record the link: those this call linked, or, when
-    it changed nothing (a redelivery), every linked member again (a crash may have stopped
-    the first delivery before it marked them)."""
-    start, end = window_of(hour)
+async def plan_links(runtime: Runtime, cases: Sequence[NewCase]) -> list[Joining]:
+    """What `cases` join, one `Joining` per incident, each incident read (or created, with
+    no member) once. Read BEFORE the cases are stored, so their inserts carry the marks
+    (`Joining.marks`); joined AFTER (`link_all`), so that another consumer linking one of
+    them finds its document."""
+    grouped: dict[tuple[str, str, str], list[tuple[str, str]]] = {}
+    for case in cases:
+        for category in sorted(set(case.categories)):
+            key = (case.factory, category, window_of(case.hour)[0])
+            grouped.setdefault(key, []).append((case.case_id, case.hour))
+    return [
+        Joining(factory, category, arriving, await _incident(runtime, factory, category, start))
+        for (factory, category, start), arriving in grouped.items()
+    ]
+
+
+async def link_all(
+    runtime: Runtime, joinings: Sequence[Joining], marked: frozenset[str] = frozenset()
+) -> None:
+    """Join each incident (one guarded write each, however many cases join it) and mark the
+    members it links, but those of `marked` (stored now with their marks) that are marked."""
+    for joining in joinings:
+        public_id, to_mark = await _join(runtime, joining)
+        carried = set(joining.marks()) & marked
+        await _mark(runtime, public_id, joining.category, [c for c in to_mark if c not in carried])
+
+
+async def _mark(runtime: Runtime, incident: str, category: str, case_ids: list[str]) -> None:
+    """Record the link to the incident (its public id) on each member case not marked yet, in
+    one write: the mark depends on nothing else of the case, so it is set without reading the
+    case first (the version still moves: a guarded writer that read the case before decides
+    again on the fresh document)."""
+    if not case_ids:
+        return
+    await runtime.store.db[TRIAGE_CASES.name].update_many(
+        {"_id": {"$in": case_ids}, f"incidents.{incident}": {"$exists": False}},
+        {"$set": {f"incidents.{incident}": category}, "$inc": {"version": 1}},
+    )
+
+
+def joined(
+    members: dict[str, str], linked: dict[str, str], arriving: Sequence[tuple[str, str]]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """What `arriving` (case id, receipt hour) add when they join in order, as if one by
+    one: once there are THRESHOLD members, every member not yet linked is linked, at the hour
+    of the report whose arrival linked it. Returns the new members and the new links (case
+    id -> hour, in the order they were linked). Pure."""
+    members, linked = dict(members), dict(linked)
+    added: dict[str, str] = {}
+    newly: dict[str, str] = {}
+    for case_id, hour in arriving:
+        if case_id not in members:
+            members[case_id] = added[case_id] = hour
+        if len(members) >= THRESHOLD:
+            for member in sorted(set(members) - set(linked)):
+                linked[member] = newly[member] = hour
+    return added, newly
+
+
+async def _incident(runtime: Runtime, factory: str, category: str, start: str) -> Document:
+    """The STATE of the incident of one factory, category and window, with a public id;
+    created (with no member) if there is none yet."""
     incident = incident_id(factory, category, start)
     collection = runtime.store.db[TRIAGE_INCIDENTS.name]
     writer = outbox_of(runtime.store, TRIAGE_INCIDENTS.name)
     for _ in range(LINK_ATTEMPTS):
-        doc = await collection.find_one({"_id": incident}, STATE)
+        doc: Document | None = await collection.find_one({"_id": incident}, STATE)
         if doc is None:
             first = {
                 "_id": incident,
                 "factory": factory,
                 "category": category,
                 "window_start": start,
-                "window_end": end,
-                "members": {case_id: hour},
+                "window_end": window_of(start)[1],
+                "members": {},
                 "linked": {},
                 "public_id": str(uuid.uuid4()),
             }
             try:
-                await writer.insert(first)  # one member: below any threshold above one
+                await writer.insert(first)  # no member yet: joining adds them
             except DuplicateKeyError:
                 continue  # a concurrent consumer created it: join that one
-            doc = {**first, "version": 1}  # then decided as any other (linked once due)
-        public_id = doc.get("public_id")
-        if public_id is None:  # a document of before public ids: it gets one, once
+            return {**first, "version": 1}
+        if doc.get("public_id") is None:  # a document of before public ids: it gets one, once
             await writer.update(
                 incident, doc["version"], {"$set": {"public_id": str(uuid.uuid4())}}
             )
             continue
-        members: dict[str, str] = {**doc.get("members", {}), case_id: hour}
-        linked: dict[str, str] = dict(doc.get("linked", {}))
-        to_link = sorted(set(members) - set(linked)) if len(members) >= THRESHOLD else []
-        if case_id in doc.get("members", {}) and not to_link:
-            return public_id, sorted(linked)  # nothing new: a redelivery, or below threshold
-        fields: dict[str, str] = {f"members.{case_id}": hour}
-        fields.update({f"linked.{member}": hour for member in to_link})
+        return doc
+    raise RuntimeError(f"incident update lost {LINK_ATTEMPTS} races in a row; try again")
+
+
+async def _join(runtime: Runtime, joining: Joining) -> tuple[str, list[str]]:
+    """Record the arriving cases as members of their incident document, linking (with
+    events) every member not yet linked once there are THRESHOLD; return the incident's
+    public id and the members whose case documents are to record the link: those this call
+    linked, or, when one of them was a member already (a redelivery), every linked member
+    again (a crash may have stopped the first delivery before it marked them). Decided first
+    on the document as planned, then, if another writer got there first, on a fresh read."""
+    factory, category, arriving = joining.factory, joining.category, joining.arriving
+    doc = joining.incident
+    writer = outbox_of(runtime.store, TRIAGE_INCIDENTS.name)
+    for _ in range(LINK_ATTEMPTS):
+        public_id = doc["public_id"]
+        members: dict[str, str] = doc.get("members", {})
+        added, newly = joined(members, doc.get("linked", {}), arriving)
+        redelivered = any(case_id in members for case_id, _ in arriving)
+        every_linked = sorted({**doc.get("linked", {}), **newly})
+        if not added and not newly:
+            return public_id, every_linked  # nothing new: a redelivery, or below threshold
+        fields = {f"members.{case_id}": hour for case_id, hour in added.items()}
+        fields.update({f"linked.{member}": hour for member, hour in newly.items()})
         events = [
             new_event(
                 member, IncidentLinked(incident=public_id, factory=factory, category=category)
             )
-            for member in to_link
+            for member in newly
         ]
-        if await writer.update(incident, doc["version"], {"$set": fields}, *events):
+        if await writer.update(doc["_id"], doc["version"], {"$set": fields}, *events):
             if events:
                 runtime.relay.poke()
-            return public_id, to_link
+            return public_id, every_linked if redelivered else list(newly)
+        doc = await _incident(runtime, factory, category, doc["window_start"])
     raise RuntimeError(f"incident update lost {LINK_ATTEMPTS} races in a row; try again")

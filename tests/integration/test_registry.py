@@ -128,6 +128,37 @@ async def test_recipients_content_to_operators_and_linked_buyers_identity_to_ope
     assert await registry.buyers_of(store, "F-404") == []
 
 
+async def test_the_reader_keeps_the_recipients_and_sees_every_write_at_the_next_read(
+    store: Store,
+) -> None:
+    """Intake reads recipients through `RegistryReader` (one read per report while nothing
+    changes); a report after a registry write must be checked against the registry as
+    written, whichever write it was."""
+    reader = registry.RegistryReader(store)
+    await registry.add_factory(store, "F-001", "Sunrise Toys", "CN")
+    with pytest.raises(registry.NoOperatorKey):  # refusals are never kept
+        await reader.recipients_for("F-001")
+    operator = Party.new()
+    await registry.add_operator_key(store, operator.public_b64)
+    first = await reader.recipients_for("F-001")
+    assert set(first.content) == {operator.key_id}
+    assert await reader.recipients_for("F-001") is first, "kept while nothing is written"
+
+    acme = Party.new()
+    await registry.add_buyer(store, "acme", "Acme", acme.public_b64)
+    await registry.link(store, "acme", "F-001")
+    assert set((await reader.recipients_for("F-001")).content) == {operator.key_id, acme.key_id}
+
+    rotated = Party.new()
+    await registry.rotate_buyer_key(store, "acme", rotated.public_b64)
+    after = await reader.recipients_for("F-001")
+    assert set(after.content) == {operator.key_id, rotated.key_id}, "the revoked key is gone"
+    with pytest.raises(registry.UnknownFactory):
+        await reader.recipients_for("F-404")
+    await registry.add_factory(store, "F-404", "Late Toys", "VN")
+    assert set((await reader.recipients_for("F-404")).content) == {operator.key_id}
+
+
 # --- through the admin API ------------------------------------------------------------------
 
 

@@ -1,0 +1,236 @@
+"""A poll's reports applied together (issue 20, consumer throughput), on the real store and,
+for the runner, the real Kafka: the same effects as one event at a time, exactly once under
+redelivery, and a poison event in a batch dead-lettered while the others are applied.
+
+- notify: each buyer's records of a batch are numbered as one run after what it had, without
+  gap, each report once, however often the batch (or a part of it) is delivered again;
+- triage: a batch of reports at one factory and category makes one incident whose members
+  are each linked once (one `incident.linked` in its outbox per case, every case marked),
+  and a redelivered batch changes nothing;
+- the runner: with a `Batch`, a batch that fails is applied again one event at a time, so
+  only the poison event goes to the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from hotline.cli.engines.process import ManagedProcess
+from hotline.notify.consumer import add_all_to_digests, add_to_digests
+from hotline.shared import registry
+from hotline.shared.bus import Batch, make_producer, publish
+from hotline.shared.config import Settings
+from hotline.shared.events import DEAD_LETTER_TOPIC, CaseStatusChanged, Event, new_event
+from hotline.shared.outbox import relay_for
+from hotline.shared.service import Runtime
+from hotline.shared.store import Store
+from hotline.triage.collections import COLLECTIONS as TRIAGE_COLLECTIONS
+from hotline.triage.consumer import triage_reports
+from hotline.triage.incidents import THRESHOLD
+from tests.integration.test_bus import find_record, holding
+from tests.support.digests import NotifyStore, notify_store, report_event
+from tests.support.registry import Party
+from tests.support.waiting import async_wait_for
+
+TOPIC = "hotline.case.status-changed"
+
+
+# --- notify ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def setting(test_settings: Settings, local_system: Any) -> AsyncIterator[NotifyStore]:
+    async with notify_store(test_settings) as setting:
+        yield setting
+
+
+async def _numbers(setting: NotifyStore, buyer: str) -> dict[str, int]:
+    """Case id -> the number of the buyer's "new" record of it."""
+    found = setting.items.find({"buyer": buyer, "change": "new"}, {"case_id": 1, "n": 1})
+    return {doc["case_id"]: doc["n"] async for doc in found}
+
+
+async def test_a_batch_of_reports_is_numbered_after_what_the_buyer_had_without_gap(
+    setting: NotifyStore,
+) -> None:
+    await registry.add_factory(setting.registry, "F-610", "Batch Garments", "BD")
+    await registry.add_factory(setting.registry, "F-620", "Other Batch", "BD")
+    operator = Party.new()
+    acme = await setting.buyer("acme", "F-610", "F-620")
+    solo = await setting.buyer("solo", "F-620")
+    sealed = {"operator": operator, "acme": acme}
+    early = report_event("F-610", sealed)
+    await add_to_digests(setting.issuer, early)  # one record before the batch
+    batch = [
+        report_event("F-610", sealed),
+        report_event("F-620", {**sealed, "solo": solo}),
+        report_event("F-610", sealed),
+    ]
+
+    await add_all_to_digests(setting.issuer, batch)
+
+    expected = {e.subject: n for n, e in enumerate([early, *batch], start=1)}
+    assert await _numbers(setting, "acme") == expected, "in order, after what it had"
+    assert await _numbers(setting, "solo") == {batch[1].subject: 1}, "only its own factory's"
+
+
+async def test_a_redelivered_batch_records_nothing_twice(setting: NotifyStore) -> None:
+    await registry.add_factory(setting.registry, "F-630", "Again Textiles", "KH")
+    operator = Party.new()
+    brand = await setting.buyer("brand", "F-630")
+    sealed = {"operator": operator, "brand": brand}
+    first = [report_event("F-630", sealed) for _ in range(3)]
+    await add_all_to_digests(setting.issuer, first)
+    recorded = {doc["_id"]: doc async for doc in setting.items.find({})}
+    late = report_event("F-630", sealed)
+
+    # The poll read again after a crash, and the next poll overlapping it, beside a new one.
+    await add_all_to_digests(setting.issuer, first)
+    await add_all_to_digests(setting.issuer, [first[2], late, first[0]])
+
+    after = {doc["_id"]: doc async for doc in setting.items.find({})}
+    assert {k: after[k] for k in recorded} == recorded, "no record changed"
+    assert await _numbers(setting, "brand") == {
+        **{e.subject: n for n, e in enumerate(first, start=1)},
+        late.subject: 4,
+    }, "the new report after them, and nothing else"
+
+
+# --- triage ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def triage(test_settings: Settings, local_system: Any) -> AsyncIterator[Runtime]:
+    """Triage's consumer runtime on a database of its own (its relay is not started: what
+    the handler writes stays in the outboxes, where the test reads it)."""
+    settings = test_settings.model_copy(update={"mongo_db": f"triage_{uuid.uuid4().hex[:12]}"})
+    store = Store(settings, TRIAGE_COLLECTIONS)
+    await store.ensure_indexes()
+    producer = make_producer(settings)
+    try:
+        yield Runtime(settings, store, producer, relay_for(store, producer))
+    finally:
+        await store.client.drop_database(settings.mongo_db)
+        await store.close()
+
+
+def _reports(count: int, factory: str, category: str) -> list[Event]:
+    operator = Party.new()
+    return [
+        report_event(factory, {"operator": operator}, categories=[category]) for _ in range(count)
+    ]
+
+
+async def _incident_state(runtime: Runtime) -> tuple[dict[str, Any], Counter[str]]:
+    """The one incident document, and per case the `incident.linked` events in its outbox."""
+    [incident] = [doc async for doc in runtime.store.db.triage_incidents.find({})]
+    linked = Counter(entry["subject"] for entry in incident["outbox"].values())
+    return incident, linked
+
+
+async def test_a_batch_of_reports_links_each_member_of_its_incident_once(
+    triage: Runtime,
+) -> None:
+    reports = _reports(THRESHOLD + 2, "F-640", "safety")
+    below = reports[: THRESHOLD - 1]
+    await triage_reports(triage, below)  # members, not an incident yet
+    await triage_reports(triage, reports[THRESHOLD - 1 :])  # crosses the threshold
+
+    incident, linked = await _incident_state(triage)
+    cases = {doc["_id"]: doc async for doc in triage.store.db.triage_cases.find({})}
+    assert set(cases) == {e.subject for e in reports}, "every case stored"
+    assert linked == Counter({e.subject: 1 for e in reports}), "each member linked once"
+    assert set(incident["members"]) == set(incident["linked"]) == set(cases)
+    for case in cases.values():
+        assert case["incidents"] == {incident["public_id"]: "safety"}, "every case marked"
+    hour = reports[THRESHOLD - 1].time  # the report whose arrival made it an incident
+    assert {incident["linked"][e.subject] for e in below} == {hour}
+
+
+async def test_a_redelivered_batch_of_reports_changes_nothing(triage: Runtime) -> None:
+    reports = _reports(THRESHOLD + 1, "F-650", "wages")
+    await triage_reports(triage, reports)
+    cases = {doc["_id"]: doc async for doc in triage.store.db.triage_cases.find({})}
+    incident, linked = await _incident_state(triage)
+
+    await triage_reports(triage, reports)
+    await triage_reports(triage, [reports[1], reports[0]])
+
+    assert {doc["_id"]: doc async for doc in triage.store.db.triage_cases.find({})} == cases
+    assert await _incident_state(triage) == (incident, linked)
+    assert linked == Counter({e.subject: 1 for e in reports})
+
+
+# --- the runner --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def producer(
+    test_settings: Settings, kafka_engine: ManagedProcess, mongo_engine: ManagedProcess
+) -> AsyncIterator[AIOKafkaProducer]:
+    producer = make_producer(test_settings)
+    await producer.start()
+    yield producer
+    await producer.stop()
+
+
+async def test_a_failing_batch_is_applied_one_by_one_and_only_its_poison_is_dead_lettered(
+    test_settings: Settings, producer: AIOKafkaProducer
+) -> None:
+    store = Store(test_settings)
+    runtime = Runtime(test_settings, store, producer, relay_for(store, producer))
+    effects = store.db[f"effects_{uuid.uuid4().hex[:8]}"]
+    subject = str(uuid.uuid4())  # one key, one partition: one poll may hold all of them
+    events = [new_event(subject, CaseStatusChanged(status="open")) for _ in range(5)]
+    poison = events[2]
+    batches: list[int] = []
+
+    async def apply_one(event: Event) -> None:
+        if event.id == poison.id:
+            raise ValueError("cannot apply this one")
+        # Idempotent by event id, as every handler: a batch applied again one by one
+        # applies its first events twice.
+        await effects.update_one({"_id": event.id}, {"$set": {"applied": True}}, upsert=True)
+
+    async def apply_batch(batch: Sequence[Event]) -> None:
+        batches.append(len(batch))
+        for event in batch:  # a batch holding the poison fails part way, as a real one may
+            await apply_one(event)
+
+    runner = runtime.consume(
+        f"batches-{uuid.uuid4().hex[:8]}",
+        [TOPIC],
+        apply_one,
+        deduplicate=False,
+        batch=Batch(frozenset({"case.status-changed"}), apply_batch),
+    )
+    for event in events:
+        await publish(producer, event)
+    await runner.start()
+    try:
+
+        async def all_applied() -> bool:
+            wanted = [e.id for e in events if e.id != poison.id]
+            return await effects.count_documents({"_id": {"$in": wanted}}) == len(wanted)
+
+        await async_wait_for(all_applied, timeout=60, what="the good events applied")
+        found = await find_record(
+            test_settings, DEAD_LETTER_TOPIC, holding(poison.id.encode(), runner.group)
+        )
+        # Only this test's events: the group reads the topic from its start, where the
+        # session's other tests left events of their own.
+        mine = [e.id for e in events]
+        applied = {doc["_id"] async for doc in effects.find({"_id": {"$in": mine}})}
+    finally:
+        await runner.stop()
+        await effects.drop()
+        await store.close()
+    assert batches, "the events went through the batch handler"
+    assert dict(found.headers)["error"] == b"ValueError: cannot apply this one"
+    assert applied == {e.id for e in events if e.id != poison.id}, "all but the poison"
