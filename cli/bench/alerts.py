@@ -59,7 +59,7 @@ from hotline.shared.reports import ProofOfWork, ReportCreate, routing_metadata
 
 from ..engines import keycloak
 from ..engines.process import EngineError, free_port
-from .browser import Figure
+from .figures import JSON_OPTION, Figure, echo_figure
 from .workspace import say
 
 TARGET_P99_MS = 2_000.0  # issue 19: "within 2 s p99 of submission on this machine"
@@ -386,7 +386,7 @@ def ca_folder(settings: Settings) -> Path:
 
 @click.command("alerts")
 @click.option("--reports", default=50, show_default=True, help="Urgent reports submitted.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per figure, per line.")
+@JSON_OPTION
 @click.option(
     "--print-ca",
     is_flag=True,
@@ -412,9 +412,6 @@ def bench_alerts(reports: int, as_json: bool, print_ca: bool) -> None:
         raise click.ClickException("`hotline bench alerts` is for a local system only")
     _check_notify(settings)
 
-    def emit(figure: Figure) -> None:
-        click.echo(json.dumps(figure.as_json()) if as_json else figure.line())
-
     with WebhookReceiver(ca) as receiver:
         world = _BenchWorld.create(settings)
         path = f"/bench/{secrets.token_hex(4)}"
@@ -427,9 +424,17 @@ def bench_alerts(reports: int, as_json: bool, print_ca: bool) -> None:
             latencies = [_one_alert(world, receiver, path, settings) for _ in range(reports)]
     alert = _percentiles(latencies)
     raw = _percentiles(hop)
-    emit(Figure("alert latency p50", alert[50], "ms", "raw HTTPS hop p50", raw[50]))
-    emit(Figure("alert latency p99", alert[99], "ms", "raw HTTPS hop p99", raw[99]))
-    emit(Figure("alert latency p99", alert[99], "ms", "issue 19's p99 target", TARGET_P99_MS))
+
+    def figure(percentile: int, anchor: str, anchor_value: float) -> Figure:
+        value = round(alert[percentile], 1)
+        extra = {"reports": reports}
+        return Figure(
+            f"alert latency p{percentile}", value, "ms", anchor, anchor_value, "lower", extra
+        )
+
+    echo_figure(figure(50, "raw HTTPS hop p50", round(raw[50], 1)), as_json)
+    echo_figure(figure(99, "raw HTTPS hop p99", round(raw[99], 1)), as_json)
+    echo_figure(figure(99, "issue 19's p99 target", TARGET_P99_MS), as_json)
     say(f"{reports} reports; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 

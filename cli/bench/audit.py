@@ -23,10 +23,10 @@ import secrets
 import statistics
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import click
 import httpx
@@ -67,6 +67,7 @@ from hotline.shared.tlog.verify import verify_inclusion
 
 from ..audit import LogClient
 from ..engines.process import ManagedProcess, free_port, http_ready
+from .figures import JSON_OPTION, Figure, echo_figure
 from .workspace import say, workspace
 
 DEFAULT_SIZES = "10000,100000,1000000"
@@ -95,7 +96,8 @@ class Row:
     "--sizes", default=DEFAULT_SIZES, show_default=True, help="Log sizes, comma-separated."
 )
 @click.option("--mongo-url", help="Use this MongoDB wire server instead of starting nx-27017.")
-def bench_audit(sizes: str, mongo_url: str | None) -> None:
+@JSON_OPTION
+def bench_audit(sizes: str, mongo_url: str | None, as_json: bool) -> None:
     """Sequencing rate, tile-serving rate, proof time and full verification time.
 
     The default sizes take about five minutes on two cores; `--sizes 10000` is a quick look.
@@ -109,7 +111,11 @@ def bench_audit(sizes: str, mongo_url: str | None) -> None:
     with workspace(mongo_url) as settings:
         single, batched = asyncio.run(_sequencing_rates(settings))
         rows = [_measure_size(settings, size) for size in wanted]
-    _print_table(single, batched, rows)
+    if as_json:
+        for figure in _figures(single, batched, rows):
+            echo_figure(figure, as_json)
+    else:
+        _print_table(single, batched, rows)
 
 
 # --- events ---------------------------------------------------------------------------------
@@ -416,3 +422,46 @@ def _print_table(single: float, batched: float, rows: list[Row]) -> None:
             f"x{after.size / before.size:.0f}); proof x{after.proof_ms / before.proof_ms:.1f} "
             "(logarithmic: a proof grows by one tile level per x256 entries)"
         )
+
+
+def _figures(single: float, batched: float, rows: list[Row]) -> list[Figure]:
+    """The table's figures; each size's beside the same figure at the smallest size (how it
+    grows: ratio 1 is flat per entry, or flat for rates and proofs)."""
+    figures = [
+        Figure(
+            f"sequencing, batches of {POLL} (the consumer's)",
+            round(batched),
+            "events/s",
+            "sequencing, one event per write",
+            round(single),
+            "higher",
+        )
+    ]
+    first = rows[0]
+    anchor = f"the same at {first.size:,} entries"
+
+    def grown(name: str, row: Row, value: Callable[[Row], float], unit: str) -> Figure:
+        better: Literal["higher", "lower"] = "higher" if unit.endswith("/s") else "lower"
+        digits = 3 if unit == "ms" else 1
+        return Figure(
+            f"{name} at {row.size:,} entries",
+            round(value(row), digits),
+            unit,
+            anchor,
+            round(value(first), digits),
+            better,
+            {"entries": row.size},
+        )
+
+    for row in rows:
+        figures += [
+            grown("tiles served", row, lambda r: r.tiles_per_s, "requests/s"),
+            grown("inclusion proof, tiles in hand", row, lambda r: r.proof_ms, "ms"),
+            grown("inclusion proof, fetching its tiles", row, lambda r: r.proof_fetch_ms, "ms"),
+            grown("integration per entry", row, lambda r: r.integrate_s * 1e6 / r.size, "µs"),
+            grown("full verification per entry", row, lambda r: r.verify_s * 1e6 / r.size, "µs"),
+            grown(
+                "restart (store check) per entry", row, lambda r: r.restart_s * 1e6 / r.size, "µs"
+            ),
+        ]
+    return figures

@@ -38,7 +38,6 @@ Linux only (signals, and CPU time from /proc).
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
@@ -61,6 +60,7 @@ from hotline.shared.keys import b64encode, generate_keypair, key_id
 from hotline.shared.pow import MAX_DIFFICULTY, new_challenge, solve
 from hotline.shared.receipt import derive_receipt, new_receipt
 
+from .figures import JSON_OPTION, Figure, echo_figure
 from .workspace import say
 
 if TYPE_CHECKING:
@@ -148,45 +148,26 @@ _WORKER_URL = """() => {
 }"""
 
 
-@dataclass(frozen=True)
-class Figure:
-    """One measured value beside its anchor (a measurement of the same run, or a target)."""
-
-    figure: str
-    value: float
-    unit: str
-    anchor: str
-    anchor_value: float
-    better: str = "lower"
-
-    @property
-    def ratio(self) -> float:
-        return self.value / self.anchor_value if self.anchor_value else float("inf")
-
-    def line(self) -> str:
-        return (
-            f"{self.figure}: {_amount(self.value, self.unit)} (anchor: {self.anchor} "
-            f"{_amount(self.anchor_value, self.unit)}, ratio {self.ratio:.2f})"
-        )
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "figure": self.figure,
-            "value": round(self.value, 3),
-            "unit": self.unit,
-            "anchor": self.anchor,
-            "anchor_value": round(self.anchor_value, 3),
-            "ratio": round(self.ratio, 4),
-            "better": self.better,
-        }
-
-
-def _amount(value: float, unit: str) -> str:
-    if unit == "bytes":
-        return f"{value:,.0f} bytes"
-    if unit == "x":
-        return f"{value:.2f}x"
-    return f"{value:,.1f} {unit}"
+def _figure(
+    figure: str,
+    value: float,
+    unit: str,
+    anchor: str,
+    anchor_value: float,
+    extra: dict[str, Any] | None = None,
+) -> Figure:
+    """A figure rounded for reading: whole bytes, ms to 0.1, slowdowns to 0.01 (lower is
+    better for every figure of this bench but the throttle check, which says what it wants)."""
+    digits = {"bytes": 0, "x": 2}.get(unit, 1)
+    return Figure(
+        figure,
+        round(value, digits),
+        unit,
+        anchor,
+        round(anchor_value, digits),
+        "lower",
+        extra or {},
+    )
 
 
 @click.command("browser")
@@ -205,7 +186,7 @@ def _amount(value: float, unit: str) -> str:
     help="CPU slowdown for the throttled figures.",
 )
 @click.option("--rounds", default=3, show_default=True, help="Timed rounds per figure (median).")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per figure, per line.")
+@JSON_OPTION
 def bench_browser(intake_url: str | None, throttle: float, rounds: int, as_json: bool) -> None:
     """What the web form costs a worker's phone, in Debian's Chromium as a 360x740 phone:
     page weight, Argon2id receipt derivation, sealing and proof of work in the page's crypto
@@ -223,7 +204,7 @@ def bench_browser(intake_url: str | None, throttle: float, rounds: int, as_json:
     flood_difficulty = min(MAX_DIFFICULTY, settings.pow_difficulty + FLOOD_EXTRA_BITS)
 
     def emit(figure: Figure) -> None:
-        click.echo(json.dumps(figure.as_json()) if as_json else figure.line())
+        echo_figure(figure, as_json)
 
     say(_load_text("before"))
     with _phone_browser() as browser:
@@ -327,28 +308,28 @@ def _load_form(browser: Browser, intake: str) -> tuple[list[Figure], Page]:
         raise click.ClickException("the crypto worker's script was not fetched")
     budget = "issue 16's first-load budget"
     figures = [
-        Figure(
+        _figure(
             f"page weight before the worker ({len(page_loads)} files), uncompressed",
             sum(item.body_bytes for item in page_loads),
             "bytes",
             budget,
             WEIGHT_BUDGET_BYTES,
         ),
-        Figure(
+        _figure(
             "page weight before the worker, as transferred",
             sum(item.transferred_bytes for item in page_loads),
             "bytes",
             budget,
             WEIGHT_BUDGET_BYTES,
         ),
-        Figure(
+        _figure(
             f"crypto worker's own bytes ({len(worker_loads)} files), uncompressed",
             sum(item.body_bytes for item in worker_loads),
             "bytes",
             budget,
             WEIGHT_BUDGET_BYTES,
         ),
-        Figure(
+        _figure(
             "crypto worker's own bytes, as transferred",
             sum(item.transferred_bytes for item in worker_loads),
             "bytes",
@@ -564,13 +545,13 @@ class _Run:
         session.detach()
         plain_ms = statistics.median(plain)
         self.emit(
-            Figure(
+            _figure(
                 f"throttle check, renderer stop/resume at {self.label}: main-thread slowdown",
                 statistics.median(process) / plain_ms,
                 "x",
                 "DevTools Emulation.setCPUThrottlingRate",
                 statistics.median(devtools) / plain_ms,
-                better="near the anchor",
+                {"wanted": "ratio near 1: both throttles slow the main thread alike"},
             )
         )
 
@@ -578,10 +559,10 @@ class _Run:
         timings = self._argon2("derive", "receipt derivation (Argon2id)")
         name = "Argon2id derive in the worker"
         anchor = "PyNaCl derive_receipt in this process"
-        self.emit(Figure(f"{name}, unthrottled", timings.plain, "ms", anchor, timings.python))
-        self.emit(Figure(f"{name}, {self.label}", timings.throttled, "ms", anchor, timings.python))
+        self.emit(_figure(f"{name}, unthrottled", timings.plain, "ms", anchor, timings.python))
+        self.emit(_figure(f"{name}, {self.label}", timings.throttled, "ms", anchor, timings.python))
         self.emit(
-            Figure(
+            _figure(
                 f"{name}, {self.label}",
                 timings.throttled,
                 "ms",
@@ -596,8 +577,8 @@ class _Run:
         timings = self._argon2("unlock", "status page unlock (Argon2id)")
         name = "Argon2id unlock on the status page"
         anchor = "PyNaCl derive_receipt in this process"
-        self.emit(Figure(f"{name}, unthrottled", timings.plain, "ms", anchor, timings.python))
-        self.emit(Figure(f"{name}, {self.label}", timings.throttled, "ms", anchor, timings.python))
+        self.emit(_figure(f"{name}, unthrottled", timings.plain, "ms", anchor, timings.python))
+        self.emit(_figure(f"{name}, {self.label}", timings.throttled, "ms", anchor, timings.python))
 
     def _argon2(self, op: str, what: str) -> _Timings:
         """Rounds of a receipt derivation by the worker's `op`, each checked against PyNaCl's."""
@@ -633,9 +614,9 @@ class _Run:
             ("unthrottled", content_t.plain + identity_t.plain, attachment_t.plain),
             (self.label, content_t.throttled + identity_t.throttled, attachment_t.throttled),
         ):
-            self.emit(Figure(f"{report}, {label}", report_ms, "ms", anchor, python_report))
+            self.emit(_figure(f"{report}, {label}", report_ms, "ms", anchor, python_report))
             self.emit(
-                Figure(f"{attachment}, {label}", attachment_ms, "ms", anchor, attachment_t.python)
+                _figure(f"{attachment}, {label}", attachment_ms, "ms", anchor, attachment_t.python)
             )
 
     def _seal_timings(
@@ -673,9 +654,9 @@ class _Run:
         )
         figure = f"proof of work, {name} difficulty {difficulty} bits"
         anchor = "shared.pow.solve in Python, same challenges"
-        self.emit(Figure(f"{figure}, unthrottled", timings.plain, "ms", anchor, timings.python))
+        self.emit(_figure(f"{figure}, unthrottled", timings.plain, "ms", anchor, timings.python))
         self.emit(
-            Figure(f"{figure}, {self.label}", timings.throttled, "ms", anchor, timings.python)
+            _figure(f"{figure}, {self.label}", timings.throttled, "ms", anchor, timings.python)
         )
 
 

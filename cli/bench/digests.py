@@ -49,6 +49,7 @@ from hotline.shared.service import Runtime
 from hotline.shared.store import Document, Store
 from hotline.shared.tlog.note import Ed25519Signer
 
+from .figures import JSON_OPTION, Figure, echo_figure
 from .workspace import median_ms, say, workspace
 
 BUYER = "bench-buyer"
@@ -62,7 +63,8 @@ PAGES = (50, 200)
 @click.option("--digests", "count", default=10_000, show_default=True, help="Digests of one buyer.")
 @click.option("--rounds", default=20, show_default=True, help="Pulls of each page (the median).")
 @click.option("--mongo-url", help="Use this MongoDB wire server instead of starting nx-27017.")
-def bench_digests(count: int, rounds: int, mongo_url: str | None) -> None:
+@JSON_OPTION
+def bench_digests(count: int, rounds: int, mongo_url: str | None, as_json: bool) -> None:
     """Pull cost (first and last page) with many digests for one buyer, beside a raw find."""
     if count < max(PAGES) + ISSUED_ONE_BY_ONE:
         least = max(PAGES) + ISSUED_ONE_BY_ONE
@@ -70,10 +72,10 @@ def bench_digests(count: int, rounds: int, mongo_url: str | None) -> None:
     if rounds < 1:
         raise click.BadParameter("1 or more", param_hint="--rounds")
     with workspace(mongo_url) as settings:
-        asyncio.run(_measure(settings, count, rounds))
+        asyncio.run(_measure(settings, count, rounds, as_json))
 
 
-async def _measure(settings: Settings, count: int, rounds: int) -> None:
+async def _measure(settings: Settings, count: int, rounds: int, as_json: bool) -> None:
     store = Store(settings, NOTIFY)
     await store.ensure_indexes()
     try:
@@ -83,25 +85,64 @@ async def _measure(settings: Settings, count: int, rounds: int) -> None:
         issuing = await _issue_one_by_one(store, signer, clock, ISSUED_ONE_BY_ONE)
         await store.db[NOTIFY_DIGESTS.name].update_many({}, {"$set": {"disclosed": True}})
         body_bytes = await _body_size(store)
-        click.echo(f"digests of one buyer: {count} (one case each, bodies of {body_bytes} bytes)")
-        click.echo(
-            f"making them: {seeding:,.0f} digests/s built and inserted in batches; "
-            f"{issuing:,.0f} digests/s through Issuer.issue one by one ({ISSUED_ONE_BY_ONE})"
-        )
+        extra = {"digests": count, "body_bytes": body_bytes}
+        figures = [
+            Figure(
+                f"digests issued through Issuer.issue one by one ({ISSUED_ONE_BY_ONE})",
+                round(issuing, 1),
+                "digests/s",
+                "digests built and inserted in batches",
+                round(seeding, 1),
+                "higher",
+                extra,
+            )
+        ]
         pull = await _route(settings, store)
+        raw = "a raw indexed find of the same documents"
         for page in PAGES:
             last = count - page
             first_ms = await median_ms(rounds, partial(pull, 0, page))
             last_ms = await median_ms(rounds, partial(pull, last, page))
             raw_first = await median_ms(rounds, partial(_raw_find, store, 0, page))
             raw_last = await median_ms(rounds, partial(_raw_find, store, last, page))
-            click.echo(
-                f"pull of {page} per page: first page {first_ms:.1f} ms, last page "
-                f"{last_ms:.1f} ms (anchor, a raw indexed find of the same documents: "
-                f"{raw_first:.1f} ms, {raw_last:.1f} ms)"
-            )
+            figures += [
+                Figure(
+                    f"pull of {page} per page, first page",
+                    round(first_ms, 2),
+                    "ms",
+                    raw,
+                    round(raw_first, 2),
+                    "lower",
+                    extra,
+                ),
+                Figure(
+                    f"pull of {page} per page, last page",
+                    round(last_ms, 2),
+                    "ms",
+                    raw,
+                    round(raw_last, 2),
+                    "lower",
+                    extra,
+                ),
+            ]
         whole = await median_ms(3, partial(_raw_find, store, 0, count + 1))
-        click.echo(f"for scale, the whole history in one raw find: {whole:.0f} ms")
+        last_pull = figures[2]  # the last page of PAGES[0] per page
+        figures.append(
+            Figure(
+                "for scale, the whole history in one raw find",
+                round(whole, 1),
+                "ms",
+                f"pull of {PAGES[0]} per page, last page",
+                last_pull.value,
+                "lower",
+                extra,
+            )
+        )
+        if as_json:
+            for figure in figures:
+                echo_figure(figure, as_json)
+        else:
+            _print_lines(figures, count, body_bytes)
     finally:
         await store.client.drop_database(settings.mongo_db)
         await store.close()
@@ -212,3 +253,20 @@ async def _route(settings: Settings, store: Store) -> Callable[[int, int], Await
         return len(response.content)  # read whole, not parsed: the client's cost is not in it
 
     return pull
+
+
+def _print_lines(figures: list[Figure], count: int, body_bytes: int) -> None:
+    """The figures for a person, as the bench has always said them."""
+    issuing, *pulls, whole = figures
+    click.echo(f"digests of one buyer: {count} (one case each, bodies of {body_bytes} bytes)")
+    click.echo(
+        f"making them: {issuing.anchor_value:,.0f} digests/s built and inserted in batches; "
+        f"{issuing.value:,.0f} digests/s through Issuer.issue one by one ({ISSUED_ONE_BY_ONE})"
+    )
+    for page, first, last in zip(PAGES, pulls[::2], pulls[1::2], strict=True):
+        click.echo(
+            f"pull of {page} per page: first page {first.value:.1f} ms, last page "
+            f"{last.value:.1f} ms (anchor, a raw indexed find of the same documents: "
+            f"{first.anchor_value:.1f} ms, {last.anchor_value:.1f} ms)"
+        )
+    click.echo(f"for scale, the whole history in one raw find: {whole.value:.0f} ms")

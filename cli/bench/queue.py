@@ -50,6 +50,7 @@ from hotline.triage.cases import (
 from hotline.triage.collections import COLLECTIONS as TRIAGE
 from hotline.triage.collections import TRIAGE_CASES
 
+from .figures import JSON_OPTION, Figure, echo_figure
 from .workspace import median_ms, say, workspace
 
 SIZES = (10_000, 100_000)
@@ -75,17 +76,18 @@ ENVELOPE = {"v": 1, "stand-in": "x" * 600}  # what a case carries besides its me
 )
 @click.option("--rounds", default=20, show_default=True, help="Reads of each page (the median).")
 @click.option("--mongo-url", help="Use this MongoDB wire server instead of starting nx-27017.")
-def bench_queue(sizes: tuple[int, ...], rounds: int, mongo_url: str | None) -> None:
+@JSON_OPTION
+def bench_queue(sizes: tuple[int, ...], rounds: int, mongo_url: str | None, as_json: bool) -> None:
     """Queue page cost (first and deep page) with many cases, beside a raw indexed find."""
     if list(sizes) != sorted(set(sizes)):
         raise click.BadParameter("ascending, each once", param_hint="--cases")
     if rounds < 1:
         raise click.BadParameter("1 or more", param_hint="--rounds")
     with workspace(mongo_url) as settings:
-        asyncio.run(_measure(settings, sizes, rounds))
+        asyncio.run(_measure(settings, sizes, rounds, as_json))
 
 
-async def _measure(settings: Settings, sizes: tuple[int, ...], rounds: int) -> None:
+async def _measure(settings: Settings, sizes: tuple[int, ...], rounds: int, as_json: bool) -> None:
     store = Store(settings, TRIAGE)
     await store.ensure_indexes()
     try:
@@ -95,7 +97,9 @@ async def _measure(settings: Settings, sizes: tuple[int, ...], rounds: int) -> N
         for size in sizes:
             rate = await _seed(store, chance, made, size)
             made = size
-            click.echo(f"cases: {size} ({rate:,.0f} cases/s inserted in batches)")
+            if not as_json:
+                click.echo(f"cases: {size} ({rate:,.0f} cases/s inserted in batches)")
+            figures = []
             for label, filters, key in (
                 ("whole queue", {}, "queue"),
                 ("status=received", {"status": "received"}, "queue_status"),
@@ -110,16 +114,47 @@ async def _measure(settings: Settings, sizes: tuple[int, ...], rounds: int) -> N
                 deep_ms = await median_ms(rounds, partial(page, {**filters, "after": deep}))
                 raw_first = await median_ms(rounds, partial(_raw, store, key, filters, None))
                 raw_deep = await median_ms(rounds, partial(_raw, store, key, filters, deep))
-                click.echo(
-                    f"  {label}, {PAGE} per page: first page {first_ms:.1f} ms, page at "
-                    f"{DEEP:.0%} {deep_ms:.1f} ms (anchor, a raw indexed find of the same "
-                    f"documents: {raw_first:.1f} ms, {raw_deep:.1f} ms)"
-                )
+                figures += [
+                    _figure(f"{label}, first page", size, first_ms, raw_first),
+                    _figure(f"{label}, page at {DEEP:.0%}", size, deep_ms, raw_deep),
+                ]
+                if not as_json:
+                    click.echo(
+                        f"  {label}, {PAGE} per page: first page {first_ms:.1f} ms, page at "
+                        f"{DEEP:.0%} {deep_ms:.1f} ms (anchor, a raw indexed find of the same "
+                        f"documents: {raw_first:.1f} ms, {raw_deep:.1f} ms)"
+                    )
             whole = await median_ms(3, partial(_everything, store))
-            click.echo(f"  for scale, every case sorted by due in one find: {whole:.0f} ms")
+            if as_json:
+                for figure in figures:
+                    echo_figure(figure, as_json)
+                scale = Figure(
+                    f"for scale, every case sorted by due in one find, at {size:,} cases",
+                    round(whole, 1),
+                    "ms",
+                    f"whole queue, first page of {PAGE}",
+                    figures[0].value,
+                    "lower",
+                    {"cases": size},
+                )
+                echo_figure(scale, as_json)
+            else:
+                click.echo(f"  for scale, every case sorted by due in one find: {whole:.0f} ms")
     finally:
         await store.client.drop_database(settings.mongo_db)
         await store.close()
+
+
+def _figure(what: str, size: int, route_ms: float, raw_ms: float) -> Figure:
+    return Figure(
+        f"{what} of {PAGE}, at {size:,} cases",
+        round(route_ms, 2),
+        "ms",
+        "a raw indexed find of the same documents",
+        round(raw_ms, 2),
+        "lower",
+        {"cases": size},
+    )
 
 
 def _case(number: int, chance: random.Random) -> Document:

@@ -42,6 +42,7 @@ from hotline.shared.store import Document, Store
 
 from ..engines import kafka, mongo
 from ..engines.process import ManagedProcess, free_port
+from .figures import JSON_OPTION, Figure, echo_figure
 from .workspace import say
 
 SEED_WRITERS = 8
@@ -82,7 +83,8 @@ class ReadCounter(monitoring.CommandListener):
 @click.command("relay")
 @click.option("--cases", default=100_000, show_default=True, help="Published cases to seed.")
 @click.option("--passes", default=3, show_default=True, help="Relay passes timed (median).")
-def bench_relay(cases: int, passes: int) -> None:
+@JSON_OPTION
+def bench_relay(cases: int, passes: int, as_json: bool) -> None:
     """Documents read and time of one outbox relay pass over published cases, beside an
     indexed find_one, an empty indexed query and a full scan of the same collection."""
     if cases < 1:
@@ -90,9 +92,13 @@ def bench_relay(cases: int, passes: int) -> None:
     if passes < 1:
         raise click.BadParameter("1 or more", param_hint="--passes")
     with _engines() as settings:
-        lines = asyncio.run(_measure(settings, cases, passes))
-    for line in lines:
-        click.echo(line)
+        lines, figures = asyncio.run(_measure(settings, cases, passes))
+    if as_json:
+        for figure in figures:
+            echo_figure(figure, as_json)
+    else:
+        for line in lines:
+            click.echo(line)
 
 
 @contextmanager
@@ -170,7 +176,7 @@ async def _median_ms(call: Callable[[], Awaitable[Any]], repeats: int) -> float:
     return statistics.median(times) * 1000
 
 
-async def _measure(settings: Settings, cases: int, passes: int) -> list[str]:
+async def _measure(settings: Settings, cases: int, passes: int) -> tuple[list[str], list[Figure]]:
     counter = ReadCounter()
     monitoring.register(counter)  # every client created from here on reports to it
     store = Store(settings, COLLECTIONS)  # intake's store, as its lifespan opens it
@@ -219,7 +225,47 @@ async def _measure(settings: Settings, cases: int, passes: int) -> list[str]:
     finally:
         await producer.stop()
         await store.close()
-    return [
+    extra = {"cases": cases, "passes": passes}
+    relay_pass = f"relay pass over {cases:,} published cases"
+    figures = [
+        Figure(
+            relay_pass,
+            round(pass_ms, 2),
+            "ms",
+            "indexed query matching nothing",
+            round(empty_ms, 2),
+            "lower",
+            extra,
+        ),
+        Figure(
+            relay_pass,
+            round(pass_ms, 2),
+            "ms",
+            "full scan (count, unindexed field)",
+            round(scan_ms, 2),
+            "lower",
+            extra,
+        ),
+        Figure(
+            f"documents read by a {relay_pass}",
+            read,
+            "documents",
+            "none: every case is published",
+            0,
+            "lower",
+            {**extra, "plan": _plan_text(plan)},
+        ),
+        Figure(
+            "first relay pass, publishing every case",
+            round(published / publish_s, 1),
+            "events/s",
+            "none here: `hotline bench pipeline` sets the relay beside raw produce",
+            0,
+            "higher",
+            extra,
+        ),
+    ]
+    lines = [
         f"nx-27017, Kafka; {cases:,} intake cases seeded in {seeded_s:.1f} s; "
         f"the first relay pass published {published:,} events in {publish_s:.1f} s",
         f"relay pass over {cases:,} published cases: {read:,} documents read, "
@@ -230,6 +276,7 @@ async def _measure(settings: Settings, cases: int, passes: int) -> list[str]:
         f"anchor: indexed query matching nothing     : {empty_ms:8.2f} ms",
         f"anchor: full scan (count, unindexed field) : {scan_ms:8.1f} ms",
     ]
+    return lines, figures
 
 
 def _plan_text(explained: dict[str, Any]) -> str:

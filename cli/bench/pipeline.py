@@ -1,0 +1,372 @@
+"""`hotline bench pipeline`: how long the whole system takes to drain a load of reports, and
+what each consumer and intake's relay did meanwhile, beside raw anchors in the same run.
+
+Everything runs for real on this machine: its own nx-27017 and Apache Kafka in a temporary
+data directory on free ports, the registry written as triage's admin API writes it (a
+factory, an operator key, a linked buyer; triage's relay announces them), and the four
+services started as `hotline up` starts them, on free ports. No Keycloak: no service needs
+one to start, and nothing here sends a token. Reports are prepared as `hotline bench
+intake` prepares them (sealed, challenges solved, before the clock starts; not urgent, so
+each report causes the same work), and a warm-up goes through the whole system first.
+
+Then `--clients` keep-alive clients submit `--reports` reports while the bench counts, every
+SAMPLE_S seconds, what each service has made durable: intake's published cases (in its
+outbox collection: stored less pending), triage's cases, notify's digest items and the audit
+log's entries. Figures:
+- time from the first POST to the last case triaged, the last digest item stored and the
+  last audit entry sequenced (the log's count at rest: every entry the load caused, the
+  triage's and the clocks' included), beside the time to the last 201 (intake alone);
+- each consumer's events/s during the drain (from its first effect to its last) beside the
+  bare consumer of `hotline bench consumers` doing the same writes, run afterwards on the
+  same broker and store over the same records; a consumer that keeps up is bounded by what
+  reaches it (`behind_last_201_s` in the JSON says how far behind it finished);
+- intake's relay: events/s during the drain, and over a backlog of the same cases written
+  pending (the relay the service runs, in this process), beside raw produce of the same
+  events with the services' producer: serial `send_and_wait`, and batched sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import click
+from aiokafka import AIOKafkaProducer
+
+from hotline.audit_log import storage as audit_storage
+from hotline.audit_log.consumer import POLL_RECORDS
+from hotline.intake.collections import COLLECTIONS as INTAKE
+from hotline.intake.collections import INTAKE_CASES
+from hotline.notify.collections import NOTIFY_ITEMS
+from hotline.shared.bus import make_producer, publish
+from hotline.shared.config import Settings
+from hotline.shared.events import Event, EventType
+from hotline.shared.outbox import PENDING, PROTOCOL_FIELDS, outbox_of, relay_for
+from hotline.shared.reports import ReportCreate
+from hotline.shared.store import Store
+from hotline.triage.collections import TRIAGE_CASES
+
+from .consumers import AUDIT_ANCHOR, NOTIFY_ANCHOR, PRODUCE_CHUNK, TRIAGE_ANCHOR, _anchor, _database
+from .figures import JSON_OPTION, Figure, echo_figure
+from .intake import engines, prepare_reports, services, submit, submitted_event, write_registry
+from .workspace import say
+
+SAMPLE_S = 0.25  # between two counts of every service's collection
+QUIET_S = 3.0  # the audit log's count unchanged this long, after the rest is done: at rest
+STALL_S = 120.0  # no count moved for this long: the run is stuck
+WARM_UP = 10
+ENTRIES = audit_storage.ENTRIES
+# The entries every report causes whatever else it does: its submission and its triage.
+# Records the audit log's bare consumer reads at least: four of its polls.
+AUDIT_ANCHOR_RECORDS = 4 * POLL_RECORDS
+PER_REPORT_TYPES = (EventType.REPORT_SUBMITTED, EventType.CASE_TRIAGED)
+
+
+@click.command("pipeline")
+@click.option("--reports", default=1000, show_default=True, help="Reports submitted.")
+@click.option("--clients", default=10, show_default=True, help="Keep-alive clients.")
+@JSON_OPTION
+def bench_pipeline(reports: int, clients: int, as_json: bool) -> None:
+    """Time to drain --reports through intake, triage, notify and the audit log; each
+    consumer's and the relay's events/s meanwhile, beside bare consumers and raw produce."""
+    if clients < 1:
+        raise click.BadParameter("1 or more", param_hint="--clients")
+    if reports < clients:
+        raise click.BadParameter("at least as many as --clients", param_hint="--reports")
+    with engines() as settings:
+        asyncio.run(write_registry(settings))
+        with services(settings, ["intake", "triage", "notify", "audit-log"]):
+            prepared = prepare_reports(settings, WARM_UP + reports)
+            warm_up, measured = prepared[:WARM_UP], prepared[WARM_UP:]
+            drain = asyncio.run(_drain(settings, clients, warm_up, measured))
+        say("services stopped; measuring the anchors on the same broker and store")
+        anchors = asyncio.run(_anchors(settings, measured, drain.entries))
+    for figure in _figures(reports, clients, drain, anchors):
+        echo_figure(figure, as_json)
+    say(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+
+
+# --- counting what each service made durable ----------------------------------------------------
+
+
+@dataclass
+class Series:
+    """One service's durable count over time: (perf_counter, count) at each change."""
+
+    name: str
+    points: list[tuple[float, int]] = field(default_factory=list)
+
+    def add(self, at: float, count: int) -> None:
+        if not self.points or self.points[-1][1] != count:
+            self.points.append((at, count))
+
+    @property
+    def count(self) -> int:
+        return self.points[-1][1] if self.points else 0
+
+    def reached(self, count: int) -> float:
+        """When the count first reached `count`."""
+        return next(at for at, seen in self.points if seen >= count)
+
+    def rate(self) -> float:
+        """Effects per second from the first effect seen to the last (as `bench consumers`
+        counts: the first sample's effects are not in the rate)."""
+        (first_at, first), (last_at, last) = self.points[1], self.points[-1]
+        return (last - first) / (last_at - first_at) if last_at > first_at else 0.0
+
+
+@dataclass
+class Drain:
+    started: float
+    last_201: float
+    accepted: int
+    intake_rate: float
+    published: Series
+    triaged: Series
+    items: Series
+    logged: Series
+
+    @property
+    def entries(self) -> int:
+        """The audit log's count at rest."""
+        return self.logged.count
+
+
+async def _counts(store: Store) -> dict[str, int]:
+    db = store.db
+    cases = await db[INTAKE_CASES.name].count_documents({})
+    pending = await db[INTAKE_CASES.name].count_documents(dict(PENDING))
+    return {
+        "published": cases - pending,
+        "triaged": await db[TRIAGE_CASES.name].count_documents({}),
+        "items": await db[NOTIFY_ITEMS.name].count_documents({}),
+        "logged": await db[ENTRIES].count_documents({}),
+    }
+
+
+async def _every_report_logged(store: Store, reports: int) -> bool:
+    """Whether the log holds the submission and the triage of `reports` reports (a scan of
+    the entries: asked only once the count says it may be so)."""
+    for event_type in PER_REPORT_TYPES:
+        if await store.db[ENTRIES].count_documents({"type": event_type}) < reports:
+            return False
+    return True
+
+
+async def _settled(settings: Settings, reports: int, series: dict[str, Series]) -> None:
+    """Count every SAMPLE_S, into `series`, until `reports` reports in all are triaged, in
+    the digest and in the log, and the log's count has rested for QUIET_S."""
+    store = Store(settings)
+    try:
+        last, moved, logged_all = None, time.perf_counter(), False
+        while True:
+            counts = await _counts(store)
+            now = time.perf_counter()
+            for name, count in counts.items():
+                series.setdefault(name, Series(name)).add(now, count)
+            if counts != last:
+                last, moved = counts, now
+            elif now - moved > STALL_S:
+                raise click.ClickException(f"nothing moved for {STALL_S:.0f} s: {counts}")
+            done = counts["triaged"] >= reports and counts["items"] >= reports
+            if done and not logged_all and counts["logged"] >= 2 * reports:
+                logged_all = await _every_report_logged(store, reports)
+            if logged_all and now - moved >= QUIET_S:
+                return
+            await asyncio.sleep(SAMPLE_S)
+    finally:
+        await store.close()
+
+
+async def _drain(
+    settings: Settings, clients: int, warm_up: list[ReportCreate], measured: list[ReportCreate]
+) -> Drain:
+    say(f"warm-up: {len(warm_up)} reports through the whole system")
+    await submit(settings.intake_url, warm_up, clients)
+    await _settled(settings, len(warm_up), {})
+    say(f"{clients} clients submitting {len(measured)} reports; counting every {SAMPLE_S} s")
+    series: dict[str, Series] = {}
+    submitting = asyncio.create_task(submit(settings.intake_url, measured, clients))
+    await _settled(settings, len(warm_up) + len(measured), series)
+    submitted = await submitting
+    if submitted.failures:
+        raise click.ClickException(
+            f"{submitted.failures} submissions failed: {dict(submitted.errors)} "
+            f"{dict(submitted.dropped)}"
+        )
+    return Drain(
+        started=submitted.started,
+        last_201=submitted.last_201,
+        accepted=submitted.accepted,
+        intake_rate=submitted.rate(),
+        published=series["published"],
+        triaged=series["triaged"],
+        items=series["items"],
+        logged=series["logged"],
+    )
+
+
+# --- the anchors --------------------------------------------------------------------------------
+
+
+@dataclass
+class Anchors:
+    triage: float
+    notify: float
+    audit: float
+    serial_produce: float
+    batched_produce: float
+    relay_backlog: float
+
+
+async def _anchors(settings: Settings, measured: Sequence[ReportCreate], entries: int) -> Anchors:
+    """Raw produce of the same events, the relay over a backlog of the same cases, and the
+    bare consumers of `bench consumers` over the records in Kafka (each into a database of
+    its own). The audit log's bare consumer reads at least AUDIT_ANCHOR_RECORDS (its rate
+    runs from its first poll to its last: one poll has none), topped up with more reports."""
+    # Triage's and notify's first: each case once on the topic (the produce below repeats them).
+    say(f"anchor: bare consumers over {len(measured)} reports")
+    triage = await _anchor(TRIAGE_ANCHOR)(_database(settings), len(measured))
+    notify = await _anchor(NOTIFY_ANCHOR)(_database(settings), len(measured))
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        say(f"anchor: raw produce of {len(measured)} report.submitted events, serial and batched")
+        serial = await _produce_rate([submitted_event(r) for r in measured], _serially, producer)
+        batched = await _produce_rate([submitted_event(r) for r in measured], _batched, producer)
+        say(f"the relay over a backlog of {len(measured)} pending cases")
+        backlog = await _relay_backlog(settings, measured, producer)
+        # Every record is one more than the log's entries (each entry is one record at
+        # least), so `wanted` records are there once the top-up is produced.
+        wanted = max(entries, AUDIT_ANCHOR_RECORDS)
+        top_up = wanted - entries
+        await _batched(
+            [submitted_event(measured[n % len(measured)]) for n in range(top_up)], producer
+        )
+    finally:
+        await producer.stop()
+    say(f"anchor: the audit log's bare consumer over {wanted} audited records")
+    audit = await _anchor(AUDIT_ANCHOR)(_database(settings), wanted)
+    return Anchors(triage, notify, audit, serial, batched, backlog)
+
+
+Produce = Callable[[Sequence[Event], AIOKafkaProducer], Awaitable[None]]
+
+
+async def _serially(events: Sequence[Event], producer: AIOKafkaProducer) -> None:
+    for event in events:
+        await publish(producer, event)
+
+
+async def _batched(events: Sequence[Event], producer: AIOKafkaProducer) -> None:
+    for first in range(0, len(events), PRODUCE_CHUNK):  # bounded: the producer's buffer waits
+        chunk = events[first : first + PRODUCE_CHUNK]
+        await asyncio.gather(*(publish(producer, event) for event in chunk))
+
+
+async def _produce_rate(
+    events: Sequence[Event], produce: Produce, producer: AIOKafkaProducer
+) -> float:
+    started = time.perf_counter()
+    await produce(events, producer)
+    return len(events) / (time.perf_counter() - started)
+
+
+async def _relay_backlog(
+    settings: Settings, measured: Sequence[ReportCreate], producer: AIOKafkaProducer
+) -> float:
+    """Events/s of one relay pass over intake's cases of the drain, written again pending
+    (each with its event, through the outbox writer) into a database of their own."""
+    source = Store(settings)
+    own = _database(settings)
+    target = Store(own, INTAKE)
+    try:
+        stored = {doc["_id"]: doc async for doc in source.db[INTAKE_CASES.name].find({})}
+        await target.ensure_indexes()
+        writer = outbox_of(target, INTAKE_CASES.name)
+        for report in measured:
+            state = {k: v for k, v in stored[report.case_id].items() if k not in PROTOCOL_FIELDS}
+            await writer.insert(state, submitted_event(report))
+        relay = relay_for(target, producer)
+        started = time.perf_counter()
+        published = await relay.flush()
+        return published / (time.perf_counter() - started)
+    finally:
+        await target.client.drop_database(own.mongo_db)
+        await source.close()
+        await target.close()
+
+
+# --- the figures --------------------------------------------------------------------------------
+
+
+def _figures(reports: int, clients: int, drain: Drain, anchors: Anchors) -> list[Figure]:
+    total = WARM_UP + reports
+    last_201 = round(drain.last_201 - drain.started, 2)
+    intake_alone = f"first POST to the last 201 ({clients} clients; intake alone)"
+    common = {"reports": reports, "clients": clients, "intake_per_s": round(drain.intake_rate, 1)}
+
+    def drained(what: str, series: Series, count: int) -> Figure:
+        seconds = round(series.reached(count) - drain.started, 2)
+        return Figure(
+            f"pipeline drain of {reports}: first POST to the {what}",
+            seconds,
+            "s",
+            intake_alone,
+            last_201,
+            "lower",
+            common,
+        )
+
+    def consumed(name: str, series: Series, anchor: str, value: float) -> Figure:
+        behind = round(series.points[-1][0] - drain.last_201, 2)
+        return Figure(
+            f"{name} events/s during the drain",
+            round(series.rate(), 1),
+            "events/s",
+            anchor,
+            round(value, 1),
+            "higher",
+            {**common, "behind_last_201_s": behind},
+        )
+
+    bare = "bare AIOKafkaConsumer, same writes (bench consumers' anchor)"
+    relay = "intake relay events/s"
+    return [
+        drained("last case triaged", drain.triaged, total),
+        drained("last digest item stored", drain.items, total),
+        drained("last audit entry sequenced", drain.logged, drain.entries),
+        consumed("triage", drain.triaged, f"{bare}, insert per event", anchors.triage),
+        consumed("notify", drain.items, f"{bare}, insert per event", anchors.notify),
+        consumed("audit-log", drain.logged, f"{bare}, insert_many per poll", anchors.audit),
+        consumed(
+            "intake relay",
+            drain.published,
+            "raw produce, serial send_and_wait",
+            anchors.serial_produce,
+        ),
+        consumed(
+            "intake relay", drain.published, "raw produce, batched sends", anchors.batched_produce
+        ),
+        Figure(
+            f"{relay} over a backlog of {reports} pending cases",
+            round(anchors.relay_backlog, 1),
+            "events/s",
+            "raw produce, serial send_and_wait",
+            round(anchors.serial_produce, 1),
+            "higher",
+            common,
+        ),
+        Figure(
+            f"{relay} over a backlog of {reports} pending cases",
+            round(anchors.relay_backlog, 1),
+            "events/s",
+            "raw produce, batched sends",
+            round(anchors.batched_produce, 1),
+            "higher",
+            common,
+        ),
+    ]
