@@ -1,10 +1,44 @@
 #!/usr/bin/env bash
 # One command: install, then run the whole test suite against real local engines.
 # HOTLINE_TEST_ENGINES=containers runs the suite against testcontainers (needs Docker).
+#
+# With no argument the suite runs as two pytest sessions at once, each with engines, services,
+# data directory and free ports of its own (tests/conftest.py), each ending with its own
+# privacy sweep over its own data: most tests wait on the engines, so two sessions keep both
+# cores busy (about 23 minutes one after the other; docs/decisions.md "Two test sessions").
+# Their output is prefixed [1] and [2]; the script fails if either fails. With arguments it
+# is one session, as `pytest ARGS`: `scripts/test.sh tests/unit`, `scripts/test.sh -k slice`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh
 scripts/install-browser.sh  # Debian's Chromium and fonts, for the pages' browser tests
 .venv/bin/ruff check shared services cli deploy tests
 scripts/typecheck.sh
-exec .venv/bin/pytest -q "$@"
+if [[ $# -gt 0 ]]; then
+  exec .venv/bin/pytest -q "$@"
+fi
+
+shopt -s nullglob
+# The split: integration tests a-h in the second session (the fuzzing, benchmarks and burst
+# are there), everything else in the first. Both run the privacy sweep last.
+second=(tests/integration/test_[a-h]*.py)
+first=(tests/unit tests/e2e)
+for file in tests/integration/test_*.py; do
+  [[ " ${second[*]} " == *" $file "* ]] || first+=("$file")
+done
+sweep=tests/e2e/test_privacy_sweep.py
+
+session() {  # session NAME ARGS...: pytest ARGS, each line of its output prefixed [NAME]
+  local name=$1
+  shift
+  .venv/bin/pytest -q "$@" 2>&1 | sed -u "s/^/[$name] /"
+  return "${PIPESTATUS[0]}"
+}
+session 1 "${first[@]}" &
+one=$!
+session 2 "${second[@]}" "$sweep" &
+two=$!
+status=0
+wait "$one" || status=$?
+wait "$two" || status=$?
+exit "$status"

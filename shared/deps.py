@@ -17,6 +17,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from pymongo.errors import ConnectionFailure
 
 from .auth import Principal, require_role
 from .roles import Role
@@ -64,8 +65,24 @@ def answer_errors(app: FastAPI, statuses: Mapping[type[Exception], int]) -> None
 
     for error, status in statuses.items():
         app.add_exception_handler(error, responder(status))
+    app.add_exception_handler(ConnectionFailure, answer_store_unreachable)
     app.add_exception_handler(RequestValidationError, answer_invalid_request)
     document_errors(app)
+
+
+STORE_RETRY_AFTER = 5  # seconds: the supervisor starts a dead store again within a few
+
+
+async def answer_store_unreachable(_: Request, exc: Exception) -> JSONResponse:
+    """503 while the store is away (restarting, or its connection broke mid-request), not a
+    500: asking again shortly is the remedy. As with a dropped connection, a write in flight
+    may have landed; every write is keyed (a report by its case id), so asking again with
+    the same request stores it once (a report then meets `case-exists`)."""
+    return JSONResponse(
+        {"detail": "the database is unreachable: try again shortly"},
+        status_code=503,
+        headers={"Retry-After": str(STORE_RETRY_AFTER)},
+    )
 
 
 async def answer_invalid_request(_: Request, exc: Exception) -> JSONResponse:

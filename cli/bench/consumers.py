@@ -35,6 +35,7 @@ from typing import Any, TypeAlias
 import click
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from pymongo import IndexModel
+from pymongo.errors import DuplicateKeyError
 
 from hotline.audit_log import storage as audit_storage
 from hotline.audit_log.app import AUDITED_TOPICS
@@ -292,15 +293,27 @@ def _anchor(anchor: Anchor) -> Run:
         collection = store.db.anchor
         await collection.create_indexes(list(anchor.indexes))
 
+        seen: set[str] = set()  # event ids: a record published twice is written once
+
         async def write(records: list[Record]) -> None:
             values = [json.loads(record.value or b"{}") for record in records]
-            documents = [anchor.document(clock.count + i, v) for i, v in enumerate(values)]
-            if anchor.per_poll:
-                await collection.insert_many(documents, ordered=True)
-                clock.tick(len(documents))
+            if anchor.per_poll:  # as the sequencer: each event once, in one write per poll
+                first, fresh = len(seen), []
+                for value in values:
+                    if value.get("id") not in seen:
+                        seen.add(value.get("id"))
+                        fresh.append(value)
+                documents = [anchor.document(first + i, v) for i, v in enumerate(fresh)]
+                if documents:
+                    await collection.insert_many(documents, ordered=True)
+                clock.tick(len(values))
                 return
+            documents = [anchor.document(clock.count + i, v) for i, v in enumerate(values)]
             for document in documents:
-                await collection.insert_one(document)
+                try:
+                    await collection.insert_one(document)
+                except DuplicateKeyError:
+                    pass  # a record published twice (two relays): handled, as the services do
                 clock.tick()
 
         # The poll size and topics of the consumer beside it.

@@ -57,7 +57,7 @@ from hotline.shared.reports import ProofOfWork, ReportCreate, routing_metadata
 from hotline.shared.store import Document, Store
 from hotline.triage.collections import COLLECTIONS as TRIAGE
 
-from ..engines.local import SERVICE_START_TIMEOUT, SERVICES
+from ..engines.local import SERVICE_START_TIMEOUT, LocalSystem
 from ..engines.process import ManagedProcess, free_port, http_ready
 from .alerts import _percentiles
 from .consumers import _kafka
@@ -214,6 +214,8 @@ def engines() -> Iterator[Settings]:
             keycloak_port=keycloak,
             keycloak_url=f"http://{host}:{keycloak}",
             pow_difficulty=BENCH_POW_BITS,
+            # One key for every intake instance: a challenge from one is good at another.
+            challenge_key=secrets.token_hex(32),
             intake_port=intake,
             triage_port=triage,
             notify_port=notify,
@@ -236,6 +238,7 @@ def service_env(settings: Settings) -> dict[str, str]:
         "HOTLINE_KEYCLOAK_URL": settings.keycloak_url,
         "HOTLINE_KEYCLOAK_ISSUER": settings.keycloak_issuer,
         "HOTLINE_POW_DIFFICULTY": str(settings.pow_difficulty),
+        "HOTLINE_CHALLENGE_KEY": settings.challenge_key,
     }
     for name in ("intake", "triage", "notify", "audit"):
         env[f"HOTLINE_{name.upper()}_PORT"] = str(getattr(settings, f"{name}_port"))
@@ -269,24 +272,31 @@ async def write_registry(settings: Settings) -> Keys:
 
 
 @contextmanager
-def services(settings: Settings, names: Sequence[str]) -> Iterator[dict[str, ManagedProcess]]:
-    """The named services (keys of `SERVICES`), started as `hotline up` starts them but
+def services(
+    settings: Settings, names: Sequence[str], replicas: int = 1
+) -> Iterator[dict[str, ManagedProcess]]:
+    """The named services (keys of `SERVICES`), `replicas` instances of each, started as
+    `hotline up --replicas` starts them (instance k on its port + 10 k, named `name-k`) but
     with these settings, each healthy before this yields; stopped in reverse order."""
     env = service_env(settings)
+    instances = [
+        instance
+        for instance in LocalSystem(settings, replicas=replicas).service_instances()
+        if instance.name.rsplit("-", 1)[0] in names or instance.name in names
+    ]
     started: dict[str, ManagedProcess] = {}
     try:
-        for name in names:
-            module, port_attr = SERVICES[name]
-            say(f"starting {name} on port {getattr(settings, port_attr)}")
-            started[name] = ManagedProcess(
-                name=name,
-                command=[sys.executable, "-m", module],
-                log_path=settings.logs_dir / f"{name}.log",
-                env=env,
+        for instance in instances:
+            say(f"starting {instance.name} on port {instance.port}")
+            started[instance.name] = ManagedProcess(
+                name=instance.name,
+                command=[sys.executable, "-m", instance.module],
+                log_path=settings.logs_dir / f"{instance.name}.log",
+                env={**env, f"HOTLINE_{instance.port_setting.upper()}": str(instance.port)},
             ).start()
-        for name in names:
-            url = f"http://{settings.host}:{getattr(settings, SERVICES[name][1])}/healthz"
-            started[name].wait_until(http_ready(url), SERVICE_START_TIMEOUT, what=url)
+        for instance in instances:
+            url = f"http://{settings.host}:{instance.port}/healthz"
+            started[instance.name].wait_until(http_ready(url), SERVICE_START_TIMEOUT, what=url)
         yield started
     finally:
         for process in reversed(list(started.values())):
@@ -389,13 +399,17 @@ class Submitted:
         return self.accepted / (self.last_201 - self.started) if self.accepted else 0.0
 
 
-async def submit(url: str, reports: Sequence[ReportCreate], clients: int) -> Submitted:
+async def submit(
+    url: str | Sequence[str], reports: Sequence[ReportCreate], clients: int
+) -> Submitted:
     """Submit `reports` from `clients` clients at once, each on one keep-alive connection of
-    its own, each sending its next report as soon as its previous one is answered."""
+    its own, each sending its next report as soon as its previous one is answered; with
+    several intake URLs, client k goes to the k-th (round robin)."""
+    urls = [url] if isinstance(url, str) else list(url)
     result = Submitted()
     bodies = iter([report.model_dump(mode="json") for report in reports])  # shared: each once
 
-    async def client() -> None:
+    async def client(url: str) -> None:
         async with httpx.AsyncClient(
             base_url=url,
             timeout=REQUEST_TIMEOUT_S,
@@ -416,7 +430,8 @@ async def submit(url: str, reports: Sequence[ReportCreate], clients: int) -> Sub
                 result.last_201 = answered
 
     result.started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(min(clients, len(reports)))))
+    count = min(clients, len(reports))
+    await asyncio.gather(*(client(urls[k % len(urls)]) for k in range(count)))
     return result
 
 

@@ -22,7 +22,14 @@ log's entries. Figures:
   reaches it (`behind_last_201_s` in the JSON says how far behind it finished);
 - intake's relay: events/s during the drain, and over a backlog of the same cases written
   pending (the relay the service runs, in this process), beside raw produce of the same
-  events with the services' producer: serial `send_and_wait`, and batched sends.
+  events with the services' producer: serial `send_and_wait`, and batched sends;
+- back to idle: the CPU of every process of the run (the four services, nx-27017 and Kafka)
+  is sampled every CPU_WINDOW_S; figures are the seconds from the last durable effect until
+  every process stays within IDLE_PERCENT of a core of its own CPU before the load (after
+  the warm-up), and each process's CPU over the last second at rest beside that;
+- with --replicas N, the drain again with N instances of every service (in the same
+  consumer groups, intake's clients spread over its N ports) on a database of its own,
+  beside the drain with one.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import click
 from aiokafka import AIOKafkaProducer
@@ -41,6 +49,7 @@ from hotline.audit_log.consumer import POLL_RECORDS
 from hotline.intake.collections import COLLECTIONS as INTAKE
 from hotline.intake.collections import INTAKE_CASES
 from hotline.notify.collections import NOTIFY_ITEMS
+from hotline.shared.aio import cancel_and_wait
 from hotline.shared.bus import make_producer, publish
 from hotline.shared.config import Settings
 from hotline.shared.events import Event, EventType
@@ -49,15 +58,24 @@ from hotline.shared.reports import ReportCreate
 from hotline.shared.store import Store
 from hotline.triage.collections import TRIAGE_CASES
 
+from ..engines.local import MAX_REPLICAS, REPLICA_PORT_STEP
 from .consumers import AUDIT_ANCHOR, NOTIFY_ANCHOR, PRODUCE_CHUNK, TRIAGE_ANCHOR, _anchor, _database
 from .figures import JSON_OPTION, Figure, echo_figure
 from .intake import engines, prepare_reports, services, submit, submitted_event, write_registry
 from .workspace import say
 
 SAMPLE_S = 0.25  # between two counts of every service's collection
+CPU_WINDOW_S = 0.5  # each process's CPU is sampled over windows this long
+# Of one core: a process is back to idle within this of its own CPU before the load (Kafka's
+# JVM alone idles at several percent).
+IDLE_PERCENT = 2.0
+IDLE_TARGET_S = 5.0  # issue 20: "back to idle within seconds"
+BASELINE_S = 2.0  # each process's CPU before the load is measured over this long
+IDLE_WAIT_S = 30.0  # after the counts rest, how long the bench waits for every process idle
 QUIET_S = 3.0  # the audit log's count unchanged this long, after the rest is done: at rest
 STALL_S = 120.0  # no count moved for this long: the run is stuck
 WARM_UP = 10
+SERVICE_NAMES = ("intake", "triage", "notify", "audit-log")
 ENTRIES = audit_storage.ENTRIES
 # The entries every report causes whatever else it does: its submission and its triage.
 # Records the audit log's bare consumer reads at least: four of its polls.
@@ -68,25 +86,56 @@ PER_REPORT_TYPES = (EventType.REPORT_SUBMITTED, EventType.CASE_TRIAGED)
 @click.command("pipeline")
 @click.option("--reports", default=1000, show_default=True, help="Reports submitted.")
 @click.option("--clients", default=10, show_default=True, help="Keep-alive clients.")
+@click.option(
+    "--replicas",
+    default=1,
+    show_default=True,
+    help="Then drain again with this many instances of every service (if above 1).",
+)
 @JSON_OPTION
-def bench_pipeline(reports: int, clients: int, as_json: bool) -> None:
+def bench_pipeline(reports: int, clients: int, replicas: int, as_json: bool) -> None:
     """Time to drain --reports through intake, triage, notify and the audit log; each
-    consumer's and the relay's events/s meanwhile, beside bare consumers and raw produce."""
+    consumer's and the relay's events/s meanwhile, beside bare consumers and raw produce;
+    with --replicas N, the drain again with N instances of each, beside the drain with one."""
     if clients < 1:
         raise click.BadParameter("1 or more", param_hint="--clients")
     if reports < clients:
         raise click.BadParameter("at least as many as --clients", param_hint="--reports")
+    if not 1 <= replicas <= MAX_REPLICAS:
+        raise click.BadParameter(f"1 to {MAX_REPLICAS}", param_hint="--replicas")
     with engines() as settings:
-        asyncio.run(write_registry(settings))
-        with services(settings, ["intake", "triage", "notify", "audit-log"]):
-            prepared = prepare_reports(settings, WARM_UP + reports)
-            warm_up, measured = prepared[:WARM_UP], prepared[WARM_UP:]
-            drain = asyncio.run(_drain(settings, clients, warm_up, measured))
+        drain, measured = _run(settings, reports, clients, 1)
+        scaled = None
+        if replicas > 1:  # a database of its own; the consumer groups go on where they were
+            own = settings.model_copy(update={"mongo_db": f"{settings.mongo_db}_replicas"})
+            scaled, _ = _run(own, reports, clients, replicas)
+        # Last: the anchors publish events of their own, which no service is left to read.
         say("services stopped; measuring the anchors on the same broker and store")
         anchors = asyncio.run(_anchors(settings, measured, drain.entries))
-    for figure in _figures(reports, clients, drain, anchors):
+    figures = _figures(reports, clients, drain, anchors)
+    if scaled is not None:
+        figures += _replica_figures(reports, clients, replicas, drain, scaled)
+    for figure in figures:
         echo_figure(figure, as_json)
     say(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+
+
+def _run(
+    settings: Settings, reports: int, clients: int, replicas: int
+) -> tuple[Drain, list[ReportCreate]]:
+    """The registry, `replicas` instances of every service, the warm-up and the drain of
+    `reports` (clients spread over the intake instances); the drain and its reports."""
+    asyncio.run(write_registry(settings))
+    with services(settings, SERVICE_NAMES, replicas) as started:
+        prepared = prepare_reports(settings, WARM_UP + reports)
+        warm_up, measured = prepared[:WARM_UP], prepared[WARM_UP:]
+        sampler = CpuSampler(_processes(settings, {n: p.pid for n, p in started.items()}))
+        intakes = [
+            f"http://{settings.host}:{settings.intake_port + REPLICA_PORT_STEP * k}"
+            for k in range(replicas)
+        ]
+        drain = asyncio.run(_drain(settings, intakes, clients, warm_up, measured, sampler))
+    return drain, measured
 
 
 # --- counting what each service made durable ----------------------------------------------------
@@ -128,11 +177,113 @@ class Drain:
     triaged: Series
     items: Series
     logged: Series
+    cpu_before: dict[str, float]  # each process's CPU (% of a core) before the load
+    cpu_windows: list[tuple[float, dict[str, float]]]  # (end of window, % by process)
 
     @property
     def entries(self) -> int:
         """The audit log's count at rest."""
         return self.logged.count
+
+    @property
+    def last_effect(self) -> float:
+        """When the last count moved: the load's last durable effect."""
+        return max(series.points[-1][0] for series in self.series())
+
+    def series(self) -> list[Series]:
+        return [self.published, self.triaged, self.items, self.logged]
+
+    def idle_after(self) -> float | None:
+        """Seconds from the last effect until every process stayed back to idle (`_idle`) to
+        the end of sampling; None if the last window was not idle."""
+        idle_since = None
+        for end, percent in self.cpu_windows:
+            if _idle(percent, self.cpu_before):
+                idle_since = end - CPU_WINDOW_S if idle_since is None else idle_since
+            else:
+                idle_since = None
+        if idle_since is None:
+            return None
+        return max(0.0, idle_since - self.last_effect)
+
+    def sampled_after(self) -> float:
+        """Seconds sampled after the last effect (a lower bound when idle was not reached)."""
+        return self.cpu_windows[-1][0] - self.last_effect
+
+    def cpu_at_rest(self) -> dict[str, float]:
+        """Each process's CPU over the last second sampled (at rest: counts unchanged)."""
+        last = self.cpu_windows[-int(1 / CPU_WINDOW_S) :]
+        return {name: sum(w[1][name] for w in last) / len(last) for name in last[0][1]}
+
+
+class CpuSampler:
+    """The CPU of named processes (% of one core), over consecutive windows."""
+
+    def __init__(self, processes: dict[str, Any]) -> None:
+        self.processes = processes  # name -> psutil.Process
+        self.windows: list[tuple[float, dict[str, float]]] = []
+
+    def _cpu_seconds(self) -> dict[str, float]:
+        import psutil
+
+        seconds = {}
+        for name, process in self.processes.items():
+            try:
+                times = process.cpu_times()
+            except psutil.Error:  # it ended: counted as idle from then on
+                times = None
+            seconds[name] = 0.0 if times is None else times.user + times.system
+        return seconds
+
+    async def run(self) -> None:
+        before, at = self._cpu_seconds(), time.perf_counter()
+        while True:
+            await asyncio.sleep(CPU_WINDOW_S)
+            now_seconds, now = self._cpu_seconds(), time.perf_counter()
+            self.windows.append(
+                (
+                    now,
+                    {
+                        name: max(0.0, 100 * (now_seconds[name] - before[name]) / (now - at))
+                        for name in now_seconds
+                    },
+                )
+            )
+            before, at = now_seconds, now
+
+    def since(self, start: float) -> dict[str, float]:
+        """Each process's mean CPU over the windows that ended after `start`."""
+        windows = [percent for end, percent in self.windows if end > start] or [self.windows[-1][1]]
+        return {name: sum(w[name] for w in windows) / len(windows) for name in windows[0]}
+
+
+def _idle(percent: dict[str, float], before: dict[str, float]) -> bool:
+    """Every process within IDLE_PERCENT of its CPU before the load."""
+    return all(cpu < before.get(name, 0.0) + IDLE_PERCENT for name, cpu in percent.items())
+
+
+def _idle_last_second(
+    windows: list[tuple[float, dict[str, float]]], before: dict[str, float]
+) -> bool:
+    last = windows[-int(1 / CPU_WINDOW_S) :]
+    return bool(last) and all(_idle(percent, before) for _, percent in last)
+
+
+def _processes(settings: Settings, services: dict[str, int]) -> dict[str, Any]:
+    """psutil handles of the services (by pid) and of the engines of this run (nx-27017 and
+    Kafka: the processes whose command line names the run's data directory)."""
+    import psutil
+
+    found = {name: psutil.Process(pid) for name, pid in services.items()}
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(process.info["cmdline"] or [])
+        if str(settings.data) not in cmdline or process.pid in services.values():
+            continue
+        if "kafka.Kafka" in cmdline:
+            found["kafka"] = process
+        elif "nx" in cmdline and "--data-dir" in cmdline:
+            found["nx-27017"] = process
+    return found
 
 
 async def _counts(store: Store) -> dict[str, int]:
@@ -182,15 +333,29 @@ async def _settled(settings: Settings, reports: int, series: dict[str, Series]) 
 
 
 async def _drain(
-    settings: Settings, clients: int, warm_up: list[ReportCreate], measured: list[ReportCreate]
+    settings: Settings,
+    intakes: Sequence[str],
+    clients: int,
+    warm_up: list[ReportCreate],
+    measured: list[ReportCreate],
+    sampler: CpuSampler,
 ) -> Drain:
     say(f"warm-up: {len(warm_up)} reports through the whole system")
-    await submit(settings.intake_url, warm_up, clients)
+    await submit(intakes, warm_up, clients)
     await _settled(settings, len(warm_up), {})
-    say(f"{clients} clients submitting {len(measured)} reports; counting every {SAMPLE_S} s")
-    series: dict[str, Series] = {}
-    submitting = asyncio.create_task(submit(settings.intake_url, measured, clients))
-    await _settled(settings, len(warm_up) + len(measured), series)
+    sampling = asyncio.create_task(sampler.run())
+    try:
+        await asyncio.sleep(BASELINE_S)
+        baseline = sampler.since(time.perf_counter() - BASELINE_S)
+        say(f"{clients} clients submitting {len(measured)} reports; counting every {SAMPLE_S} s")
+        series: dict[str, Series] = {}
+        submitting = asyncio.create_task(submit(intakes, measured, clients))
+        await _settled(settings, len(warm_up) + len(measured), series)
+        deadline = time.perf_counter() + IDLE_WAIT_S
+        while not _idle_last_second(sampler.windows, baseline) and time.perf_counter() < deadline:
+            await asyncio.sleep(CPU_WINDOW_S)
+    finally:
+        await cancel_and_wait(sampling)
     submitted = await submitting
     if submitted.failures:
         raise click.ClickException(
@@ -206,6 +371,8 @@ async def _drain(
         triaged=series["triaged"],
         items=series["items"],
         logged=series["logged"],
+        cpu_before=baseline,
+        cpu_windows=list(sampler.windows),
     )
 
 
@@ -335,6 +502,32 @@ def _figures(reports: int, clients: int, drain: Drain, anchors: Anchors) -> list
 
     bare = "bare AIOKafkaConsumer, same writes (bench consumers' anchor)"
     relay = "intake relay events/s"
+    idle_after = drain.idle_after()
+    at_rest = drain.cpu_at_rest()
+    idle = [
+        Figure(
+            f"seconds from the last durable effect until every process is back within "
+            f"{IDLE_PERCENT:g}% of a core of its CPU before the load",
+            round(drain.sampled_after() if idle_after is None else idle_after, 2),
+            "s",
+            "issue 20's target: back to idle within seconds",
+            IDLE_TARGET_S,
+            "lower",
+            {**common, "processes": sorted(at_rest), "idle_reached": idle_after is not None},
+        ),
+        *(
+            Figure(
+                f"CPU of {name} over the last second at rest",
+                round(percent, 2),
+                "% of a core",
+                f"{name} before the load (after the warm-up)",
+                round(drain.cpu_before.get(name, 0.0), 2),
+                "lower",
+                common,
+            )
+            for name, percent in sorted(at_rest.items())
+        ),
+    ]
     return [
         drained("last case triaged", drain.triaged, total),
         drained("last digest item stored", drain.items, total),
@@ -369,4 +562,31 @@ def _figures(reports: int, clients: int, drain: Drain, anchors: Anchors) -> list
             "higher",
             common,
         ),
+        *idle,
+    ]
+
+
+def _replica_figures(
+    reports: int, clients: int, replicas: int, one: Drain, scaled: Drain
+) -> list[Figure]:
+    """The drain with `replicas` instances of every service beside the drain with one."""
+    common = {"reports": reports, "clients": clients, "replicas": replicas}
+
+    def beside(what: str, moment: Callable[[Drain], float]) -> Figure:
+        return Figure(
+            f"pipeline drain of {reports} with {replicas} replicas: first POST to the {what}",
+            round(moment(scaled) - scaled.started, 2),
+            "s",
+            "the same with 1 replica (same run)",
+            round(moment(one) - one.started, 2),
+            "lower",
+            common,
+        )
+
+    total = WARM_UP + reports
+    return [
+        beside("last 201", lambda d: d.last_201),
+        beside("last case triaged", lambda d: d.triaged.reached(total)),
+        beside("last digest item stored", lambda d: d.items.reached(total)),
+        beside("last audit entry sequenced", lambda d: d.logged.reached(d.entries)),
     ]

@@ -13,6 +13,7 @@ once a child has run for STEADY_AFTER seconds; it says so on stderr.
 
 from __future__ import annotations
 
+import secrets
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -69,10 +70,14 @@ class LocalSystem:
     engines: dict[str, ManagedProcess] = field(default_factory=dict)
     services: dict[str, ManagedProcess] = field(default_factory=dict)
     restarts: dict[str, Restarts] = field(default_factory=dict)
+    # Intake's proof-of-work key, one for every intake instance and restart of this system: a
+    # challenge fetched from one instance is good at another (as behind a load balancer).
+    challenge_key: str = ""
 
     def __post_init__(self) -> None:
         if not 1 <= self.replicas <= MAX_REPLICAS:
             raise EngineError(f"replicas must be 1 to {MAX_REPLICAS}, not {self.replicas}")
+        self.challenge_key = self.settings.challenge_key or secrets.token_hex(32)
 
     def service_instances(self) -> list[ServiceInstance]:
         base = {name: getattr(self.settings, attr) for name, (_, attr) in SERVICES.items()}
@@ -140,7 +145,10 @@ class LocalSystem:
                 name=instance.name,
                 command=[sys.executable, "-m", instance.module],
                 log_path=self.settings.logs_dir / f"{instance.name}.log",
-                env={f"HOTLINE_{instance.port_setting.upper()}": str(instance.port)},
+                env={
+                    f"HOTLINE_{instance.port_setting.upper()}": str(instance.port),
+                    "HOTLINE_CHALLENGE_KEY": self.challenge_key,
+                },
             )
             self.services[instance.name] = process.start()
         for instance in instances:

@@ -71,6 +71,13 @@ def test_bench_pipeline_prints_drain_consumer_and_relay_figures() -> None:
         for figure in _by_name(figures, f"{name} events/s during the drain"):
             assert figure["value"] > 0 and figure["anchor_value"] > 0
     assert len(_by_name(figures, "intake relay events/s over a backlog of 40")) == 2
+    [idle] = _by_name(figures, "seconds from the last durable effect until every process is back")
+    assert idle["unit"] == "s" and idle["value"] >= 0 and isinstance(idle["idle_reached"], bool)
+    processes = {"intake", "triage", "notify", "audit-log", "kafka", "nx-27017"}
+    assert set(idle["processes"]) == processes, "every service and both engines are sampled"
+    at_rest = _by_name(figures, "CPU of ")
+    assert {f["figure"].split()[2] for f in at_rest} == processes
+    assert all(f["unit"] == "% of a core" and f["value"] >= 0 for f in at_rest)
 
 
 def test_bench_intake_and_pipeline_refuse_bad_options() -> None:
@@ -80,6 +87,8 @@ def test_bench_intake_and_pipeline_refuse_bad_options() -> None:
         (("intake", "--burst-clients", "0"), "--burst-clients"),
         (("pipeline", "--reports", "ten"), "--reports"),
         (("pipeline", "--clients", "0"), "--clients"),
+        (("pipeline", "--replicas", "0"), "--replicas"),
+        (("pipeline", "--replicas", "9"), "--replicas"),
     ):
         result = _bench(*args)
         assert result.returncode == 2 and option in result.stderr, (args, result.stderr)

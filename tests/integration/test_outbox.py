@@ -175,12 +175,16 @@ async def test_each_disclosure_is_published_once_and_only_by_its_own_services_re
         recipients={key_id(public): public},
     )
     principal = Principal(role="buyer", org="buyer-1")
+    # A database of its own: the session's triage and notify relay their collections of the
+    # session's database, and a second relay of one collection may publish an entry twice
+    # (at least once: consumers dedupe by event id); this counts what one relay does.
+    own = test_settings.model_copy(update={"mongo_db": f"disclosures_{uuid.uuid4().hex[:8]}"})
     runtimes: dict[str, Runtime] = {}
     for collections in (TRIAGE, NOTIFY):
-        service_store = Store(test_settings, collections)
+        service_store = Store(own, collections)
         await service_store.ensure_indexes()
         relay = relay_for(service_store, producer, interval=FAST)  # racing every hand-out
-        runtimes[collections.service] = Runtime(test_settings, service_store, producer, relay)
+        runtimes[collections.service] = Runtime(own, service_store, producer, relay)
     try:
         for runtime in runtimes.values():
             await runtime.relay.start()
@@ -194,9 +198,7 @@ async def test_each_disclosure_is_published_once_and_only_by_its_own_services_re
         await refused.start()
         await refused.partitions_for(DISCLOSED_TOPIC)  # knows the topic, then is closed
         await refused.stop()
-        failing = Runtime(
-            test_settings, runtimes["triage"].store, refused, runtimes["triage"].relay
-        )
+        failing = Runtime(own, runtimes["triage"].store, refused, runtimes["triage"].relay)
         with pytest.raises(DisclosureNotRecorded):
             await disclose(failing, case_id, envelope, "content", principal)
 
@@ -218,6 +220,8 @@ async def test_each_disclosure_is_published_once_and_only_by_its_own_services_re
     finally:
         for runtime in runtimes.values():
             await runtime.relay.stop()
+        await runtimes["triage"].store.client.drop_database(own.mongo_db)
+        for runtime in runtimes.values():
             await runtime.store.close()
     assert len(made["triage"]) == 11 and len(made["notify"]) == 10
     on_topic = await event_ids_on(test_settings, DISCLOSED_TOPIC)

