@@ -19,9 +19,9 @@ if [[ $# -gt 0 ]]; then
 fi
 
 shopt -s nullglob
-# The split: integration tests a-h in the second session (the fuzzing, benchmarks and burst
+# The split: integration tests a-k in the second session (the fuzzing, benchmarks and burst
 # are there), everything else in the first. Both run the privacy sweep last.
-second=(tests/integration/test_[a-h]*.py)
+second=(tests/integration/test_[a-k]*.py)
 first=(tests/unit tests/e2e)
 for file in tests/integration/test_*.py; do
   [[ " ${second[*]} " == *" $file "* ]] || first+=("$file")
