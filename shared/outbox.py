@@ -38,7 +38,7 @@ from pymongo.errors import BulkWriteError
 from .aio import cancel_and_wait
 from .bus import publish, publish_all
 from .events import Event
-from .store import Collection, Document, Store
+from .store import DUPLICATE_KEY, Collection, Document, Store
 
 log = logging.getLogger("hotline.outbox")
 
@@ -49,7 +49,6 @@ PENDING_INDEX = IndexModel([(PENDING_FIELD, ASCENDING)])
 RELAY_PROJECTION: Mapping[str, Any] = {"outbox": 1, PENDING_FIELD: 1, "version": 1}
 PROTOCOL_FIELDS = frozenset({"outbox", PENDING_FIELD, "version"})
 BATCH = 500  # pending documents a relay pass lists at a time
-DUPLICATE_KEY = 11000  # the server's error code of a unique index refusing a write
 
 
 class UndeclaredOutbox(LookupError):

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from pymongo import AsyncMongoClient, IndexModel
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
 from .config import Settings
 
@@ -77,3 +79,20 @@ class Store:
 
     async def close(self) -> None:
         await self.client.close()
+
+
+DUPLICATE_KEY = 11000  # the server's error code of a unique index refusing a write
+
+
+async def insert_ordered(collection: AsyncCollection[Document], documents: list[Document]) -> int:
+    """Insert `documents` in order; return how many were written before a duplicate key
+    stopped it (an ordered insert stops at its first refused document, so what is written
+    has no gap: the audit log's sequence, a buyer's record numbers). Other errors raise."""
+    try:
+        await collection.insert_many(documents, ordered=True)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if not errors or errors[0].get("code") != DUPLICATE_KEY:
+            raise
+        return int(exc.details.get("nInserted", 0))
+    return len(documents)

@@ -18,16 +18,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from hotline.shared.events import Event, EventType
-from hotline.shared.store import Store
+from hotline.shared.store import Store, insert_ordered
 from hotline.shared.tlog.hashing import leaf_hash
 from hotline.shared.tlog.tiles import MAX_ENTRY_SIZE
 
 from .entries import audit_entry
-
-DUPLICATE_KEY = 11000
 
 
 class EntryTooLargeError(ValueError):
@@ -96,8 +94,9 @@ class Sequencer:
             if self._next is None:
                 self._next = await self.size()
             start = self._next
-            written = await self._insert_ordered(
-                [entry_document(start + i, e, leaves[e.id]) for i, e in enumerate(pending)]
+            written = await insert_ordered(
+                self.store.db.audit_entries,
+                [entry_document(start + i, e, leaves[e.id]) for i, e in enumerate(pending)],
             )
             indices.update((e.id, start + i) for i, e in enumerate(pending[:written]))
             self._next = start + written
@@ -110,17 +109,6 @@ class Sequencer:
                     indices[pending[0].id] = existing
                     pending = pending[1:]
         return [indices[event.id] for event in events]
-
-    async def _insert_ordered(self, documents: list[dict[str, Any]]) -> int:
-        """Insert in order; return how many were written before a duplicate key stopped it."""
-        try:
-            await self.store.db.audit_entries.insert_many(documents, ordered=True)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if not errors or errors[0].get("code") != DUPLICATE_KEY:
-                raise
-            return int(exc.details.get("nInserted", 0))
-        return len(documents)
 
     async def _index_of(self, event_id: str) -> int | None:
         existing = await self.store.db.audit_entries.find_one({"event_id": event_id}, {"_id": 1})

@@ -47,13 +47,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from hotline.shared import registry
 from hotline.shared.clock import Clock, hour_of
 from hotline.shared.events import DigestIssued, Event, ReportSubmitted, new_event
 from hotline.shared.outbox import outbox_of
-from hotline.shared.store import Document, Store
+from hotline.shared.store import Document, Store, insert_ordered
 from hotline.shared.tlog.note import Ed25519Signer
 
 from .collections import NOTIFY_BUYER_STATE, NOTIFY_CASES, NOTIFY_DIGESTS, NOTIFY_ITEMS
@@ -61,7 +61,6 @@ from .digest import MAX_ITEMS, Reason, canonical, digest_body, digest_items, sig
 
 log = logging.getLogger("hotline.notify")
 
-DUPLICATE_KEY = 11000  # the server's error code of a unique index refusing a write
 ATTEMPTS = 50  # writes lost to concurrent writers (another n, seq or version) before giving up
 SCHEDULE_TICK = 30.0  # seconds between scheduler passes (the schedules are whole days)
 VISIBLE = ("severity", "due", "status")  # what a digest says of a case's state
@@ -267,7 +266,7 @@ class Issuer:
                 {**record, "buyer": buyer_id, "n": n, "slot": slot(buyer_id, n)}
                 for n, record in enumerate(pending, start=first)
             ]
-            written = await _insert_ordered(items, numbered)
+            written = await insert_ordered(items, numbered)
             inserted += pending[:written]
             pending = pending[written:]
             if pending and await items.find_one({"_id": pending[0]["_id"]}, {"_id": 1}):
@@ -505,18 +504,6 @@ class Issuer:
             except Exception as exc:  # noqa: BLE001 - the store may be away: next tick
                 log.warning("scheduler pass failed", extra={"error_type": type(exc).__name__})
             await self.clock.wait(SCHEDULE_TICK)
-
-
-async def _insert_ordered(items: Any, documents: list[Document]) -> int:
-    """Insert in order; return how many were written before a duplicate key stopped it."""
-    try:
-        await items.insert_many(documents, ordered=True)
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if not errors or errors[0].get("code") != DUPLICATE_KEY:
-            raise
-        return int(exc.details.get("nInserted", 0))
-    return len(documents)
 
 
 def schedule_boundary(schedule: str, moment: datetime) -> str:
