@@ -3,8 +3,9 @@
 A service checks each bearer token against the realm's signing keys (JWKS), fetched once and
 cached; Keycloak is not asked about each request. Checks: signature (RS256 or ES256, by a key of
 the realm's JWKS with `use` = `sig`), `iss` equal to `settings.keycloak_issuer`, `aud`
-containing the service's audience, `exp` (required) with `LEEWAY` seconds of clock skew, `typ`
-= `Bearer` (refuses Keycloak ID and refresh tokens), and a subject.
+containing the service's audience, `exp` (required) with `settings.token_leeway` seconds of
+clock skew (30 by default), `typ` = `Bearer` (refuses Keycloak ID and refresh tokens), and a
+subject.
 
 Key rotation: a token whose `kid` is not in the cache causes ONE refetch of the JWKS, and at most
 one such refetch per `refresh_interval` seconds, so a flood of made-up key ids cannot hammer
@@ -42,7 +43,6 @@ from .config import Settings
 from .roles import Role
 
 ALGORITHMS = ("RS256", "ES256")
-LEEWAY = 30.0  # seconds of clock skew accepted on exp / nbf / iat
 REFRESH_INTERVAL = 30.0  # at most one unknown-kid refetch per this many seconds
 MAX_AGE = 600.0  # refetch a cached JWKS older than this
 
@@ -82,6 +82,7 @@ class TokenVerifier:
     ) -> None:
         self.audience = audience
         self.issuer = settings.keycloak_issuer
+        self.leeway = settings.token_leeway
         self.jwks_url = settings.jwks_url
         self.refresh_interval = refresh_interval
         self.max_age = max_age
@@ -128,7 +129,7 @@ class TokenVerifier:
                 algorithms=[alg],
                 audience=self.audience,
                 issuer=self.issuer,
-                leeway=LEEWAY,
+                leeway=self.leeway,
                 options={"require": ["exp", "iat", "iss", "aud", "sub"]},
             )
         except jwt.ExpiredSignatureError:

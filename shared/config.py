@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     keycloak_realm: str = "hotline"
     # Issuer as it appears in tokens; differs from keycloak_url behind a proxy or in compose.
     keycloak_issuer: str = ""
+    # Seconds of clock skew between Keycloak and a service accepted on a token's exp, nbf, iat.
+    token_leeway: float = Field(default=30.0, ge=0, le=300)
 
     # Where the CLI finds the services; default to the local ports.
     intake_url: str = ""

@@ -71,8 +71,7 @@ from .figures import JSON_OPTION, Figure, echo_figure
 from .workspace import say, workspace
 
 DEFAULT_SIZES = "10000,100000,1000000"
-SEQUENCE_SINGLE = 2_000
-SEQUENCE_BATCHED = 20_000
+SEQUENCED = 20_000  # events sequenced in polls for the sequencing figures; a tenth one by one
 POLL = 500  # the audit consumer's poll size
 SEED_CHUNK = 5_000
 TILE_REQUESTS = 2_000
@@ -95,9 +94,16 @@ class Row:
 @click.option(
     "--sizes", default=DEFAULT_SIZES, show_default=True, help="Log sizes, comma-separated."
 )
+@click.option(
+    "--sequenced",
+    type=click.IntRange(min=10),
+    default=SEQUENCED,
+    show_default=True,
+    help="Events sequenced in polls for the sequencing figures (a tenth more one by one).",
+)
 @click.option("--mongo-url", help="Use this MongoDB wire server instead of starting nx-27017.")
 @JSON_OPTION
-def bench_audit(sizes: str, mongo_url: str | None, as_json: bool) -> None:
+def bench_audit(sizes: str, sequenced: int, mongo_url: str | None, as_json: bool) -> None:
     """Sequencing rate, tile-serving rate, proof time and full verification time.
 
     The default sizes take about five minutes on two cores; `--sizes 10000` is a quick look.
@@ -109,7 +115,7 @@ def bench_audit(sizes: str, mongo_url: str | None, as_json: bool) -> None:
     if not wanted or min(wanted) < 1:
         raise click.BadParameter("at least one size, each 1 or more", param_hint="--sizes")
     with workspace(mongo_url) as settings:
-        single, batched = asyncio.run(_sequencing_rates(settings))
+        single, batched = asyncio.run(_sequencing_rates(settings, sequenced))
         rows = [_measure_size(settings, size) for size in wanted]
     if as_json:
         for figure in _figures(single, batched, rows):
@@ -223,20 +229,20 @@ async def _open_store(settings: Settings, database: str) -> tuple[Store, Any]:
     return store, Sequencer(store)
 
 
-async def _sequencing_rates(settings: Settings) -> tuple[float, float]:
-    """Events/s through `sequence` (one by one) and `sequence_many` (polls of 500)."""
+async def _sequencing_rates(settings: Settings, sequenced: int) -> tuple[float, float]:
+    """Events/s through `sequence` (`sequenced` / 10 one by one) and `sequence_many`
+    (`sequenced` in polls of 500)."""
     workload = Workload()
     store, sequencer = await _open_store(settings, "bench_sequencing")
+    singly = sequenced // 10
     try:
-        events = list(workload.events(SEQUENCE_SINGLE + SEQUENCE_BATCHED))
-        say(
-            f"sequencing {SEQUENCE_SINGLE} events one by one, {SEQUENCE_BATCHED} in polls of {POLL}"
-        )
+        events = list(workload.events(singly + sequenced))
+        say(f"sequencing {singly} events one by one, {sequenced} in polls of {POLL}")
         started = time.perf_counter()
-        for event in events[:SEQUENCE_SINGLE]:
+        for event in events[:singly]:
             await sequencer.sequence(event)
-        single = SEQUENCE_SINGLE / (time.perf_counter() - started)
-        batched_events = events[SEQUENCE_SINGLE:]
+        single = singly / (time.perf_counter() - started)
+        batched_events = events[singly:]
         started = time.perf_counter()
         for first in range(0, len(batched_events), POLL):
             await sequencer.sequence_many(batched_events[first : first + POLL])

@@ -30,6 +30,7 @@ from hotline.cli.engines.local import LocalSystem
 from hotline.shared.envelope import open_envelope
 from hotline.shared.keys import b64encode, generate_keypair, key_id
 from hotline.shared.receipt import derive_receipt, normalise_receipt
+from hotline.shared.registry import REGISTRY_VERSION
 from hotline.shared.reports import routing_metadata
 from tests.support.audit import Org, publish_events
 from tests.support.browser import REPO, Watch, chromium, phone, screenshot, storage_left
@@ -85,7 +86,9 @@ class World:
 
     def slip_buyer_key_into_the_registry(self, factory: str, kid: str, public: str) -> None:
         """A buyer with this key, linked to `factory`, written straight into the database:
-        no registry API, no outbox, so no `key.registered` event reaches the log."""
+        no registry API, no outbox, so no `key.registered` event reaches the log. As anyone who
+        can write the database could, it bumps the registry's write count, so intake reads the
+        registry again at its next request (otherwise within TRUSTED_SECONDS)."""
         buyer = unique_buyer_id()
         client: MongoClient[dict[str, Any]] = MongoClient(self.system.settings.mongo_url)
         with client:
@@ -94,6 +97,9 @@ class World:
                 {"_id": buyer, "name": "Slipped", "key_id": kid, "public_key": public}
             )
             db.links.insert_one({"_id": f"{buyer}|{factory}", "buyer": buyer, "factory": factory})
+            db[REGISTRY_VERSION].update_one(
+                {"_id": REGISTRY_VERSION}, {"$inc": {"writes": 1}}, upsert=True
+            )
 
     def offered_with(self, factory: str, kid: str, *, proven: bool) -> dict[str, Any] | None:
         """Intake's recipients of `factory` once they offer `kid`, with a proof of it exactly

@@ -402,12 +402,20 @@ async def test_validly_signed_but_wrong_claims_are_401(
     assert response.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
 
 
-async def test_expiry_leeway(
-    harness: Harness, realm_test_key: RealmKey, test_settings: Settings
+async def test_a_token_is_accepted_within_the_leeway_after_its_exp_and_refused_after(
+    keycloak_engine: ManagedProcess, realm_test_key: RealmKey, test_settings: Settings
 ) -> None:
-    just_expired = good_claims(test_settings, exp=int(time.time()) - 10)
-    token = sign(just_expired, realm_test_key.private_key, realm_test_key.kid)
-    assert (await harness.me(token)).status_code == 200
+    """With the default 30 s of clock skew (the test session's services run with 2)."""
+    default = Settings.model_fields["token_leeway"].default
+    assert default == 30.0
+    harness = await make_harness(test_settings.model_copy(update={"token_leeway": default}))
+    try:
+        for expired_ago, status in ((10, 200), (40, 401)):
+            claims = good_claims(test_settings, exp=int(time.time()) - expired_ago)
+            token = sign(claims, realm_test_key.private_key, realm_test_key.kid)
+            assert (await harness.me(token)).status_code == status, expired_ago
+    finally:
+        await harness.aclose()
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -49,7 +49,6 @@ from hotline.cli.engines.keycloak import password_token
 from hotline.cli.engines.local import LocalSystem
 from hotline.cli.engines.process import free_port
 from hotline.cli.reports import seal_report
-from hotline.shared.auth import LEEWAY
 from hotline.shared.config import Settings
 from hotline.shared.envelope import seal_envelope
 from hotline.shared.keys import b64decode_strict, key_id
@@ -492,8 +491,8 @@ def world(system: LocalSystem) -> Iterator[World]:
         )
         exp = claims_of(expired)["exp"]
         wait_for(
-            lambda: time.time() > exp + LEEWAY + 1,
-            timeout=LEEWAY + WAIT,
+            lambda: time.time() > exp + settings.token_leeway + 1,
+            timeout=settings.token_leeway + WAIT,
             what="the short-lived token to expire, the services' leeway included",
         )
         yield World(

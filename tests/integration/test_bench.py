@@ -13,7 +13,7 @@ from tests.support.cli import hotline
 
 
 def test_bench_audit_prints_every_figure_for_each_size() -> None:
-    result = hotline("bench", "audit", "--sizes", "100,300")
+    result = hotline("bench", "audit", "--sizes", "100,300", "--sequenced", "2000")
     out = result.stdout
     assert re.search(r"one event per write\s*:\s*[\d,]+ events/s", out)
     assert re.search(r"batches of 500 \(consumer\):\s*[\d,]+ events/s", out)
