@@ -6,15 +6,16 @@
 # data directory and free ports of its own (tests/conftest.py), each ending with its own
 # privacy sweep over its own data: most tests wait on the engines, so two sessions keep both
 # cores busy (about 23 minutes one after the other; docs/decisions.md "Two test sessions").
-# Their output is prefixed [1] and [2]; the script fails if either fails. With arguments it
-# is one session, as `pytest ARGS`: `scripts/test.sh tests/unit`, `scripts/test.sh -k slice`.
+# Their output is prefixed [1] and [2], the type check beside them [types]; the script fails if
+# any fails. With arguments it type-checks, then is one session, as `pytest ARGS`:
+# `scripts/test.sh tests/unit`, `scripts/test.sh -k slice`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh
 scripts/install-browser.sh  # Debian's Chromium and fonts, for the pages' browser tests
 .venv/bin/ruff check shared services cli deploy tests
-scripts/typecheck.sh
 if [[ $# -gt 0 ]]; then
+  scripts/typecheck.sh
   exec .venv/bin/pytest -q "$@"
 fi
 
@@ -34,11 +35,16 @@ session() {  # session NAME ARGS...: pytest ARGS, each line of its output prefix
   .venv/bin/pytest -q "$@" 2>&1 | sed -u "s/^/[$name] /"
   return "${PIPESTATUS[0]}"
 }
+# The type check runs beside them (it takes half a minute of one core while the sessions
+# mostly wait for their engines to start).
+scripts/typecheck.sh 2>&1 | sed -u "s/^/[types] /" &
+types=$!
 session 1 "${first[@]}" &
 one=$!
 session 2 "${second[@]}" "$sweep" &
 two=$!
 status=0
+wait "$types" || status=$?
 wait "$one" || status=$?
 wait "$two" || status=$?
 exit "$status"
