@@ -15,6 +15,7 @@ import click
 
 from hotline.shared.config import Settings
 from hotline.shared.keys import CryptoError, b64decode_strict
+from hotline.triage.contract import INITIAL_STATUS, STATUSES
 
 from .conversation import (
     JSON_OPTION,
@@ -25,7 +26,8 @@ from .conversation import (
 )
 from .session import bearer_token, call
 
-STATUSES = ("acknowledged", "investigating", "remediation", "resolved", "closed")
+# Where an operator can move a case: every status but the one triage records it in.
+MOVES = tuple(status for status in STATUSES if status != INITIAL_STATUS)
 
 
 @click.command("claim")
@@ -45,7 +47,7 @@ def cases_claim(case_id: str, force: bool, as_json: bool) -> None:
 
 @click.command("status")
 @click.argument("case_id")
-@click.argument("status", type=click.Choice(STATUSES))
+@click.argument("status", type=click.Choice(MOVES))
 @click.option("--reason", help="Why (required to resolve or close a case).")
 @JSON_OPTION
 def cases_status(case_id: str, status: str, reason: str | None, as_json: bool) -> None:

@@ -52,7 +52,6 @@ from hotline.shared.tlog.errors import TlogError
 from hotline.shared.tlog.hashing import leaf_hash
 from hotline.shared.tlog.note import Ed25519Verifier, parse_verifier_key
 
-from .audit import LogClient
 from .session import bearer_token, call
 
 DEFAULT_DIR = Path("digests")
@@ -461,6 +460,8 @@ def digest_key(folder: Folder, given: str | None, notify_url: str) -> Ed25519Ver
         return key
     if folder.vkey is not None:
         return _verifier(folder.vkey, str(folder.path / STATE_FILE))
+    from .audit import LogClient  # here: the log's reader is loaded only by commands that read it
+
     client = LogClient(notify_url)
     try:
         served = client.get("vkey")
@@ -485,6 +486,8 @@ def audit_problems(audit_url: str, digests: Sequence[CheckedDigest]) -> list[str
     that is not among `digests`."""
     if not digests:
         return []
+    from .audit import LogClient  # as above
+
     client = LogClient(audit_url)
     ordered = sorted(digests, key=lambda d: d.seq)
     paths = [_entries_path(d.buyer, d.seq) for d in ordered]

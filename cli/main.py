@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import signal
 import time
@@ -16,25 +17,19 @@ from hotline.shared.envelope import EnvelopeError, open_envelope
 from hotline.shared.events import Severity
 from hotline.shared.keys import (
     CryptoError,
-    b64encode,
-    load_public_key,
     public_key_path,
     write_keypair,
 )
-from hotline.shared.registry import SCHEDULES
 from hotline.shared.reports import routing_metadata
 from hotline.shared.taxonomy import categories as taxonomy_categories
 from hotline.shared.taxonomy import category_codes
-from hotline.triage.cases import MAX_PAGE, Status
+from hotline.triage.contract import MAX_PAGE, Status
 
-from .audit import audit
-from .bench import bench
 from .casework import CASEWORK_COMMANDS
 from .conversation import BUYER_COMMANDS, OPERATOR_COMMANDS
 from .digests import BUYER_DIGEST_COMMANDS
 from .options import KEY_OPTION, private_key
 from .reports import seal_report
-from .retention import retention
 from .session import (
     CLI_CLIENT_ID,
     bearer_token,
@@ -44,8 +39,6 @@ from .session import (
     token_request,
     token_user,
 )
-from .stats import stats
-from .webhooks import webhooks
 
 DEMO_USERS = {
     "admin": "platform-admin",
@@ -57,7 +50,39 @@ DEMO_USERS = {
 }
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose heavier subcommands are imported only when one of them runs (or help
+    lists them), so that every other `hotline` command starts without loading them: the
+    benchmarks, the audit verifier and the registry's database driver cost most of a second
+    of a loaded machine's CPU per command (click's documented lazy-loading pattern)."""
+
+    def __init__(self, *args: Any, lazy: dict[str, str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy  # command name -> "module:attribute"
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.lazy:
+            return super().get_command(ctx, cmd_name)
+        module, attribute = self.lazy[cmd_name].split(":")
+        command = getattr(importlib.import_module(module, __package__), attribute)
+        assert isinstance(command, click.Command), self.lazy[cmd_name]
+        return command
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy={
+        "admin": ".admin:admin",
+        "audit": ".audit:audit",
+        "bench": ".bench:bench",
+        "stats": ".stats:stats",
+        "webhooks": ".webhooks:webhooks",
+    },
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(package_name="hotline")
 def cli() -> None:
     """Hotline: a secure, anonymous grievance channel for factory workers."""
@@ -263,158 +288,6 @@ def keys_generate(out: Path) -> None:
     click.echo(kid)
     click.echo(f"private key: {out} (keep it secret)", err=True)
     click.echo(f"public key:  {public_key_path(out)} (register this one)", err=True)
-
-
-# --- admin -------------------------------------------------------------------------------
-
-
-@cli.group()
-def admin() -> None:
-    """Platform administration (role platform-admin)."""
-
-
-@admin.group("factory")
-def admin_factory() -> None:
-    """Factories."""
-
-
-@admin_factory.command("add")
-@click.argument("code")
-@click.option("--name", required=True, help="The factory's name.")
-@click.option("--country", required=True, help="ISO 3166 alpha-2 country code, e.g. CN.")
-@click.option("--city", default="", help="The factory's city (workers search by name and city).")
-def admin_factory_add(code: str, name: str, country: str, city: str) -> None:
-    """Register factory CODE (e.g. F-001)."""
-    s = Settings()
-    call(
-        "POST",
-        f"{s.triage_url}/api/admin/factories",
-        auth=bearer_token(s),
-        json_body={"code": code, "name": name, "country": country, "city": city},
-    )
-    click.echo(f"factory {code} added")
-
-
-@admin.group("buyer")
-def admin_buyer() -> None:
-    """Buyers (brands) and their public keys."""
-
-
-@admin_buyer.command("add")
-@click.argument("buyer_id")
-@click.option("--name", required=True, help="The buyer's name.")
-@click.option(
-    "--public-key-file",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The public key file (NAME.key.pub from `hotline keys generate`), never the private.",
-)
-def admin_buyer_add(buyer_id: str, name: str, public_key_file: Path) -> None:
-    """Register buyer BUYER_ID (its Keycloak `org`) with its public key."""
-    s = Settings()
-    result = call(
-        "POST",
-        f"{s.triage_url}/api/admin/buyers",
-        auth=bearer_token(s),
-        json_body={
-            "buyer_id": buyer_id,
-            "name": name,
-            "public_key": _public_key_text(public_key_file),
-        },
-    )
-    click.echo(f"buyer {buyer_id} added, key {result['key_id']}")
-
-
-@admin_buyer.command("rotate-key")
-@click.argument("buyer_id")
-@click.option(
-    "--public-key-file",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The buyer's NEW public key file (NAME.key.pub from `hotline keys generate`).",
-)
-def admin_buyer_rotate_key(buyer_id: str, public_key_file: Path) -> None:
-    """Give buyer BUYER_ID a new key and revoke its current one.
-
-    Reports are sealed to the new key from now on; a report sealed to the revoked key is
-    refused. The buyer keeps its old private key to open what it received before.
-    """
-    s = Settings()
-    result = call(
-        "POST",
-        f"{s.triage_url}/api/admin/buyers/{buyer_id}/keys",
-        auth=bearer_token(s),
-        json_body={"public_key": _public_key_text(public_key_file)},
-    )
-    click.echo(
-        f"buyer {buyer_id}: key {result['key_id']} is current, "
-        f"{result['revoked_key_ids'][-1]} revoked"
-    )
-
-
-@admin_buyer.command("schedule")
-@click.argument("buyer_id")
-@click.argument("schedule", type=click.Choice(SCHEDULES))
-def admin_buyer_schedule(buyer_id: str, schedule: str) -> None:
-    """Issue buyer BUYER_ID's digest daily (the default) or weekly.
-
-    Critical cases and escalations are sent at once whatever the schedule.
-    """
-    s = Settings()
-    result = call(
-        "PUT",
-        f"{s.triage_url}/api/admin/buyers/{buyer_id}/schedule",
-        auth=bearer_token(s),
-        json_body={"schedule": schedule},
-    )
-    click.echo(f"buyer {buyer_id}: digest {result['schedule']}")
-
-
-@admin.command("link")
-@click.argument("buyer_id")
-@click.argument("factory_code")
-def admin_link(buyer_id: str, factory_code: str) -> None:
-    """Link a buyer to a factory it buys from: its reports reach that buyer."""
-    s = Settings()
-    call(
-        "POST",
-        f"{s.triage_url}/api/admin/links",
-        auth=bearer_token(s),
-        json_body={"buyer_id": buyer_id, "factory": factory_code},
-    )
-    click.echo(f"{buyer_id} linked to {factory_code}")
-
-
-@admin.group("operator-key")
-def admin_operator_key() -> None:
-    """The hotline operator's public keys."""
-
-
-@admin_operator_key.command("add")
-@click.option(
-    "--public-key-file",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The public key file (NAME.key.pub from `hotline keys generate`), never the private.",
-)
-def admin_operator_key_add(public_key_file: Path) -> None:
-    """Register an operator public key: every report is sealed to it."""
-    s = Settings()
-    result = call(
-        "POST",
-        f"{s.triage_url}/api/admin/operator-keys",
-        auth=bearer_token(s),
-        json_body={"public_key": _public_key_text(public_key_file)},
-    )
-    click.echo(f"operator key {result['key_id']} added")
-
-
-def _public_key_text(path: Path) -> str:
-    """The base64 public key in key file `path`; a private key file is refused here."""
-    try:
-        return b64encode(load_public_key(path))
-    except CryptoError as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 # --- reports -----------------------------------------------------------------------------
@@ -641,11 +514,6 @@ ATTACHMENT_SUFFIXES = {
 }
 
 
-cli.add_command(audit)
-cli.add_command(bench)
-cli.add_command(webhooks)
-admin.add_command(retention)
-cli.add_command(stats)
 for command in CASEWORK_COMMANDS:
     cases.add_command(command)
 for command in OPERATOR_COMMANDS:

@@ -1,5 +1,5 @@
 """`hotline admin retention ...`: the retention policy of an organisation (role
-platform-admin), registered into the `admin` group by cli/main.py.
+platform-admin), registered into the `admin` group by cli/admin.py.
 
 A policy says how many days after a case is closed its identity envelope is deleted, and
 how many days until everything sealed of it (content, attachments, the conversation) is.

@@ -1,7 +1,7 @@
 """The operator's case API (role triage-analyst), and the one place a case's status changes.
 
 Statuses (issue 17's contract): a case is `received` when triage records it and
-`acknowledged` once an operator's acknowledgement is posted; `TRANSITIONS` is the rest of
+`acknowledged` once an operator's acknowledgement is posted; `contract.TRANSITIONS` is the rest of
 the state machine (services/triage/workflow.py moves a case along it). Every change of a
 case document goes through `update_case`: one guarded outbox write carrying its events (a
 `case.status-changed` for a new status), decided again on the fresh document when another
@@ -31,24 +31,10 @@ from hotline.shared.service import Runtime
 from hotline.shared.store import Document
 
 from .collections import QUEUE_KEY_FILTERS, TRIAGE_CASES
+from .contract import DEFAULT_PAGE, MAX_PAGE, TRANSITIONS, Status
 
 cases = APIRouter(prefix="/api/cases", tags=["cases"])
 
-# Every status a case can have (issue 17 contract, section 2), in workflow order.
-STATUSES = ("received", "acknowledged", "investigating", "remediation", "resolved", "closed")
-INITIAL_STATUS = "received"
-# The state machine (status -> statuses it may become): forward one step at a time to
-# resolved, or closed (with a reason) from any open status; resolved and closed are final.
-OPEN_STATUSES = ("received", "acknowledged", "investigating", "remediation")
-FINAL_STATUSES = ("resolved", "closed")
-TRANSITIONS: dict[str, frozenset[str]] = {
-    "received": frozenset({"acknowledged", "closed"}),
-    "acknowledged": frozenset({"investigating", "closed"}),
-    "investigating": frozenset({"remediation", "closed"}),
-    "remediation": frozenset({"resolved", "closed"}),
-    "resolved": frozenset(),
-    "closed": frozenset(),
-}
 UPDATE_ATTEMPTS = 20  # guarded writes lost to concurrent writers before giving up
 
 
@@ -84,9 +70,6 @@ class CaseQueue(BaseModel):
 # (ISO due times of one format sort as text). A page is then one range read of what it returns. A
 # combination of filters without a key of its own is read along the range of the key that
 # covers the most of them (so it reads past the cases the other filters leave out).
-Status = Literal["received", "acknowledged", "investigating", "remediation", "resolved", "closed"]
-DEFAULT_PAGE = 50
-MAX_PAGE = 200
 
 
 @dataclass(frozen=True)

@@ -58,8 +58,9 @@ from hotline.shared.events import (
 from hotline.shared.service import Runtime
 from hotline.shared.store import Document
 
-from .cases import FINAL_STATUSES, Change, update_case
+from .cases import Change, update_case
 from .collections import CLOCK_KEY_PREFIX, TRIAGE_CASES
+from .contract import FINAL_STATUSES
 
 log = logging.getLogger("hotline.triage.clocks")
 

@@ -40,7 +40,7 @@ from hotline.shared.web import (
     origin_of,
 )
 
-from .cases import STATUSES, TRANSITIONS
+from .contract import STATUSES, TRANSITIONS
 
 HERE = Path(__file__).parent
 # English only so far; the catalogue is the template's own texts (a header-only .po), so the

@@ -34,9 +34,10 @@ from hotline.shared.roles import Role
 from hotline.shared.service import Runtime
 from hotline.shared.store import Document
 
-from .cases import INITIAL_STATUS, Change, queue_keys, status_change, update_case
+from .cases import Change, queue_keys, status_change, update_case
 from .clocks import clock_changes, initial_clocks, restarted_by_acknowledgement, stopped_by_message
 from .collections import TRIAGE_CASES
+from .contract import INITIAL_STATUS
 from .incidents import NewCase, link_all, plan_links
 from .messages import record_message
 from .retention import delete_copies

@@ -52,8 +52,9 @@ from hotline.shared.deps import FactoryManagerDep, OperatorOrComplianceDep, Role
 from hotline.shared.registry import FACTORY_CODE
 from hotline.shared.service import Runtime
 
-from .cases import FINAL_STATUSES, key_prefix, prefix_end, queue_key_for
+from .cases import key_prefix, prefix_end, queue_key_for
 from .collections import TRIAGE_CASES
+from .contract import FINAL_STATUSES
 
 stats = APIRouter(prefix="/api/stats", tags=["statistics"])
 

@@ -1,5 +1,5 @@
 """The operator's work on a case (role triage-analyst): claiming it, moving it through the
-state machine (`cases.TRANSITIONS`), and reading what happened to it.
+state machine (`contract.TRANSITIONS`), and reading what happened to it.
 
 - `POST /api/cases/{id}/claim` {"force"?}: the operator (their Keycloak subject) becomes the
   assignee; 409 if another operator holds the case, unless `force` takes it over.
@@ -26,7 +26,7 @@ deletion clears it (retention.py).
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Literal
 
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
@@ -36,28 +36,16 @@ from hotline.shared.deps import OperatorDep, Role, RuntimeDep
 from hotline.shared.events import CaseStatusChanged, coarse_now, new_event
 from hotline.shared.store import Document
 
-from .cases import (
-    FINAL_STATUSES,
-    NO_SUCH_CASE,
-    STATUSES,
-    TRANSITIONS,
-    Change,
-    case_or_404,
-    update_case,
-)
+from .cases import NO_SUCH_CASE, Change, case_or_404, update_case
 from .clocks import clock_changes, restarted_by_acknowledgement, stopped_by, stopped_by_status
 from .collections import OPERATOR_KEYS, RETENTION_KEY_PREFIX
+from .contract import FINAL_STATUSES, STATUSES, TRANSITIONS, Status
 
 workflow = APIRouter(prefix="/api/cases", tags=["workflow"])
 
 VERSION_DIGITS = 9
 NEEDS_REASON = frozenset({"resolved", "closed"})
 MAX_REASON = 500  # characters: a sentence or two, not a report
-
-CaseStatus = Literal[
-    "received", "acknowledged", "investigating", "remediation", "resolved", "closed"
-]
-assert set(get_args(CaseStatus)) == set(STATUSES), "the API names every status"
 
 
 class ClaimRequest(BaseModel):
@@ -67,7 +55,7 @@ class ClaimRequest(BaseModel):
 
 class StatusRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    status: CaseStatus
+    status: Status
     reason: str | None = Field(default=None, max_length=MAX_REASON)
 
 

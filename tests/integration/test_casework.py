@@ -35,7 +35,7 @@ from hotline.shared.keys import b64decode_strict, key_id, load_private_key, publ
 from hotline.shared.messages import message_routing
 from hotline.shared.receipt import DerivedReceipt, derive_receipt
 from hotline.shared.roles import Role
-from hotline.triage.cases import STATUSES, TRANSITIONS
+from hotline.triage.contract import STATUSES, TRANSITIONS
 from hotline.triage.rules import RULES_FILE, current_rules, load_rules, rate
 from tests.support.cli import hotline, hotline_json
 from tests.support.realm import add_user
