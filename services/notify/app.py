@@ -23,7 +23,7 @@ from hotline.shared.service import Runtime, add_health, service_lifespan
 from hotline.shared.web import MAX_API_BODY, BodyLimit
 
 from .collections import COLLECTIONS
-from .consumer import REPORTS, TOPICS, add_all_to_digests, handle_event
+from .consumer import BATCHED, TOPICS, apply_poll, handle_event
 from .digests import digests, vkey
 from .issuance import Issuer
 from .pages import install_pages
@@ -47,8 +47,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             TOPICS,
             lambda event: handle_event(issuer, event),
             deduplicate=False,  # idempotent by construction: records keyed by buyer and case
-            # a poll's reports: each buyer's records in one insert
-            batch=Batch(REPORTS, lambda events: add_all_to_digests(issuer, events)),
+            # a poll's reports and case events: each buyer's records in one insert
+            batch=Batch(BATCHED, lambda events: apply_poll(issuer, events)),
         )
         runtime.background("digest-scheduler", issuer.scheduler)
         setup_webhooks(runtime)  # queues each issued digest and alert, delivers them

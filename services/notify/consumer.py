@@ -14,9 +14,12 @@
 Idempotent by construction: records are keyed by buyer and case (and the event, for a
 change), the state is set, not counted, and issuance takes only what is pending.
 
-The reports of a poll are recorded together (`add_all_to_digests`): each buyer's records in
-one ordered insert, numbered as one run, instead of about eight round trips per report (on
-nx-27017 every write is a disk sync). The other events go one by one.
+A poll is applied together (`apply_poll`): its reports (`add_all_to_digests`: each buyer's
+records in one ordered insert, numbered as one run, instead of about eight round trips per
+report; on nx-27017 every write is a disk sync), then its case events (`apply_case_events`:
+the states read once, each buyer's "changed" records in one insert, each case's state set
+once). The two are different topics, which Kafka orders neither way, and each side writes
+first and reads the other after. Deletions go one by one.
 """
 
 from __future__ import annotations
@@ -44,7 +47,15 @@ from .issuance import Issuer, is_critical
 
 log = logging.getLogger("hotline.notify")
 
-REPORTS = frozenset({EventType.REPORT_SUBMITTED.value})  # what the consumer takes in batches
+REPORTS = frozenset({EventType.REPORT_SUBMITTED.value})
+CASE_EVENTS = frozenset(
+    {
+        EventType.CASE_TRIAGED.value,
+        EventType.CASE_ESCALATED.value,
+        EventType.CASE_STATUS_CHANGED.value,
+    }
+)
+BATCHED = REPORTS | CASE_EVENTS  # what the consumer applies a poll at a time (`apply_poll`)
 TOPICS = [
     topic_for(EventType.REPORT_SUBMITTED),
     topic_for(EventType.CASE_TRIAGED),
@@ -62,6 +73,16 @@ async def handle_event(issuer: Issuer, event: Event) -> None:
         await delete_copies(issuer.store, event)
     else:
         await apply_case_event(issuer, event)
+
+
+async def apply_poll(issuer: Issuer, events: Sequence[Event]) -> None:
+    """The reports of a poll's `BATCHED` events, then its case events (module docstring)."""
+    reports = [event for event in events if event.type in REPORTS]
+    if reports:
+        await add_all_to_digests(issuer, reports)
+    changes = [event for event in events if event.type in CASE_EVENTS]
+    if changes:
+        await apply_case_events(issuer, changes)
 
 
 async def add_to_digests(issuer: Issuer, event: Event) -> None:
@@ -117,12 +138,28 @@ def case_fields(event: Event) -> dict[str, Any]:
 
 async def apply_case_event(issuer: Issuer, event: Event) -> None:
     """The case's new state, the buyers' "changed" records, and urgent digests."""
-    case_id = event.subject
-    fields = case_fields(event)
-    visible = issuer.changes_visible(await issuer.case_state(case_id), fields)
-    if visible:
-        await issuer.record_change(case_id, event.id)
-    await issuer.set_case_state(case_id, fields)
-    if visible:
-        await issuer.record_change(case_id, event.id)
-    await issuer.urgent(case_id, await issuer.buyers_of_case(case_id))
+    await apply_case_events(issuer, [event])
+
+
+async def apply_case_events(issuer: Issuer, events: Sequence[Event]) -> None:
+    """`apply_case_event` for case events in partition order: the states read once, each
+    event judged against the state the events before it left; the "changed" records of
+    those a digest shows written before the states are set and again after (for a report
+    recorded meanwhile: `_record_all` skips those already there); then urgent digests."""
+    case_ids = list(dict.fromkeys(event.subject for event in events))
+    states = await issuer.case_states(case_ids)
+    fields_of: dict[str, dict[str, Any]] = {}  # case id -> what the events set of its state
+    changes: list[tuple[str, str]] = []  # (case id, event id) of each event a digest shows
+    for event in events:
+        fields = case_fields(event)
+        now = {**states.get(event.subject, {}), **fields_of.get(event.subject, {})}
+        if issuer.changes_visible(now, fields):
+            changes.append((event.subject, event.id))
+        fields_of.setdefault(event.subject, {}).update(fields)
+    await issuer.record_changes(changes)
+    for case_id, fields in fields_of.items():
+        await issuer.set_case_state(case_id, fields)
+    await issuer.record_changes(changes)
+    buyers = await issuer.buyers_of_cases(case_ids)
+    for case_id in case_ids:
+        await issuer.urgent(case_id, buyers.get(case_id, []))

@@ -204,46 +204,42 @@ class Issuer:
                 {"$set": {"content": None, "attachments": []}},
             )
 
-    async def record_change(self, case_id: str, event_id: str) -> list[str]:
-        """A "changed" record of the case for every buyer that has its report; the buyers."""
+    async def record_changes(self, changes: Sequence[tuple[str, str]]) -> None:
+        """A "changed" record of each (case id, event id) of `changes` for every buyer that
+        has the case's report, in order: the reports read in one query, each buyer's
+        records in one ordered insert."""
+        case_ids = list(dict.fromkeys(case_id for case_id, _ in changes))
+        if not case_ids:
+            return
         found = self._collection(NOTIFY_ITEMS.name).find(
-            {"case_id": case_id, "change": "new"}, ROUTING
+            {"case_id": {"$in": case_ids}, "change": "new"}, {**ROUTING, "case_id": 1}
         )
-        buyers = []
-        for new in await found.to_list(None):
-            record = {
-                **{key: new[key] for key in ROUTING if key != "buyer"},
-                "_id": f"{new['buyer']}:{case_id}:{event_id}",
-                "case_id": case_id,
-                "change": "changed",
-            }
-            await self._record(new["buyer"], record)
-            buyers.append(new["buyer"])
-        return buyers
-
-    async def buyers_of_case(self, case_id: str) -> list[str]:
-        """The buyers that have the case's report among their records."""
-        found = self._collection(NOTIFY_ITEMS.name).find(
-            {"case_id": case_id, "change": "new"}, {"buyer": 1}
-        )
-        return [doc["buyer"] for doc in await found.to_list(None)]
-
-    async def _record(self, buyer_id: str, record: Document) -> bool:
-        """Insert `record` as the buyer's next n; False if its `_id` is recorded already."""
-        items = self._collection(NOTIFY_ITEMS.name)
-        for _ in range(ATTEMPTS):
-            if await items.find_one({"_id": record["_id"]}, {"_id": 1}) is not None:
-                return False
-            last = await items.find_one(after(buyer_id, 0), {"n": 1}, sort=[("slot", -1)])
-            n = 1 if last is None else int(last["n"]) + 1
-            try:
-                await items.insert_one(
-                    {**record, "buyer": buyer_id, "n": n, "slot": slot(buyer_id, n)}
+        reports: dict[str, list[Document]] = {}  # case id -> its buyers' "new" records
+        async for new in found:
+            reports.setdefault(new["case_id"], []).append(new)
+        records: dict[str, list[Document]] = {}  # buyer -> its "changed" records, in order
+        for case_id, event_id in changes:
+            for new in reports.get(case_id, []):
+                records.setdefault(new["buyer"], []).append(
+                    {
+                        **{key: new[key] for key in ROUTING if key != "buyer"},
+                        "_id": f"{new['buyer']}:{case_id}:{event_id}",
+                        "case_id": case_id,
+                        "change": "changed",
+                    }
                 )
-                return True
-            except DuplicateKeyError:
-                continue  # n was taken meanwhile (or this very record was): decide again
-        raise IssuanceConflict(f"recording for buyer {buyer_id} lost {ATTEMPTS} races")
+        for buyer_id, changed in records.items():
+            await self._record_all(buyer_id, changed)
+
+    async def buyers_of_cases(self, case_ids: Sequence[str]) -> dict[str, list[str]]:
+        """The buyers that have each case's report among their records (one read)."""
+        found = self._collection(NOTIFY_ITEMS.name).find(
+            {"case_id": {"$in": list(case_ids)}, "change": "new"}, {"buyer": 1, "case_id": 1}
+        )
+        buyers: dict[str, list[str]] = {}
+        async for doc in found:
+            buyers.setdefault(doc["case_id"], []).append(doc["buyer"])
+        return buyers
 
     async def _record_all(self, buyer_id: str, records: Sequence[Document]) -> list[Document]:
         """Insert `records` as the buyer's next numbers, in order, in one ordered insert (as

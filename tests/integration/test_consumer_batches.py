@@ -3,7 +3,9 @@ for the runner, the real Kafka: the same effects as one event at a time, exactly
 redelivery, and a poison event in a batch dead-lettered while the others are applied.
 
 - notify: each buyer's records of a batch are numbered as one run after what it had, without
-  gap, each report once, however often the batch (or a part of it) is delivered again;
+  gap, each report once, however often the batch (or a part of it) is delivered again; a
+  poll's case events leave the same records and state as the same events one at a time, and
+  a critical case's urgent digest once;
 - triage: a batch of reports at one factory and category makes one incident whose members
   are each linked once (one `incident.linked` in its outbox per case, every case marked),
   and a redelivered batch changes nothing;
@@ -22,7 +24,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from hotline.cli.engines.process import ManagedProcess
-from hotline.notify.consumer import add_all_to_digests, add_to_digests
+from hotline.notify.consumer import add_all_to_digests, add_to_digests, apply_case_event, apply_poll
 from hotline.shared import registry
 from hotline.shared.bus import Batch, make_producer, publish
 from hotline.shared.config import Settings
@@ -34,7 +36,14 @@ from hotline.triage.collections import COLLECTIONS as TRIAGE_COLLECTIONS
 from hotline.triage.consumer import triage_reports
 from hotline.triage.incidents import THRESHOLD
 from tests.integration.test_bus import find_record, holding
-from tests.support.digests import NotifyStore, notify_store, report_event
+from tests.support.digests import (
+    NotifyStore,
+    escalated_event,
+    notify_store,
+    report_event,
+    status_event,
+    triaged_event,
+)
 from tests.support.registry import Party
 from tests.support.waiting import async_wait_for
 
@@ -100,6 +109,82 @@ async def test_a_redelivered_batch_records_nothing_twice(setting: NotifyStore) -
         **{e.subject: n for n, e in enumerate(first, start=1)},
         late.subject: 4,
     }, "the new report after them, and nothing else"
+
+
+def _case_history(report: Event) -> list[Event]:
+    """What triage and the operator send of one case: triaged, worked, escalated, triaged
+    again as it was (a digest shows no change of that one), moved on."""
+    return [
+        triaged_event(report, "normal"),
+        status_event(report, "acknowledged"),
+        escalated_event(report),
+        triaged_event(report, "critical"),
+        status_event(report, "investigating"),
+    ]
+
+
+async def _what_the_buyer_was_told(setting: NotifyStore, case_id: str) -> dict[str, Any]:
+    """The buyer's records of the case (the change each is, in number order), the case's
+    state and how many digests were issued (one by one, the escalation's urgent digest goes
+    out before the last change, which makes a second)."""
+    records = setting.items.find({"case_id": case_id}, {"change": 1, "n": 1}).sort("n", 1)
+    state = await setting.issuer.case_state(case_id) or {}
+    return {
+        "records": [doc["change"] async for doc in records],
+        "state": {key: state.get(key) for key in ("severity", "due", "status", "escalated")},
+        "digests": await setting.digests.count_documents({}),
+    }
+
+
+async def test_a_polls_case_events_leave_what_the_same_events_one_at_a_time_leave(
+    test_settings: Settings, local_system: Any
+) -> None:
+    told = []
+    for together in (False, True):
+        async with notify_store(test_settings) as setting:
+            await registry.add_factory(setting.registry, "F-640", "Poll Knitwear", "VN")
+            operator = Party.new()
+            brand = await setting.buyer("brand", "F-640")
+            report = report_event("F-640", {"operator": operator, "brand": brand})
+            await add_to_digests(setting.issuer, report)
+            history = _case_history(report)
+            if together:
+                await apply_poll(setting.issuer, history)
+            else:
+                for event in history:
+                    await apply_case_event(setting.issuer, event)
+            told.append(await _what_the_buyer_was_told(setting, report.subject))
+    one_by_one, polled = told
+    assert polled["records"] == one_by_one["records"] and polled["state"] == one_by_one["state"]
+    assert one_by_one["digests"] == 2
+    assert polled["records"] == ["new", "changed", "changed", "changed", "changed"]
+    assert polled["state"] == {
+        "severity": "critical",
+        "due": "2026-03-04T14:00:00Z",
+        "status": "investigating",
+        "escalated": True,
+    }
+    assert polled["digests"] == 1, "one urgent digest: everything pending of the poll in it"
+
+
+async def test_a_redelivered_poll_of_case_events_records_and_issues_nothing_twice(
+    setting: NotifyStore,
+) -> None:
+    await registry.add_factory(setting.registry, "F-650", "Twice Apparel", "LK")
+    operator = Party.new()
+    brand = await setting.buyer("brand", "F-650")
+    reports = [report_event("F-650", {"operator": operator, "brand": brand}) for _ in range(2)]
+    history = [event for report in reports for event in _case_history(report)]
+    await apply_poll(setting.issuer, reports)
+    await apply_poll(setting.issuer, history)
+    recorded = {doc["_id"]: doc async for doc in setting.items.find({})}
+    digests = await setting.digests.count_documents({})
+
+    await apply_poll(setting.issuer, history)  # read again after a crash before the commit
+    await apply_poll(setting.issuer, [*reports, *history[3:]])
+
+    assert {doc["_id"]: doc async for doc in setting.items.find({})} == recorded
+    assert await setting.digests.count_documents({}) == digests >= 1
 
 
 # --- triage ------------------------------------------------------------------------------------
