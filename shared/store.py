@@ -58,6 +58,13 @@ class Collections:
 NO_COLLECTIONS = Collections("none")
 
 
+# A reply the server never sends fails the call (the driver retries a read once) instead of
+# holding it forever: nx-27017 now and then leaves one request unanswered under concurrent
+# writers (seen: five writers and two relays on one document, about one run in three on a
+# loaded machine, idle server). No single operation here takes near this long.
+SOCKET_TIMEOUT_MS = 30_000
+
+
 class Store:
     """The database handle of one process; create it in a lifespan, close it there.
 
@@ -66,7 +73,10 @@ class Store:
 
     def __init__(self, settings: Settings, collections: Collections = NO_COLLECTIONS) -> None:
         self.client: AsyncMongoClient[Document] = AsyncMongoClient(
-            settings.mongo_url, serverSelectionTimeoutMS=10_000, uuidRepresentation="standard"
+            settings.mongo_url,
+            serverSelectionTimeoutMS=10_000,
+            socketTimeoutMS=SOCKET_TIMEOUT_MS,
+            uuidRepresentation="standard",
         )
         self.db: AsyncDatabase[Document] = self.client[settings.mongo_db]
         self.collections = collections
