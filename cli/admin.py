@@ -5,7 +5,9 @@ when an admin command runs (it imports the registry's rules, and with them the d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
 
@@ -15,6 +17,18 @@ from hotline.shared.registry import SCHEDULES
 
 from .retention import retention
 from .session import bearer_token, call
+
+FC = TypeVar("FC", bound=Callable[..., object])
+
+
+def public_key_file_option(help_text: str) -> Callable[[FC], FC]:
+    """`--public-key-file`: a public key file to register (a private one is refused)."""
+    return click.option(
+        "--public-key-file",
+        required=True,
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help=help_text,
+    )
 
 
 @click.group()
@@ -52,11 +66,8 @@ def admin_buyer() -> None:
 @admin_buyer.command("add")
 @click.argument("buyer_id")
 @click.option("--name", required=True, help="The buyer's name.")
-@click.option(
-    "--public-key-file",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The public key file (NAME.key.pub from `hotline keys generate`), never the private.",
+@public_key_file_option(
+    "The public key file (NAME.key.pub from `hotline keys generate`), never the private."
 )
 def admin_buyer_add(buyer_id: str, name: str, public_key_file: Path) -> None:
     """Register buyer BUYER_ID (its Keycloak `org`) with its public key."""
@@ -76,11 +87,8 @@ def admin_buyer_add(buyer_id: str, name: str, public_key_file: Path) -> None:
 
 @admin_buyer.command("rotate-key")
 @click.argument("buyer_id")
-@click.option(
-    "--public-key-file",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The buyer's NEW public key file (NAME.key.pub from `hotline keys generate`).",
+@public_key_file_option(
+    "The buyer's NEW public key file (NAME.key.pub from `hotline keys generate`)."
 )
 def admin_buyer_rotate_key(buyer_id: str, public_key_file: Path) -> None:
     """Give buyer BUYER_ID a new key and revoke its current one.
@@ -140,11 +148,8 @@ def admin_operator_key() -> None:
 
 
 @admin_operator_key.command("add")
-@click.option(
-    "--public-key-file",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The public key file (NAME.key.pub from `hotline keys generate`), never the private.",
+@public_key_file_option(
+    "The public key file (NAME.key.pub from `hotline keys generate`), never the private."
 )
 def admin_operator_key_add(public_key_file: Path) -> None:
     """Register an operator public key: every report is sealed to it."""
