@@ -12,31 +12,33 @@ pytestmark = pytest.mark.unit
 
 
 async def test_it_returns_once_the_task_has_stopped() -> None:
-    stopped = asyncio.Event()
+    started, stopped = asyncio.Event(), asyncio.Event()
 
     async def loop() -> None:
+        started.set()
         try:
             await asyncio.Event().wait()
         finally:
             stopped.set()
 
     task = asyncio.create_task(loop())
-    await asyncio.sleep(0)
+    await started.wait()
     await cancel_and_wait(task)
     assert stopped.is_set() and task.cancelled()
 
 
 async def test_a_timeout_around_a_stop_that_hangs_times_out() -> None:
-    release = asyncio.Event()
+    started, release = asyncio.Event(), asyncio.Event()
 
     async def stubborn() -> None:
+        started.set()
         try:
             await asyncio.Event().wait()
         except asyncio.CancelledError:
             await release.wait()  # takes its time to wind down
 
     task = asyncio.create_task(stubborn())
-    await asyncio.sleep(0)
+    await started.wait()
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0.2):
             await cancel_and_wait(task)
