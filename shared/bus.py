@@ -51,7 +51,7 @@ from aiokafka.errors import KafkaError
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import ConnectionFailure, DuplicateKeyError
 
-from .aio import cancel_and_wait
+from .aio import cancel_and_wait, honour_a_lost_cancellation
 from .config import Settings
 from .events import DEAD_LETTER_TOPIC, Event, EventError, parse_event
 
@@ -378,6 +378,7 @@ class ConsumerRunner:
 
     async def _run(self, consumer: AIOKafkaConsumer) -> None:
         while True:
+            honour_a_lost_cancellation()
             polled = await consumer.getmany(
                 timeout_ms=POLL_TIMEOUT_MS, max_records=self.poll_records
             )

@@ -35,7 +35,7 @@ from pymongo import ASCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
-from .aio import cancel_and_wait
+from .aio import cancel_and_wait, honour_a_lost_cancellation
 from .bus import publish, publish_all
 from .events import Event
 from .store import DUPLICATE_KEY, Collection, Document, Store
@@ -264,6 +264,7 @@ class OutboxRelay:
 
     async def _run(self) -> None:
         while True:
+            honour_a_lost_cancellation()
             try:
                 await self.flush()
             except asyncio.CancelledError:
