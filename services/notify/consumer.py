@@ -43,7 +43,7 @@ from hotline.shared.events import (
 from hotline.shared.store import Document
 
 from .erasure import delete_copies
-from .issuance import Issuer, is_critical
+from .issuance import Issuer
 
 log = logging.getLogger("hotline.notify")
 
@@ -118,9 +118,7 @@ async def add_all_to_digests(issuer: Issuer, events: Sequence[Event]) -> None:
     cases = await issuer.case_states(list(dict.fromkeys(event.subject for event in events)))
     deleted = [case_id for case_id in recorded if "deleted" in cases.get(case_id, {})]
     await issuer.clear_records(deleted)  # a deletion is never missed: read after the insert
-    for case_id, buyers in recorded.items():
-        if is_critical(cases.get(case_id)):
-            await issuer.urgent(case_id, buyers)
+    await issuer.urgent(recorded, cases)
 
 
 def case_fields(event: Event) -> dict[str, Any]:
@@ -157,9 +155,7 @@ async def apply_case_events(issuer: Issuer, events: Sequence[Event]) -> None:
             changes.append((event.subject, event.id))
         fields_of.setdefault(event.subject, {}).update(fields)
     await issuer.record_changes(changes)
-    for case_id, fields in fields_of.items():
-        await issuer.set_case_state(case_id, fields)
+    await issuer.set_case_states(fields_of, states)
     await issuer.record_changes(changes)
-    buyers = await issuer.buyers_of_cases(case_ids)
-    for case_id in case_ids:
-        await issuer.urgent(case_id, buyers.get(case_id, []))
+    now = {case_id: {**states.get(case_id, {}), **fields_of[case_id]} for case_id in case_ids}
+    await issuer.urgent(await issuer.buyers_of_cases(case_ids), now)

@@ -298,9 +298,24 @@ class Issuer:
 
     async def set_case_state(self, case_id: str, fields: dict[str, Any]) -> None:
         """Set `fields` of the case's state (created on first use), guarded by its version."""
+        await self._set_case_state(case_id, fields, await self.case_state(case_id))
+
+    async def set_case_states(
+        self, fields_of: Mapping[str, dict[str, Any]], states: Mapping[str, Document]
+    ) -> None:
+        """`set_case_state` for each case of `fields_of`, tried first against `states` (read at
+        the start of the poll): one write per case, and a read again only when another writer
+        got there in between (the version guard refuses the write)."""
+        for case_id, fields in fields_of.items():
+            await self._set_case_state(case_id, fields, states.get(case_id))
+
+    async def _set_case_state(
+        self, case_id: str, fields: dict[str, Any], case: Document | None
+    ) -> None:
         cases = self._collection(NOTIFY_CASES.name)
-        for _ in range(ATTEMPTS):
-            case = await cases.find_one({"_id": case_id})
+        for attempt in range(ATTEMPTS):
+            if attempt:
+                case = await self.case_state(case_id)
             if case is None:
                 try:
                     await cases.insert_one({"_id": case_id, **fields, "version": 1})
@@ -443,18 +458,25 @@ class Issuer:
             issued.append(digest)
         return issued
 
-    async def urgent(self, case_id: str, buyers: Iterable[str]) -> list[Document]:
-        """If the case is critical or escalated: an urgent digest for each of `buyers` that
-        has a pending record of it."""
-        if not is_critical(await self.case_state(case_id)):
-            return []
+    async def urgent(
+        self, buyers_of_case: Mapping[str, Iterable[str]], states: Mapping[str, Document]
+    ) -> list[Document]:
+        """For the cases of `buyers_of_case` that `states` says are critical or escalated: an
+        urgent digest for each of their buyers that has a pending record of one of them (one
+        digest per buyer, however many of its cases a poll made critical)."""
+        critical_of: dict[str, list[str]] = {}  # buyer id -> its critical cases here
+        for case_id, buyers in buyers_of_case.items():
+            if is_critical(states.get(case_id)):
+                for buyer_id in dict.fromkeys(buyers):
+                    critical_of.setdefault(buyer_id, []).append(case_id)
         issued = []
-        for buyer_id in dict.fromkeys(buyers):
+        for buyer_id, case_ids in critical_of.items():
             state = await self._collection(NOTIFY_BUYER_STATE.name).find_one({"_id": buyer_id})
             if state is None:
                 continue
             pending = await self._collection(NOTIFY_ITEMS.name).find_one(
-                {"buyer": buyer_id, "case_id": case_id, "n": {"$gt": state["upto"]}}, {"_id": 1}
+                {"buyer": buyer_id, "case_id": {"$in": case_ids}, "n": {"$gt": state["upto"]}},
+                {"_id": 1},
             )
             if pending is not None:
                 issued += await self.issue_pending(buyer_id, "urgent")

@@ -187,6 +187,37 @@ async def test_a_redelivered_poll_of_case_events_records_and_issues_nothing_twic
     assert await setting.digests.count_documents({}) == digests >= 1
 
 
+async def test_a_poll_that_makes_several_of_a_buyers_cases_critical_sends_it_one_alert(
+    setting: NotifyStore,
+) -> None:
+    """A burst of urgent reports: each buyer gets one urgent digest holding all its critical
+    cases of the poll (one alert to act on), not one per case."""
+    await registry.add_factory(setting.registry, "F-660", "Burst Toys", "CN")
+    await registry.add_factory(setting.registry, "F-670", "Calm Toys", "CN")
+    operator = Party.new()
+    acme = await setting.buyer("acme", "F-660", "F-670")
+    solo = await setting.buyer("solo", "F-670")
+    burst = [report_event("F-660", {"operator": operator, "acme": acme}) for _ in range(3)]
+    calm = report_event("F-670", {"operator": operator, "acme": acme, "solo": solo})
+    elsewhere = report_event("F-670", {"operator": operator, "acme": acme, "solo": solo})
+    await apply_poll(setting.issuer, [*burst, calm, elsewhere])
+
+    await apply_poll(
+        setting.issuer,
+        [
+            *(escalated_event(report) for report in burst),
+            escalated_event(elsewhere),
+            triaged_event(calm, "normal"),
+        ],
+    )
+
+    urgent = [doc async for doc in setting.digests.find({"reason": "urgent"})]
+    cases_of = {doc["buyer"]: set(doc["cases"]) for doc in urgent}
+    assert len(urgent) == 2 and set(cases_of) == {"acme", "solo"}, "one urgent digest each"
+    assert cases_of["acme"] >= {report.subject for report in [*burst, elsewhere]}
+    assert elsewhere.subject in cases_of["solo"]
+
+
 # --- triage ------------------------------------------------------------------------------------
 
 
