@@ -33,12 +33,11 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from pymongo import ASCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError
 
 from .aio import cancel_and_wait, honour_a_lost_cancellation
 from .bus import publish, publish_all
 from .events import Event
-from .store import DUPLICATE_KEY, Collection, Document, Store
+from .store import Collection, Document, Store, insert_new
 
 log = logging.getLogger("hotline.outbox")
 
@@ -105,15 +104,8 @@ class OutboxCollection:
             stored.append({**document, "version": 1, "outbox": entries, PENDING_FIELD: len(events)})
         if not stored:
             return set()
-        try:
-            await self.collection.insert_many(stored, ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if not errors or any(error.get("code") != DUPLICATE_KEY for error in errors):
-                raise
-            refused = {error["index"] for error in errors}
-            return {doc["_id"] for index, doc in enumerate(stored) if index not in refused}
-        return {doc["_id"] for doc in stored}
+        refused = set(await insert_new(self.collection, stored))
+        return {doc["_id"] for index, doc in enumerate(stored) if index not in refused}
 
     async def update(
         self, document_id: Any, version: int, change: Mapping[str, Any], *events: Event

@@ -13,6 +13,7 @@ collections it owns once, in its own folder (`services/<name>/collections.py`), 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,6 +93,21 @@ class Store:
 
 
 DUPLICATE_KEY = 11000  # the server's error code of a unique index refusing a write
+
+
+async def insert_new(
+    collection: AsyncCollection[Document], documents: Sequence[Document]
+) -> list[int]:
+    """Insert `documents` in one unordered insert; return the positions of those a duplicate
+    key refused (there already: a redelivery). Other errors raise."""
+    try:
+        await collection.insert_many(documents, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if not errors or any(error.get("code") != DUPLICATE_KEY for error in errors):
+            raise
+        return sorted(int(error["index"]) for error in errors)
+    return []
 
 
 async def insert_ordered(collection: AsyncCollection[Document], documents: list[Document]) -> int:

@@ -35,16 +35,16 @@ import base64
 import json
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
-from pymongo.errors import DuplicateKeyError
 
 from hotline.shared.deps import BuyerDep, RuntimeDep
 from hotline.shared.events import Event, EventType, coarse_now, topic_for
 from hotline.shared.service import Runtime
-from hotline.shared.store import Document
+from hotline.shared.store import Document, insert_new
 
 from .collections import (
     NOTIFY_CASES,
@@ -263,51 +263,55 @@ def payload_text(payload: Document) -> str:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
-async def enqueue(runtime: Runtime, buyer: str, message_id: str, payload: str, source: str) -> int:
-    """Queue `payload` (the body as sent) as `message_id` for each of the buyer's endpoints;
-    how many deliveries were queued now. `source` is the digest that made the message: one
-    made by another digest already is not queued again (else idempotent by `_id`)."""
+async def enqueue(
+    runtime: Runtime, buyer: str, messages: Sequence[tuple[str, str]], source: str
+) -> int:
+    """Queue each of `messages` (message id, the body as sent) for each of the buyer's
+    endpoints; how many deliveries were queued now. `source` is the digest that made them: a
+    message made by another digest already is not queued again (else idempotent by `_id`).
+    The endpoints are read once, the messages and then their deliveries inserted in one
+    unordered insert each (a digest of many urgent cases made four writes per alert)."""
     endpoints = runtime.store.db[NOTIFY_WEBHOOKS.name].find({"buyer": buyer}, {"_id": 1})
     endpoint_ids = [doc["_id"] for doc in await endpoints.to_list(MAX_ENDPOINTS)]
-    if not endpoint_ids:
+    if not endpoint_ids or not messages:
         return 0
-    messages = runtime.store.db[NOTIFY_WEBHOOK_MESSAGES.name]
-    message = {
-        "_id": f"{buyer}:{message_id}",
-        "buyer": buyer,
-        "message_id": message_id,
-        "payload": payload,
-        "source": source,
-        "disclosed": False,
-        "created": coarse_now(),
-    }
-    try:
-        await messages.insert_one(message)
-    except DuplicateKeyError:
-        made = await messages.find_one({"_id": message["_id"]}, {"source": 1})
-        if made is None or made["source"] != source:
-            return 0  # made by an earlier digest, for the endpoints there were then
-    queued = 0
-    deliveries = runtime.store.db[NOTIFY_DELIVERIES.name]
-    for endpoint_id in endpoint_ids:
-        try:
-            await deliveries.insert_one(
-                {
-                    "_id": f"{endpoint_id}:{message_id}",
-                    "endpoint": endpoint_id,
-                    "buyer": buyer,
-                    "message": message["_id"],
-                    "message_id": message_id,
-                    **status_fields(endpoint_id, "pending"),
-                    "attempts": 0,
-                    "next_attempt": now_ms(),
-                    "created": coarse_now(),
-                }
-            )
-            queued += 1
-        except DuplicateKeyError:
-            continue  # queued by an earlier delivery of this event
-    return queued
+    made = [
+        {
+            "_id": f"{buyer}:{message_id}",
+            "buyer": buyer,
+            "message_id": message_id,
+            "payload": payload,
+            "source": source,
+            "disclosed": False,
+            "created": coarse_now(),
+        }
+        for message_id, payload in messages
+    ]
+    collection = runtime.store.db[NOTIFY_WEBHOOK_MESSAGES.name]
+    refused = {made[index]["_id"] for index in await insert_new(collection, made)}
+    if refused:  # there already: queued now only if this digest made it (a redelivery)
+        found = collection.find({"_id": {"$in": sorted(refused)}}, {"source": 1})
+        refused -= {doc["_id"] async for doc in found if doc["source"] == source}
+    deliveries = [
+        {
+            "_id": f"{endpoint_id}:{message['message_id']}",
+            "endpoint": endpoint_id,
+            "buyer": buyer,
+            "message": message["_id"],
+            "message_id": message["message_id"],
+            **status_fields(endpoint_id, "pending"),
+            "attempts": 0,
+            "next_attempt": now_ms(),
+            "created": coarse_now(),
+        }
+        for message in made
+        if message["_id"] not in refused
+        for endpoint_id in endpoint_ids
+    ]
+    if not deliveries:
+        return 0
+    queued_before = await insert_new(runtime.store.db[NOTIFY_DELIVERIES.name], deliveries)
+    return len(deliveries) - len(queued_before)  # those there were queued by an earlier delivery
 
 
 class DigestMissing(LookupError):
@@ -320,14 +324,10 @@ async def enqueue_digest(runtime: Runtime, event: Event, poke: Callable[[], None
     if stored is None:
         raise DigestMissing(f"digest {event.subject} is not in the store")
     buyer, seq, source = stored["buyer"], stored["seq"], stored["_id"]
-    queued = 0
-    for item in json.loads(stored["body"])["items"]:
-        alert = await alert_of(runtime, stored, item)
-        if alert is not None:
-            message_id = alert_message_id(item["case_id"])
-            queued += await enqueue(runtime, buyer, message_id, payload_text(alert), source)
-    digest = digest_file_json(stored)  # the body exactly as signed
-    queued += await enqueue(runtime, buyer, digest_message_id(buyer, seq), digest, source)
+    alerts = await alerts_of(runtime, stored, json.loads(stored["body"])["items"])
+    messages = [(alert_message_id(alert["case_id"]), payload_text(alert)) for alert in alerts]
+    messages.append((digest_message_id(buyer, seq), digest_file_json(stored)))  # as signed
+    queued = await enqueue(runtime, buyer, messages, source)
     from .erasure import redact_queued  # (erasure reads this module's message ids)
 
     await redact_queued(runtime.store, stored)  # a deletion handled while these were built
@@ -335,32 +335,47 @@ async def enqueue_digest(runtime: Runtime, event: Event, poke: Callable[[], None
         poke()
 
 
-async def alert_of(runtime: Runtime, digest: Document, item: Document) -> Document | None:
-    """The alert payload of a digest item, if it calls for one: its case is critical or
-    escalated (the urgent trigger), and the item is the case's report, or the digest is the
-    urgent one of an escalation. A critical case's later changes make no alert."""
-    if item["change"] != "new" and digest["reason"] != "urgent":
-        return None
-    case = await runtime.store.db[NOTIFY_CASES.name].find_one({"_id": item["case_id"]})
-    if case is None or not is_critical(case):
-        return None
-    content = item["content"]
-    if content is None:  # a "changed" item: the envelope is the buyer's record of the report
-        report = await runtime.store.db[NOTIFY_ITEMS.name].find_one(
-            {"_id": f"{digest['buyer']}:{item['case_id']}"}, {"content": 1}
-        )
-        content = report["content"] if report else None
-    return {
-        "type": "alert",
-        "case_id": item["case_id"],
-        "factory": item["factory"],
-        "categories": item["categories"],
-        "urgent": item["urgent"],
-        "language": item["language"],
-        "severity": case.get("severity") or "critical",
-        "content": content,
-        "digest_seq": digest["seq"],
-    }
+async def alerts_of(
+    runtime: Runtime, digest: Document, items: Sequence[Document]
+) -> list[Document]:
+    """The alert payloads of those of a digest's items that call for one, in item order: the
+    item's case is critical or escalated (the urgent trigger), and the item is the case's
+    report, or the digest is the urgent one of an escalation. A critical case's later
+    changes make no alert. The cases' states are read at once, and so are the buyer's
+    records of the reports a "changed" item stands for."""
+    candidates = [item for item in items if item["change"] == "new" or digest["reason"] == "urgent"]
+    if not candidates:
+        return []
+    case_ids = list(dict.fromkeys(item["case_id"] for item in candidates))
+    found = runtime.store.db[NOTIFY_CASES.name].find({"_id": {"$in": case_ids}})
+    cases = {doc["_id"]: doc async for doc in found}
+    critical = [item for item in candidates if is_critical(cases.get(item["case_id"]))]
+
+    # A "changed" item carries no envelope: it is the buyer's record of the report.
+    def record_of(case_id: str) -> str:
+        return f"{digest['buyer']}:{case_id}"
+
+    wanted = [record_of(item["case_id"]) for item in critical if item["content"] is None]
+    reports: dict[str, Any] = {}
+    if wanted:
+        records = runtime.store.db[NOTIFY_ITEMS.name].find({"_id": {"$in": wanted}}, {"content": 1})
+        reports = {doc["_id"]: doc["content"] async for doc in records}
+    return [
+        {
+            "type": "alert",
+            "case_id": item["case_id"],
+            "factory": item["factory"],
+            "categories": item["categories"],
+            "urgent": item["urgent"],
+            "language": item["language"],
+            "severity": cases[item["case_id"]].get("severity") or "critical",
+            "content": item["content"]
+            if item["content"] is not None
+            else reports.get(record_of(item["case_id"])),
+            "digest_seq": digest["seq"],
+        }
+        for item in critical
+    ]
 
 
 DIGESTS_ISSUED = topic_for(EventType.DIGEST_ISSUED)

@@ -18,13 +18,15 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from aiokafka import AIOKafkaProducer
 
 from hotline.cli.engines.process import ManagedProcess
 from hotline.notify.consumer import add_all_to_digests, add_to_digests, apply_case_event, apply_poll
+from hotline.notify.webhooks import enqueue
 from hotline.shared import registry
 from hotline.shared.bus import Batch, make_producer, publish
 from hotline.shared.config import Settings
@@ -216,6 +218,34 @@ async def test_a_poll_that_makes_several_of_a_buyers_cases_critical_sends_it_one
     assert len(urgent) == 2 and set(cases_of) == {"acme", "solo"}, "one urgent digest each"
     assert cases_of["acme"] >= {report.subject for report in [*burst, elsewhere]}
     assert elsewhere.subject in cases_of["solo"]
+
+
+async def test_a_digests_messages_are_queued_once_per_endpoint_however_often_it_is_delivered(
+    setting: NotifyStore,
+) -> None:
+    """The webhook consumer queues a digest's alerts and the digest itself in one go: each
+    message once per endpoint, nothing again when the `digest.issued` event comes again, and
+    not a message another digest made already."""
+    endpoints = setting.issuer.store.db.notify_webhooks
+    await endpoints.insert_many([{"_id": f"ep-{n}", "buyer": "acme"} for n in (1, 2)])
+    runtime = cast(Runtime, SimpleNamespace(store=setting.issuer.store))
+    first = [("alert:c1", '{"a":1}'), ("alert:c2", '{"a":2}'), ("digest:acme:1", "{}")]
+
+    assert await enqueue(runtime, "acme", first, "acme:1") == 6, "3 messages x 2 endpoints"
+    assert await enqueue(runtime, "acme", first, "acme:1") == 0, "delivered again: nothing"
+    later = [("alert:c2", '{"a":2}'), ("alert:c3", '{"a":3}'), ("digest:acme:2", "{}")]
+    assert await enqueue(runtime, "acme", later, "acme:2") == 4, "not c2: digest 1 made it"
+    assert await enqueue(runtime, "nobody", later, "nobody:1") == 0, "no endpoint: nothing"
+
+    deliveries = setting.issuer.store.db.notify_deliveries
+    queued = Counter([doc["message_id"] async for doc in deliveries.find({})])
+    assert queued == {
+        m: 2 for m in ["alert:c1", "alert:c2", "alert:c3", "digest:acme:1", "digest:acme:2"]
+    }
+    messages = setting.issuer.store.db.notify_webhook_messages
+    assert await messages.find_one({"_id": "acme:alert:c2"}, {"_id": 0, "source": 1}) == {
+        "source": "acme:1"
+    }
 
 
 # --- triage ------------------------------------------------------------------------------------
