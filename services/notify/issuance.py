@@ -47,13 +47,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError
+from pymongo import InsertOne, UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from hotline.shared import registry
 from hotline.shared.clock import Clock, hour_of
 from hotline.shared.events import DigestIssued, Event, ReportSubmitted, new_event
 from hotline.shared.outbox import outbox_of
-from hotline.shared.store import Document, Store, insert_ordered
+from hotline.shared.store import DUPLICATE_KEY, Document, Store, insert_ordered
 from hotline.shared.tlog.note import Ed25519Signer
 
 from .collections import NOTIFY_BUYER_STATE, NOTIFY_CASES, NOTIFY_DIGESTS, NOTIFY_ITEMS
@@ -298,24 +299,9 @@ class Issuer:
 
     async def set_case_state(self, case_id: str, fields: dict[str, Any]) -> None:
         """Set `fields` of the case's state (created on first use), guarded by its version."""
-        await self._set_case_state(case_id, fields, await self.case_state(case_id))
-
-    async def set_case_states(
-        self, fields_of: Mapping[str, dict[str, Any]], states: Mapping[str, Document]
-    ) -> None:
-        """`set_case_state` for each case of `fields_of`, tried first against `states` (read at
-        the start of the poll): one write per case, and a read again only when another writer
-        got there in between (the version guard refuses the write)."""
-        for case_id, fields in fields_of.items():
-            await self._set_case_state(case_id, fields, states.get(case_id))
-
-    async def _set_case_state(
-        self, case_id: str, fields: dict[str, Any], case: Document | None
-    ) -> None:
         cases = self._collection(NOTIFY_CASES.name)
-        for attempt in range(ATTEMPTS):
-            if attempt:
-                case = await self.case_state(case_id)
+        for _ in range(ATTEMPTS):
+            case = await self.case_state(case_id)
             if case is None:
                 try:
                     await cases.insert_one({"_id": case_id, **fields, "version": 1})
@@ -331,6 +317,38 @@ class Issuer:
             if result.modified_count == 1:
                 return
         raise IssuanceConflict(f"the state of case {case_id} lost {ATTEMPTS} races")
+
+    async def set_case_states(
+        self, fields_of: Mapping[str, dict[str, Any]], states: Mapping[str, Document]
+    ) -> None:
+        """`set_case_state` for each case of `fields_of`, written against `states` (read at
+        the start of the poll) in one unordered bulk write, each guarded by its version. When
+        another writer got to some case in between (the write changed fewer than asked),
+        each case is set again one by one, which reads it first and skips one already set."""
+        writes: list[InsertOne[Document] | UpdateOne] = []
+        for case_id, fields in fields_of.items():
+            case = states.get(case_id)
+            if case is None:
+                writes.append(InsertOne({"_id": case_id, **fields, "version": 1}))
+            elif any(case.get(key) != value for key, value in fields.items()):
+                writes.append(
+                    UpdateOne(
+                        {"_id": case_id, "version": case["version"]},
+                        {"$set": fields, "$inc": {"version": 1}},
+                    )
+                )
+        if not writes:
+            return
+        try:
+            result = await self._collection(NOTIFY_CASES.name).bulk_write(writes, ordered=False)
+            done = result.inserted_count + result.modified_count
+        except BulkWriteError as exc:  # a case created meanwhile (duplicate key)
+            if any(error.get("code") != DUPLICATE_KEY for error in exc.details["writeErrors"]):
+                raise
+            done = -1
+        if done != len(writes):
+            for case_id, fields in fields_of.items():
+                await self.set_case_state(case_id, fields)
 
     # --- digests ---------------------------------------------------------------------------
 

@@ -220,6 +220,29 @@ async def test_a_poll_that_makes_several_of_a_buyers_cases_critical_sends_it_one
     assert elsewhere.subject in cases_of["solo"]
 
 
+async def test_case_states_written_against_a_stale_read_of_the_poll_are_set_all_the_same(
+    setting: NotifyStore,
+) -> None:
+    """A poll's states are written in one go against what it read; another writer in between
+    (a case updated, a case created) loses neither its write nor the poll's."""
+    issuer, other = setting.issuer, setting.another_process()
+    for case_id in ("c-1", "c-2"):
+        await issuer.set_case_state(case_id, {"severity": "normal"})
+    read = await issuer.case_states(["c-1", "c-2", "c-3"])
+    await other.set_case_state("c-1", {"status": "acknowledged"})  # after the poll's read
+    await other.set_case_state("c-3", {"status": "investigating"})  # created meanwhile
+
+    wanted = {"c-1": "critical", "c-2": "high", "c-3": "critical"}
+    await issuer.set_case_states({c: {"severity": s} for c, s in wanted.items()}, read)
+
+    after = await issuer.case_states(list(wanted))
+    assert {c: (doc["severity"], doc.get("status")) for c, doc in after.items()} == {
+        "c-1": ("critical", "acknowledged"),
+        "c-2": ("high", None),
+        "c-3": ("critical", "investigating"),
+    }
+
+
 async def test_a_digests_messages_are_queued_once_per_endpoint_however_often_it_is_delivered(
     setting: NotifyStore,
 ) -> None:
