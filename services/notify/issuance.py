@@ -425,11 +425,7 @@ class Issuer:
         records = await self._pending(state)
         if not records:
             return None
-        cases: dict[str, Document] = {}
-        for case_id in dict.fromkeys(record["case_id"] for record in records):
-            case = await self.case_state(case_id)
-            if case is not None:
-                cases[case_id] = case
+        cases = await self.case_states(list(dict.fromkeys(r["case_id"] for r in records)))
         document, event = build_digest(
             self.signer, state, hour_of(self.clock.now()), reason, records, cases
         )
