@@ -104,7 +104,7 @@ class OutboxCollection:
             stored.append({**document, "version": 1, "outbox": entries, PENDING_FIELD: len(events)})
         if not stored:
             return set()
-        refused = set(await insert_new(self.collection, stored))
+        refused = await insert_new(self.collection, stored)
         return {doc["_id"] for index, doc in enumerate(stored) if index not in refused}
 
     async def update(

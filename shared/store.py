@@ -97,7 +97,7 @@ DUPLICATE_KEY = 11000  # the server's error code of a unique index refusing a wr
 
 async def insert_new(
     collection: AsyncCollection[Document], documents: Sequence[Document]
-) -> list[int]:
+) -> set[int]:
     """Insert `documents` in one unordered insert; return the positions of those a duplicate
     key refused (there already: a redelivery). Other errors raise."""
     try:
@@ -106,8 +106,8 @@ async def insert_new(
         errors = exc.details.get("writeErrors", [])
         if not errors or any(error.get("code") != DUPLICATE_KEY for error in errors):
             raise
-        return sorted(int(error["index"]) for error in errors)
-    return []
+        return {int(error["index"]) for error in errors}
+    return set()
 
 
 async def insert_ordered(collection: AsyncCollection[Document], documents: list[Document]) -> int:

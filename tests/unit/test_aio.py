@@ -47,22 +47,34 @@ async def test_a_timeout_around_a_stop_that_hangs_times_out() -> None:
     await asyncio.gather(task, return_exceptions=True)  # (cancelled again by the timeout)
 
 
+async def _loses_one_cancellation(started: asyncio.Event, honours: bool) -> None:
+    """A consumer's loop whose first cancellation a library swallowed."""
+    started.set()
+    try:
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        pass  # as Python 3.11's asyncio.wait_for does when what it wraps just completed
+    while True:  # back to its next poll
+        if honours:
+            honour_a_lost_cancellation()
+        await asyncio.Event().wait()  # a poll that brings nothing
+
+
 async def test_a_task_that_swallowed_its_cancellation_is_cancelled_again() -> None:
     started = asyncio.Event()
-
-    async def loses_one_cancellation() -> None:
-        started.set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            pass  # as Python 3.11's asyncio.wait_for does when what it wraps just completed
-        while True:  # a consumer's loop, going back to its next poll
-            await asyncio.sleep(0.01)
-
-    task = asyncio.create_task(loses_one_cancellation())
+    task = asyncio.create_task(_loses_one_cancellation(started, honours=False))
     await started.wait()
     async with asyncio.timeout(5):
         await cancel_and_wait(task, recancel_after=0.1)
+    assert task.cancelled()
+
+
+async def test_a_loop_that_honours_a_lost_cancellation_stops_at_its_next_turn() -> None:
+    started = asyncio.Event()
+    task = asyncio.create_task(_loses_one_cancellation(started, honours=True))
+    await started.wait()
+    async with asyncio.timeout(1):  # well before the second cancel
+        await cancel_and_wait(task, recancel_after=60)
     assert task.cancelled()
 
 
@@ -74,23 +86,3 @@ async def test_an_error_the_task_died_of_is_raised() -> None:
     await asyncio.wait([task])
     with pytest.raises(RuntimeError, match="the store went away"):
         await cancel_and_wait(task)
-
-
-async def test_a_loop_that_honours_a_lost_cancellation_stops_at_its_next_turn() -> None:
-    started = asyncio.Event()
-
-    async def consumer_loop() -> None:
-        started.set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            pass  # lost, as above
-        while True:
-            honour_a_lost_cancellation()
-            await asyncio.sleep(0.01)
-
-    task = asyncio.create_task(consumer_loop())
-    await started.wait()
-    async with asyncio.timeout(1):  # well before the second cancel
-        await cancel_and_wait(task, recancel_after=60)
-    assert task.cancelled()
