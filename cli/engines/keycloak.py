@@ -28,7 +28,8 @@ Choices, and why:
   editing the realm file does not change a data directory that already imported it; delete
   `<data>/keycloak` to start over.
 - **The local overlay** (`deploy/keycloak/local-users.json`: demo users, password grant on
-  `hotline-cli`, no password policy) is merged here, in Python, into the generated
+  `hotline-cli`, no password policy but one cheap hash round, as the demo passwords are
+  public) is merged here, in Python, into the generated
   `<data>/keycloak/import/hotline-realm.json`. Keycloak's split import
   (`hotline-realm.json` + `hotline-users-0.json`) could carry the users but not the change to the
   `hotline-cli` client, and the production realm file must stay free of both. The demo users'

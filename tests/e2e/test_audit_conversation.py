@@ -30,7 +30,6 @@ from typing import Any
 import httpx
 import pytest
 
-from hotline.cli.engines.keycloak import password_token
 from hotline.shared.config import Settings
 from hotline.shared.events import Event, EventError, EventType, parse_event, topic_for
 from hotline.shared.keys import b64encode, key_id, load_public_key
@@ -48,6 +47,7 @@ from tests.support.audit import (
     system_entries,
 )
 from tests.support.cli import hotline, hotline_json
+from tests.support.tokens import password_token
 from tests.support.topics import records_on
 from tests.support.waiting import wait_for
 

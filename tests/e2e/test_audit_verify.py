@@ -22,7 +22,6 @@ import pytest
 from pymongo import MongoClient
 
 from hotline.audit_log.integrator import integrate
-from hotline.cli.engines.keycloak import password_token
 from hotline.shared.config import Settings
 from hotline.shared.events import EventType
 from hotline.shared.tlog.checkpoint import Checkpoint, sign_checkpoint
@@ -40,6 +39,7 @@ from tests.support.audit import (
     system_entries,
 )
 from tests.support.cli import hotline, hotline_json
+from tests.support.tokens import password_token
 from tests.support.waiting import wait_for
 
 Mongo = MongoClient[dict[str, Any]]

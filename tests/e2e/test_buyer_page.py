@@ -40,7 +40,6 @@ from playwright.sync_api import (
 )
 from pymongo import MongoClient
 
-from hotline.cli.engines.keycloak import password_token
 from hotline.cli.engines.local import LocalSystem
 from hotline.shared.config import Settings
 from hotline.shared.envelope import seal_envelope
@@ -53,6 +52,7 @@ from tests.e2e.test_worker_form import World, messages_of, unique_chinese, uniqu
 from tests.support.browser import Watch, chromium, origin_of, phone, screenshot, storage_left
 from tests.support.realm import add_user
 from tests.support.registry import AdminApi, Party, unique_buyer_id
+from tests.support.tokens import password_token
 from tests.support.waiting import wait_for
 
 # --- the system's side: a buyer of the module's own, reports, digests ----------------------

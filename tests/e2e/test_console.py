@@ -30,7 +30,6 @@ from playwright.sync_api import Browser, BrowserContext, FilePayload, Page, Requ
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from hotline.cli.engines.keycloak import password_token
 from hotline.cli.engines.local import LocalSystem
 from hotline.shared.config import Settings
 from hotline.shared.envelope import EnvelopeError, envelope_hash, open_envelope
@@ -45,6 +44,7 @@ from tests.support.browser import Watch, chromium, origin_of, phone, screenshot,
 from tests.support.cli import hotline, hotline_json
 from tests.support.realm import add_user
 from tests.support.registry import AdminApi, unique_factory_code
+from tests.support.tokens import password_token
 from tests.support.topics import records_on
 from tests.support.waiting import wait_for
 

@@ -31,12 +31,12 @@ from typing import Any
 import httpx
 import pytest
 
-from hotline.cli.engines.keycloak import password_token
 from hotline.cli.engines.local import SERVICES, LocalSystem
 from hotline.shared.config import Settings
 from tests.support.cli import hotline, hotline_json
 from tests.support.realm import add_user
 from tests.support.registry import AdminApi, Party, unique_factory_code
+from tests.support.tokens import password_token
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.runs_last, pytest.mark.timeout(900)]

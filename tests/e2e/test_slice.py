@@ -16,11 +16,11 @@ import httpx
 import pytest
 from pymongo import MongoClient
 
-from hotline.cli.engines.keycloak import password_token
 from hotline.cli.engines.local import LocalSystem
 from hotline.shared.config import Settings
 from tests.support.cli import hotline, hotline_json
 from tests.support.realm import add_user
+from tests.support.tokens import password_token
 from tests.support.waiting import wait_for
 
 Mongo = MongoClient[dict[str, Any]]

@@ -25,7 +25,6 @@ from PIL import ExifTags, Image
 from playwright.sync_api import Browser, FilePayload, Page, Response, expect
 from pymongo import MongoClient
 
-from hotline.cli.engines.keycloak import password_token
 from hotline.cli.engines.local import LocalSystem
 from hotline.shared.envelope import open_envelope
 from hotline.shared.keys import b64encode, generate_keypair, key_id
@@ -35,6 +34,7 @@ from hotline.shared.reports import routing_metadata
 from tests.support.audit import Org, publish_events
 from tests.support.browser import REPO, Watch, chromium, phone, screenshot, storage_left
 from tests.support.registry import AdminApi, Party, unique_buyer_id, unique_factory_code
+from tests.support.tokens import password_token
 from tests.support.waiting import wait_for
 
 RECEIPT_SHOWN = re.compile(r"^\d{4}( \d{4}){9}$")  # 40 digits in ten groups of four

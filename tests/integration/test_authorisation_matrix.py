@@ -45,7 +45,6 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pymongo import MongoClient
 
-from hotline.cli.engines.keycloak import password_token
 from hotline.cli.engines.local import LocalSystem
 from hotline.cli.engines.process import free_port
 from hotline.cli.reports import seal_report
@@ -60,6 +59,7 @@ from hotline.shared.tlog.note import Cosigner, format_note, parse_note
 from tests.support.oidc_clients import client_token, password_client
 from tests.support.realm import add_user
 from tests.support.registry import AdminApi, Party, unique_buyer_id, unique_factory_code
+from tests.support.tokens import password_token
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(600)  # the session's engines may start first: 1-2 minutes

@@ -17,9 +17,9 @@ import httpx
 import pytest
 from pymongo import MongoClient
 
-from hotline.cli.engines.keycloak import password_token
 from hotline.cli.engines.local import LocalSystem
 from tests.support.registry import unique_factory_code
+from tests.support.tokens import password_token
 
 JSON = {"content-type": "application/json"}
 

@@ -52,7 +52,6 @@ import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
-from hotline.cli.engines.keycloak import password_token
 from hotline.notify.collections import NOTIFY_ITEMS
 from hotline.notify.issuance import after
 from hotline.shared.config import Settings
@@ -64,6 +63,7 @@ from hotline.shared.reports import ProofOfWork, ReportCreate, routing_metadata
 from hotline.triage.collections import TRIAGE_CASES
 from tests.support.realm import add_user
 from tests.support.registry import AdminApi, Party, unique_buyer_id, unique_factory_code
+from tests.support.tokens import password_token
 from tests.support.topics import records_on
 from tests.support.waiting import async_wait_for
 

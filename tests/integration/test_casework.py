@@ -26,7 +26,6 @@ import pytest
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from hotline.cli.engines.keycloak import password_token
 from hotline.cli.engines.local import LocalSystem
 from hotline.shared.config import Settings
 from hotline.shared.envelope import open_envelope, seal_envelope
@@ -40,6 +39,7 @@ from hotline.triage.rules import RULES_FILE, current_rules, load_rules, rate
 from tests.support.cli import hotline, hotline_json
 from tests.support.realm import add_user
 from tests.support.registry import AdminApi, unique_factory_code
+from tests.support.tokens import password_token
 from tests.support.topics import records_on
 from tests.support.waiting import wait_for
 

@@ -29,7 +29,6 @@ from pymongo import MongoClient
 from pymongo.database import Database
 
 from hotline.cli.engines import kafka
-from hotline.cli.engines.keycloak import password_token
 from hotline.cli.engines.local import LocalSystem
 from hotline.shared.bus import make_producer
 from hotline.shared.clock import ManualClock
@@ -42,6 +41,7 @@ from hotline.triage.clocks import add_months, breach_round, watch_clocks
 from hotline.triage.collections import COLLECTIONS
 from tests.support.cli import hotline_json
 from tests.support.registry import AdminApi, unique_factory_code
+from tests.support.tokens import password_token
 from tests.support.topics import records_on
 from tests.support.waiting import async_wait_for, wait_for
 

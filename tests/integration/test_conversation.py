@@ -23,7 +23,6 @@ import pytest
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from hotline.cli.engines.keycloak import password_token
 from hotline.cli.engines.local import LocalSystem
 from hotline.shared.config import Settings
 from hotline.shared.envelope import Envelope, envelope_hash, open_envelope, seal_envelope
@@ -35,6 +34,7 @@ from hotline.shared.roles import Role
 from tests.support.cli import hotline, hotline_json
 from tests.support.realm import add_user
 from tests.support.registry import AdminApi, Party, unique_buyer_id, unique_factory_code
+from tests.support.tokens import password_token
 from tests.support.topics import records_on
 from tests.support.waiting import wait_for
 

@@ -28,7 +28,6 @@ import pytest
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from hotline.cli.engines.keycloak import password_token
 from hotline.cli.engines.local import LocalSystem
 from hotline.notify.consumer import add_to_digests, apply_case_event
 from hotline.notify.digest import (
@@ -61,6 +60,7 @@ from tests.support.digests import (
 )
 from tests.support.realm import add_user
 from tests.support.registry import AdminApi, Party, unique_buyer_id, unique_factory_code
+from tests.support.tokens import password_token
 from tests.support.topics import records_on
 from tests.support.waiting import async_wait_for, wait_for
 

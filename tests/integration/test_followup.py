@@ -24,7 +24,6 @@ import pytest
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from hotline.cli.engines.keycloak import password_token
 from hotline.cli.engines.local import LocalSystem
 from hotline.shared.bus import make_producer, publish
 from hotline.shared.envelope import envelope_hash, open_envelope, seal_envelope
@@ -41,6 +40,7 @@ from hotline.shared.messages import MessageKind, message_routing
 from hotline.shared.pow import solve
 from hotline.shared.reports import routing_metadata
 from tests.support.registry import AdminApi, Party, unique_factory_code
+from tests.support.tokens import password_token
 from tests.support.topics import records_on
 from tests.support.waiting import wait_for
 

@@ -26,7 +26,6 @@ import pytest
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from hotline.cli.engines.keycloak import password_token
 from hotline.cli.engines.local import LocalSystem
 from hotline.shared.bus import make_producer
 from hotline.shared.config import Settings
@@ -38,6 +37,7 @@ from hotline.triage.collections import COLLECTIONS
 from hotline.triage.incidents import THRESHOLD, incident_id, link_incidents, window_of
 from tests.support.cli import hotline_json
 from tests.support.registry import AdminApi, unique_factory_code
+from tests.support.tokens import password_token
 from tests.support.topics import records_on
 from tests.support.waiting import wait_for
 

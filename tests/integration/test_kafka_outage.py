@@ -26,13 +26,13 @@ import httpx
 import pytest
 from pymongo import MongoClient
 
-from hotline.cli.engines.keycloak import password_token
 from hotline.cli.engines.local import LocalSystem
 from hotline.shared.config import Settings
 from tests.support.cli import hotline_json
 from tests.support.containers import containers_requested
 from tests.support.realm import add_user
 from tests.support.registry import AdminApi, Party, unique_factory_code
+from tests.support.tokens import password_token
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(900)  # two Kafka starts on a loaded machine fit in this

@@ -29,7 +29,6 @@ import pytest
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from hotline.cli.engines.keycloak import password_token
 from hotline.cli.engines.local import LocalSystem
 from hotline.shared import registry
 from hotline.shared.config import Settings
@@ -50,6 +49,7 @@ from tests.support.audit import served_size, system_entries
 from tests.support.cli import hotline, hotline_json
 from tests.support.realm import add_user
 from tests.support.registry import AdminApi, Party, unique_factory_code
+from tests.support.tokens import password_token
 from tests.support.topics import records_on
 from tests.support.waiting import wait_for
 

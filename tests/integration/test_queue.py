@@ -17,13 +17,13 @@ import httpx
 import pytest
 from pymongo import MongoClient
 
-from hotline.cli.engines.keycloak import password_token
 from hotline.cli.engines.local import LocalSystem
 from hotline.shared.config import Settings
 from hotline.shared.roles import Role
 from tests.support.cli import hotline, hotline_json
 from tests.support.realm import add_user
 from tests.support.registry import AdminApi, unique_factory_code
+from tests.support.tokens import password_token
 from tests.support.waiting import wait_for
 
 Document = dict[str, Any]

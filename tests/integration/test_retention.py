@@ -38,7 +38,6 @@ from pymongo import MongoClient
 from pymongo.database import Database
 
 from hotline.cli.engines import kafka
-from hotline.cli.engines.keycloak import password_token
 from hotline.cli.engines.local import LocalSystem
 from hotline.intake.collections import COLLECTIONS as INTAKE_COLLECTIONS
 from hotline.intake.conversation import record_event
@@ -82,6 +81,7 @@ from tests.support.cli import hotline, hotline_json
 from tests.support.digests import digest_page, notify_store, report_event
 from tests.support.realm import add_user
 from tests.support.registry import AdminApi, Party, unique_buyer_id, unique_factory_code
+from tests.support.tokens import password_token
 from tests.support.topics import records_on
 from tests.support.waiting import wait_for
 

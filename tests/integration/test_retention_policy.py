@@ -27,7 +27,6 @@ import pytest
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from hotline.cli.engines.keycloak import password_token
 from hotline.cli.engines.local import LocalSystem
 from hotline.shared.bus import make_producer
 from hotline.shared.clock import iso_z, parse_iso
@@ -39,6 +38,7 @@ from hotline.triage.collections import COLLECTIONS
 from hotline.triage.retention import RETRY_AFTER, retention_round
 from tests.support.cli import hotline, hotline_json
 from tests.support.registry import AdminApi, unique_factory_code
+from tests.support.tokens import password_token
 from tests.support.waiting import wait_for
 
 Document = dict[str, Any]

@@ -31,7 +31,6 @@ import pytest
 from fastapi import FastAPI
 from pymongo import MongoClient
 
-from hotline.cli.engines.keycloak import password_token
 from hotline.cli.engines.local import LocalSystem
 from hotline.intake.app import create_app as create_intake
 from hotline.notify.app import create_app as create_notify
@@ -48,6 +47,7 @@ from hotline.triage.stats import MONTH_COLUMNS, CaseTimes, monthly_rows, stats
 from tests.support.cli import hotline, hotline_json
 from tests.support.realm import add_user
 from tests.support.registry import AdminApi, unique_factory_code
+from tests.support.tokens import password_token
 from tests.support.waiting import wait_for
 
 Document = dict[str, Any]

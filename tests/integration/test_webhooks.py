@@ -23,7 +23,6 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from hotline.cli.engines.keycloak import password_token
 from hotline.cli.engines.local import LocalSystem
 from hotline.cli.engines.process import http_ready
 from hotline.notify.collections import COLLECTIONS as NOTIFY_COLLECTIONS
@@ -43,6 +42,7 @@ from hotline.shared.tlog.note import Ed25519Verifier, parse_verifier_key
 from tests.support.cli import hotline, hotline_json
 from tests.support.realm import add_user
 from tests.support.registry import AdminApi, Party, unique_buyer_id, unique_factory_code
+from tests.support.tokens import password_token
 from tests.support.waiting import wait_for
 from tests.support.webhook_receiver import Received, WebhookReceiver, session_ca
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import httpx
 
-from hotline.cli.engines.keycloak import password_token
 from hotline.shared.config import Settings
 from hotline.shared.keys import b64encode, generate_keypair, key_id
 from tests.support.cli import hotline
+from tests.support.tokens import password_token
 
 
 @dataclass(frozen=True)
