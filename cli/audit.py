@@ -43,6 +43,7 @@ from hotline.shared.tlog.note import (
     parse_verifier_key,
 )
 
+from .http import tls
 from .session import call
 
 FETCH_THREADS = 4
@@ -76,7 +77,9 @@ class LogClient:
 
     def __init__(self, url: str) -> None:
         self.url = url.rstrip("/")
-        self._http = httpx.Client(base_url=self.url, timeout=30, follow_redirects=False)
+        self._http = httpx.Client(
+            base_url=self.url, timeout=30, follow_redirects=False, verify=tls()
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -420,6 +423,7 @@ def _post_cosignature(
             content=body.encode(),
             headers={"Content-Type": "text/plain; charset=utf-8"},
             timeout=30,
+            verify=tls(),
         )
     except httpx.HTTPError as exc:
         raise click.ClickException(f"cannot post the cosignature: {exc}") from None

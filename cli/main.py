@@ -28,6 +28,7 @@ from hotline.triage.contract import MAX_PAGE, Status
 from .casework import CASEWORK_COMMANDS
 from .conversation import BUYER_COMMANDS, OPERATOR_COMMANDS
 from .digests import BUYER_DIGEST_COMMANDS
+from .http import tls
 from .options import KEY_OPTION, private_key
 from .reports import seal_report
 from .session import (
@@ -198,7 +199,9 @@ def login(user: str | None) -> None:
         click.echo(f"Logged in as {user} ({DEMO_USERS[user]}); token cached in {path}")
         return
     try:
-        start = httpx.post(settings.device_auth_url, data={"client_id": CLI_CLIENT_ID}, timeout=10)
+        start = httpx.post(
+            settings.device_auth_url, data={"client_id": CLI_CLIENT_ID}, timeout=10, verify=tls()
+        )
     except httpx.HTTPError as exc:
         raise click.ClickException(
             f"cannot reach Keycloak at {settings.keycloak_url}: {exc}"

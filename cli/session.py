@@ -24,6 +24,8 @@ import jwt
 
 from hotline.shared.config import Settings
 
+from .http import tls
+
 CLI_CLIENT_ID = "hotline-cli"
 # Refresh a little before expiry, so a token does not lapse on its way to the service.
 EXPIRY_MARGIN_SECONDS = 10
@@ -81,7 +83,12 @@ def save_token(settings: Settings, response: dict[str, Any], demo_user: str | No
 def token_request(settings: Settings, **form: str) -> httpx.Response:
     """One request to the realm's token endpoint as the public `hotline-cli` client."""
     try:
-        return httpx.post(settings.token_url, data={**form, "client_id": CLI_CLIENT_ID}, timeout=10)
+        return httpx.post(
+            settings.token_url,
+            data={**form, "client_id": CLI_CLIENT_ID},
+            timeout=10,
+            verify=tls(),
+        )
     except httpx.HTTPError as exc:
         raise click.ClickException(
             f"cannot reach Keycloak at {settings.keycloak_url}: {exc}. "
@@ -161,7 +168,7 @@ def call(
     headers = {"Authorization": f"Bearer {auth.token}"} if auth else {}
     try:
         response = httpx.request(
-            method, url, headers=headers, json=json_body, params=params, timeout=30
+            method, url, headers=headers, json=json_body, params=params, timeout=30, verify=tls()
         )
     except httpx.HTTPError as exc:
         raise click.ClickException(

@@ -67,6 +67,7 @@ from hotline.shared.tlog.verify import verify_inclusion
 
 from ..audit import LogClient
 from ..engines.process import ManagedProcess, free_port, http_ready
+from ..http import tls
 from .figures import JSON_OPTION, Figure, echo_figure
 from .workspace import say, workspace
 
@@ -321,7 +322,7 @@ def _measure_size(settings: Settings, size: int) -> Row:
 
 def _checkpoint_size(url: str) -> int:
     try:
-        note = httpx.get(f"{url}/checkpoint", timeout=5).content
+        note = httpx.get(f"{url}/checkpoint", timeout=5, verify=tls()).content
         return parse_checkpoint(parse_note(note)[0]).size
     except (httpx.HTTPError, TlogError):
         return -1  # not up, or no checkpoint yet

@@ -65,6 +65,7 @@ import httpx
 
 from hotline.shared.config import Settings
 
+from ..http import tls
 from . import process
 from .process import EngineError, ManagedProcess
 
@@ -284,6 +285,7 @@ def password_token(settings: Settings, username: str, password: str) -> str:
             "password": password,
         },
         timeout=30,
+        verify=tls(),
     )
     if response.status_code != 200:
         try:
@@ -308,6 +310,7 @@ def local_admin_headers(settings: Settings) -> dict[str, str]:
             "password": os.environ.get("KC_BOOTSTRAP_ADMIN_PASSWORD", LOCAL_ADMIN_PASSWORD),
         },
         timeout=30,
+        verify=tls(),
     )
     response.raise_for_status()
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
@@ -328,15 +331,16 @@ def add_local_user(settings: Settings, name: str, role: str, org: str | None = N
         "credentials": [{"type": "password", "value": name, "temporary": False}],
         "attributes": {"org": [org]} if org else {},
     }
-    created = httpx.post(f"{admin}/users", headers=headers, json=user, timeout=30)
+    created = httpx.post(f"{admin}/users", headers=headers, json=user, timeout=30, verify=tls())
     created.raise_for_status()
     user_id = created.headers["Location"].rsplit("/", 1)[-1]
-    realm_role = httpx.get(f"{admin}/roles/{role}", headers=headers, timeout=30)
+    realm_role = httpx.get(f"{admin}/roles/{role}", headers=headers, timeout=30, verify=tls())
     realm_role.raise_for_status()
     httpx.post(
         f"{admin}/users/{user_id}/role-mappings/realm",
         headers=headers,
         json=[realm_role.json()],
         timeout=30,
+        verify=tls(),
     ).raise_for_status()
     return name

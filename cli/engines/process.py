@@ -23,6 +23,8 @@ from pathlib import Path
 
 import httpx
 
+from ..http import tls
+
 # The pinned engine files (poms, broker properties, topics, realm) ship inside the package
 # (`deploy/` is the package `hotline.deploy`), so an installed wheel finds them too.
 DEPLOY: Traversable = files("hotline.deploy")
@@ -217,7 +219,7 @@ def tcp_ready(host: str, port: int) -> Callable[[], bool]:
 def http_ready(url: str) -> Callable[[], bool]:
     def check() -> bool:
         try:
-            return httpx.get(url, timeout=2).status_code == 200
+            return httpx.get(url, timeout=2, verify=tls()).status_code == 200
         except httpx.HTTPError:
             return False
 

@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 import pytest
 
+from hotline.cli.http import tls
 from hotline.shared.config import Settings
 from hotline.shared.events import Event, EventError, EventType, parse_event, topic_for
 from hotline.shared.keys import b64encode, key_id, load_public_key
@@ -116,7 +117,7 @@ def conversation(system: Any, tmp_path_factory: pytest.TempPathFactory) -> Conve
         timeout=90,
         what="the conversation in a checkpoint of the audit log",
     )
-    vkey = httpx.get(f"{settings.audit_url}/vkey").text.strip()
+    vkey = httpx.get(f"{settings.audit_url}/vkey", verify=tls()).text.strip()
     return Conversation(case_id, vkey, factory, reply_key, operator_key, published)
 
 

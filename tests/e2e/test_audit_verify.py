@@ -22,6 +22,7 @@ import pytest
 from pymongo import MongoClient
 
 from hotline.audit_log.integrator import integrate
+from hotline.cli.http import tls
 from hotline.shared.config import Settings
 from hotline.shared.events import EventType
 from hotline.shared.tlog.checkpoint import Checkpoint, sign_checkpoint
@@ -90,7 +91,7 @@ def submitted(system: Any, tmp_path_factory: pytest.TempPathFactory) -> Submitte
         return any(e["class"] == "identity" for e in disclosures)
 
     wait_for(logged, timeout=60, what="the identity disclosure in the audit log")
-    vkey = httpx.get(f"{settings.audit_url}/vkey").text.strip()
+    vkey = httpx.get(f"{settings.audit_url}/vkey", verify=tls()).text.strip()
     return Submitted(case_id, vkey)
 
 
@@ -122,7 +123,10 @@ def test_verify_the_session_log_then_again_from_the_state(
 
 def entries_in_checkpoint(url: str, case_id: str) -> int | None:
     """The checkpoint size once it covers every entry of the case logged so far."""
-    last = max(e["index"] for e in httpx.get(f"{url}/api/entries", params={"case": case_id}).json())
+    last = max(
+        e["index"]
+        for e in httpx.get(f"{url}/api/entries", params={"case": case_id}, verify=tls()).json()
+    )
     size = served_size(url)
     return size if size > last else None
 

@@ -41,6 +41,7 @@ from playwright.sync_api import (
 from pymongo import MongoClient
 
 from hotline.cli.engines.local import LocalSystem
+from hotline.cli.http import tls
 from hotline.shared.config import Settings
 from hotline.shared.envelope import seal_envelope
 from hotline.shared.keys import b64decode_strict, b64encode
@@ -115,7 +116,7 @@ class Buyers:
             recipients={kid: b64decode_strict(pub) for kid, pub in offered.items()},
         )
         derived = derive_receipt(new_receipt())
-        issued = httpx.get(f"{self.world.intake}/api/challenge", timeout=30).json()
+        issued = httpx.get(f"{self.world.intake}/api/challenge", timeout=30, verify=tls()).json()
         body = {
             "case_id": case_id,
             **routing,
@@ -127,7 +128,9 @@ class Buyers:
                 "solution": solve(issued["challenge"], issued["difficulty"]),
             },
         }
-        response = httpx.post(f"{self.world.intake}/api/reports", json=body, timeout=30)
+        response = httpx.post(
+            f"{self.world.intake}/api/reports", json=body, timeout=30, verify=tls()
+        )
         assert response.status_code == 201, response.text
         return Report(case_id, text, words)
 
@@ -141,6 +144,7 @@ class Buyers:
                 params={"since": since, "limit": 200},
                 headers=self.headers(user),
                 timeout=30,
+                verify=tls(),
             )
             assert response.status_code == 200, response.text
             page = response.json()
@@ -157,7 +161,7 @@ class Buyers:
                 if any(item["case_id"] == case_id for item in file["digest"]["items"]):
                     return file
             response = httpx.post(
-                f"{self.notify}/api/digests/issue", headers=self.headers(), timeout=30
+                f"{self.notify}/api/digests/issue", headers=self.headers(), timeout=30, verify=tls()
             )
             assert response.status_code in (201, 204), response.text
             return None
@@ -498,12 +502,14 @@ def test_without_javascript_the_page_says_what_it_needs_and_its_headers_are_stri
         watch.assert_clean()
         screenshot(page, "buyer-nojs-zh.png")
     # The crypto the page runs is, byte for byte, the worker form's (one source of each).
-    ours_at = static_base(httpx.get(f"{notify}/buyer/en/", timeout=30).text, "/buyer/static/v/")
-    theirs_at = static_base(httpx.get(f"{intake}/en/", timeout=30).text, "/static/v/")
+    ours_at = static_base(
+        httpx.get(f"{notify}/buyer/en/", timeout=30, verify=tls()).text, "/buyer/static/v/"
+    )
+    theirs_at = static_base(httpx.get(f"{intake}/en/", timeout=30, verify=tls()).text, "/static/v/")
     for name in ("crypto/tlog.js", "crypto/envelope.js", "vendor/libsodium-sumo.js"):
-        ours = httpx.get(f"{notify}{ours_at}{name}", timeout=30)
-        theirs = httpx.get(f"{intake}{theirs_at}{name}", timeout=30)
+        ours = httpx.get(f"{notify}{ours_at}{name}", timeout=30, verify=tls())
+        theirs = httpx.get(f"{intake}{theirs_at}{name}", timeout=30, verify=tls())
         assert ours.status_code == theirs.status_code == 200
         assert ours.content == theirs.content, name
-    worker = httpx.get(f"{notify}{ours_at}crypto-worker.js", timeout=30)
+    worker = httpx.get(f"{notify}{ours_at}crypto-worker.js", timeout=30, verify=tls())
     assert "'wasm-unsafe-eval'" in worker.headers["content-security-policy"]

@@ -31,6 +31,7 @@ from pymongo import MongoClient
 from pymongo.database import Database
 
 from hotline.cli.engines.local import LocalSystem
+from hotline.cli.http import tls
 from hotline.shared.config import Settings
 from hotline.shared.envelope import EnvelopeError, envelope_hash, open_envelope
 from hotline.shared.events import EventError, EventType, parse_event, topic_for
@@ -102,6 +103,7 @@ class Desk:
             json=body,
             headers={"Authorization": f"Bearer {self.token(user)}"},
             timeout=60,
+            verify=tls(),
         )
         assert response.status_code < 300, response.text
         return response.json()
@@ -113,6 +115,7 @@ class Desk:
             params={"factory": self.factory},
             headers={"Authorization": f"Bearer {self.token()}"},
             timeout=60,
+            verify=tls(),
         )
         assert listed.status_code == 200, listed.text
         [case] = [c for c in listed.json()["cases"] if c["case_id"] == self.case_id]
@@ -139,9 +142,9 @@ def desk(system: LocalSystem, tmp_path_factory: pytest.TempPathFactory) -> Itera
     wait_for(
         lambda: (
             operator_kid
-            in httpx.get(f"{settings.intake_url}/api/recipients/{factory}", timeout=30).json()[
-                "content"
-            ]
+            in httpx.get(
+                f"{settings.intake_url}/api/recipients/{factory}", timeout=30, verify=tls()
+            ).json()["content"]
         ),
         timeout=WAIT,
         what="intake offering this module's operator key",
@@ -499,17 +502,19 @@ def test_without_javascript_the_console_says_what_it_needs(desk: Desk, browser: 
         assert_nothing_kept(page, desk.triage)
         watch.assert_clean()
     # The crypto the console runs is, byte for byte, the worker form's.
-    console_html = httpx.get(f"{desk.triage}/console/", timeout=30).text
-    form_html = httpx.get(f"{desk.settings.intake_url}/en/", timeout=30).text
+    console_html = httpx.get(f"{desk.triage}/console/", timeout=30, verify=tls()).text
+    form_html = httpx.get(f"{desk.settings.intake_url}/en/", timeout=30, verify=tls()).text
     ours = re.search(r"/console/static/v/[0-9a-f]{12}/", console_html)
     theirs = re.search(r"/static/v/[0-9a-f]{12}/", form_html)
     assert ours and theirs
     for name in ("crypto/envelope.js", "vendor/libsodium-sumo.js"):
-        mine = httpx.get(f"{desk.triage}{ours.group(0)}{name}", timeout=30)
-        form = httpx.get(f"{desk.settings.intake_url}{theirs.group(0)}{name}", timeout=30)
+        mine = httpx.get(f"{desk.triage}{ours.group(0)}{name}", timeout=30, verify=tls())
+        form = httpx.get(
+            f"{desk.settings.intake_url}{theirs.group(0)}{name}", timeout=30, verify=tls()
+        )
         assert mine.status_code == form.status_code == 200
         assert mine.content == form.content, name
-    worker = httpx.get(f"{desk.triage}{ours.group(0)}crypto-worker.js", timeout=30)
+    worker = httpx.get(f"{desk.triage}{ours.group(0)}crypto-worker.js", timeout=30, verify=tls())
     assert "'wasm-unsafe-eval'" in worker.headers["content-security-policy"]
 
 

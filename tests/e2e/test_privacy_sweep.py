@@ -32,6 +32,7 @@ import httpx
 import pytest
 
 from hotline.cli.engines.local import SERVICES, LocalSystem
+from hotline.cli.http import tls
 from hotline.shared.config import Settings
 from tests.support.cli import hotline, hotline_json
 from tests.support.realm import add_user
@@ -86,7 +87,9 @@ def _post_form(settings: Settings, path: str, fields: dict[str, str]) -> httpx.R
     files = [("photo", ("", b"", "application/octet-stream"))]
     if path.endswith("/report"):
         files.append(("voice", ("", b"", "application/octet-stream")))
-    return httpx.post(f"{settings.intake_url}{path}", data=fields, files=files, timeout=120)
+    return httpx.post(
+        f"{settings.intake_url}{path}", data=fields, files=files, timeout=120, verify=tls()
+    )
 
 
 def _case_ids_at(settings: Settings, token: str, factory: str) -> set[str]:
@@ -95,13 +98,16 @@ def _case_ids_at(settings: Settings, token: str, factory: str) -> set[str]:
         params={"factory": factory},
         headers={"Authorization": f"Bearer {token}"},
         timeout=30,
+        verify=tls(),
     )
     response.raise_for_status()
     return {case["case_id"] for case in response.json()["cases"]}
 
 
 def _logged_types(settings: Settings, case_id: str) -> set[str]:
-    response = httpx.get(f"{settings.audit_url}/api/entries", params={"case": case_id}, timeout=30)
+    response = httpx.get(
+        f"{settings.audit_url}/api/entries", params={"case": case_id}, timeout=30, verify=tls()
+    )
     response.raise_for_status()
     return {item["entry"]["type"] for item in response.json()}
 
@@ -175,6 +181,7 @@ def canary(system: LocalSystem, tmp_path_factory: pytest.TempPathFactory) -> Can
             f"{settings.notify_url}/api/digests",
             headers={"Authorization": f"Bearer {buyer_token}"},
             timeout=60,
+            verify=tls(),
         )
         response.raise_for_status()
         return case_id in response.text

@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 import pytest
 
+from hotline.cli.http import tls
 from hotline.shared.config import Settings
 from hotline.shared.tlog.note import Ed25519Signer
 from tests.support.waiting import wait_for
@@ -146,7 +147,7 @@ def test_the_readme_walkthrough_runs_as_written_on_other_ports(
     [ask] = [c for c in commands if "hotline digests ask" in c]
     question = _option(ask.removeprefix("QUESTION_ID=$("), "--text")
     replies = [_option(c, "--text") for c in commands if c.startswith("hotline cases reply")]
-    served_vkey = httpx.get(f"{settings.audit_url}/vkey").text.strip()
+    served_vkey = httpx.get(f"{settings.audit_url}/vkey", verify=tls()).text.strip()
     work = tmp_path / "work"
     state: dict[str, str] = {}
 
@@ -231,7 +232,9 @@ def test_the_readme_walkthrough_runs_as_written_on_other_ports(
     # forwarded question on the status page (here its no-JS form: the page's script is
     # tested in tests/e2e/test_status_page.py).
     def worker_reads_them() -> bool:
-        page = httpx.post(f"{settings.intake_url}/en/status", data={"receipt": state["receipt"]})
+        page = httpx.post(
+            f"{settings.intake_url}/en/status", data={"receipt": state["receipt"]}, verify=tls()
+        )
         return page.status_code == 200 and all(t in page.text for t in [*replies, question])
 
     wait_for(worker_reads_them, timeout=CATCH_UP_TIMEOUT, what="the messages on the status page")

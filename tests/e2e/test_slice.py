@@ -17,6 +17,7 @@ import pytest
 from pymongo import MongoClient
 
 from hotline.cli.engines.local import LocalSystem
+from hotline.cli.http import tls
 from hotline.shared.config import Settings
 from tests.support.cli import hotline, hotline_json
 from tests.support.realm import add_user
@@ -173,6 +174,7 @@ def test_other_buyer_never_sees_the_case(world: World, system: LocalSystem) -> N
     raw = httpx.get(
         f"{system.settings.notify_url}/api/digests",
         headers={"Authorization": f"Bearer {world.tokens['buyer_b']}"},
+        verify=tls(),
     )
     assert raw.status_code == 200 and world.case_id not in raw.text
 
@@ -219,11 +221,12 @@ def test_roles_are_enforced(world: World, system: LocalSystem) -> None:
         check=False,
     )
     assert as_buyer.returncode != 0 and "403" in as_buyer.stderr
-    no_token = httpx.get(f"{s.triage_url}/api/cases/{world.case_id}")
+    no_token = httpx.get(f"{s.triage_url}/api/cases/{world.case_id}", verify=tls())
     assert no_token.status_code == 401
     as_operator = httpx.get(
         f"{s.notify_url}/api/digests",
         headers={"Authorization": f"Bearer {world.tokens['operator']}"},
+        verify=tls(),
     )
     assert as_operator.status_code == 403
     not_admin = hotline(
@@ -286,7 +289,9 @@ def test_bad_input_is_refused_with_a_clear_error(world: World, system: LocalSyst
         "submit", "--factory", world.factory, "--category", "nonsense", "--text", "x", check=False
     )
     assert bad_category.returncode != 0 and "nonsense" in bad_category.stderr
-    response = httpx.post(f"{system.settings.intake_url}/api/reports", json={"case_id": "nope"})
+    response = httpx.post(
+        f"{system.settings.intake_url}/api/reports", json={"case_id": "nope"}, verify=tls()
+    )
     assert response.status_code == 422
     admin = {"Authorization": f"Bearer {world.tokens['admin']}"}
     for bad_key in ("not base64!", "AAAA", "A" * 43 + "="):  # garbage, short, low-order zero key
@@ -294,15 +299,19 @@ def test_bad_input_is_refused_with_a_clear_error(world: World, system: LocalSyst
             f"{system.settings.triage_url}/api/admin/buyers",
             headers=admin,
             json={"buyer_id": "buyer-bad", "name": "Bad", "public_key": bad_key},
+            verify=tls(),
         )
         assert refused.status_code == 422 and "public key" in refused.json()["detail"]
     duplicate = httpx.post(
         f"{system.settings.triage_url}/api/admin/factories",
         headers=admin,
         json={"code": world.factory, "name": "Again", "country": "CN"},
+        verify=tls(),
     )
     assert duplicate.status_code == 409
-    factories = httpx.get(f"{system.settings.triage_url}/api/admin/factories", headers=admin).json()
+    factories = httpx.get(
+        f"{system.settings.triage_url}/api/admin/factories", headers=admin, verify=tls()
+    ).json()
     assert [f["name"] for f in factories if f["code"] == world.factory] == ["Sunrise Toys"]
 
 
@@ -477,6 +486,7 @@ def test_digests_pull_reports_a_case_it_cannot_open_and_goes_on(
         f"{settings.notify_url}/api/digests/issue",
         headers={"Authorization": f"Bearer {buyer}"},
         timeout=60,
+        verify=tls(),
     )
     assert issued.status_code == 201, issued.text
     pulled = hotline(

@@ -24,6 +24,7 @@ import pytest
 from playwright.sync_api import Browser, FilePayload, Page, Response, expect
 
 from hotline.cli.engines.local import LocalSystem
+from hotline.cli.http import tls
 from hotline.shared.envelope import open_envelope, seal_envelope
 from hotline.shared.keys import b64decode_strict, b64encode, key_id
 from hotline.shared.messages import message_routing
@@ -79,7 +80,10 @@ class Hotline:
         """The case's reply key as the operator's CLI fetches it (once triage has the case)."""
         self.world.case(case_id)
         response = httpx.get(
-            f"{self.triage}/api/cases/{case_id}/reply-key", headers=self._operator(), timeout=30
+            f"{self.triage}/api/cases/{case_id}/reply-key",
+            headers=self._operator(),
+            timeout=30,
+            verify=tls(),
         )
         assert response.status_code == 200, response.text
         return b64decode_strict(response.json()["reply_key"])
@@ -101,6 +105,7 @@ class Hotline:
             json={"message_id": message_id, "kind": kind, "envelope": envelope.model_dump()},
             headers=self._operator(),
             timeout=30,
+            verify=tls(),
         )
         assert response.status_code == 201, response.text
         return message_id
@@ -108,13 +113,16 @@ class Hotline:
     def status_at_intake(self, receipt: str) -> dict[str, Any]:
         """POST /api/status as the page asks it (lookup token derived here, proof solved)."""
         token = derive_receipt(receipt).lookup_token.hex()
-        issued = httpx.get(f"{self.intake}/api/challenge", timeout=30).json()
+        issued = httpx.get(f"{self.intake}/api/challenge", timeout=30, verify=tls()).json()
         pow = {
             "challenge": issued["challenge"],
             "solution": solve(issued["challenge"], issued["difficulty"]),
         }
         response = httpx.post(
-            f"{self.intake}/api/status", json={"lookup_token": token, "pow": pow}, timeout=30
+            f"{self.intake}/api/status",
+            json={"lookup_token": token, "pow": pow},
+            timeout=30,
+            verify=tls(),
         )
         assert response.status_code == 200, response.text
         found: dict[str, Any] = response.json()
@@ -144,7 +152,7 @@ class Hotline:
             routing=routing,
             recipients={kid: b64decode_strict(pub) for kid, pub in offered.items()},
         )
-        issued = httpx.get(f"{self.intake}/api/challenge", timeout=30).json()
+        issued = httpx.get(f"{self.intake}/api/challenge", timeout=30, verify=tls()).json()
         body = {
             "case_id": case_id,
             **routing,
@@ -156,7 +164,7 @@ class Hotline:
                 "solution": solve(issued["challenge"], issued["difficulty"]),
             },
         }
-        response = httpx.post(f"{self.intake}/api/reports", json=body, timeout=30)
+        response = httpx.post(f"{self.intake}/api/reports", json=body, timeout=30, verify=tls())
         assert response.status_code == 201, response.text
         return receipt
 
@@ -167,7 +175,10 @@ class Hotline:
 
         def answers() -> list[dict[str, Any]]:
             response = httpx.get(
-                f"{self.triage}/api/cases/{case_id}/messages", headers=self._operator(), timeout=30
+                f"{self.triage}/api/cases/{case_id}/messages",
+                headers=self._operator(),
+                timeout=30,
+                verify=tls(),
             )
             assert response.status_code == 200, response.text
             return [m for m in response.json()["messages"] if m["kind"] == "answer"]
@@ -180,7 +191,10 @@ class Hotline:
             answer["envelope"], private_key=private, case_id=case_id, routing=routing
         ).decode()
         response = httpx.get(
-            f"{self.intake}/api/cases/{case_id}/attachments", headers=self._operator(), timeout=30
+            f"{self.intake}/api/cases/{case_id}/attachments",
+            headers=self._operator(),
+            timeout=30,
+            verify=tls(),
         )
         assert response.status_code == 200, response.text
         [held] = [a for a in response.json()["answers"] if a["message_id"] == answer["message_id"]]

@@ -26,6 +26,7 @@ from playwright.sync_api import Browser, FilePayload, Page, Response, expect
 from pymongo import MongoClient
 
 from hotline.cli.engines.local import LocalSystem
+from hotline.cli.http import tls
 from hotline.shared.envelope import open_envelope
 from hotline.shared.keys import b64encode, generate_keypair, key_id
 from hotline.shared.receipt import derive_receipt, normalise_receipt
@@ -72,7 +73,7 @@ class World:
         return code
 
     def recipients(self, factory: str) -> dict[str, Any]:
-        response = httpx.get(f"{self.intake}/api/recipients/{factory}", timeout=30)
+        response = httpx.get(f"{self.intake}/api/recipients/{factory}", timeout=30, verify=tls())
         assert response.status_code == 200, response.text
         answer: dict[str, Any] = response.json()
         return answer
@@ -122,6 +123,7 @@ class World:
                 f"{self.system.settings.triage_url}/api/cases/{case_id}",
                 headers={"Authorization": f"Bearer {self.operator_token()}"},
                 timeout=30,
+                verify=tls(),
             )
             if response.status_code == 404:
                 return None
@@ -137,6 +139,7 @@ class World:
             params={"factory": factory, "limit": 200},
             headers={"Authorization": f"Bearer {self.operator_token()}"},
             timeout=30,
+            verify=tls(),
         )
         assert response.status_code == 200, response.text
         return [case["case_id"] for case in response.json()["cases"]]
@@ -157,6 +160,7 @@ class World:
             f"{self.intake}/api/cases/{case['case_id']}/attachments",
             headers={"Authorization": f"Bearer {self.operator_token()}"},
             timeout=30,
+            verify=tls(),
         )
         assert response.status_code == 200, response.text
         opened = []

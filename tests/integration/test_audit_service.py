@@ -21,6 +21,7 @@ import pytest
 from pymongo import MongoClient
 
 from hotline.audit_log.sequencer import Sequencer
+from hotline.cli.http import tls
 from hotline.shared.config import Settings
 from hotline.shared.events import EventType
 from hotline.shared.store import Store
@@ -90,12 +91,12 @@ def seeded(mongo_engine: Any, test_settings: Settings) -> Iterator[LogInstance]:
 def test_checkpoint_is_signed_by_the_key_at_vkey(system: Any) -> None:
     url = system.settings.audit_url
     publish_events(system.settings, [probe(f"probe-{uuid.uuid4()}")])
-    vkey = httpx.get(f"{url}/vkey")
+    vkey = httpx.get(f"{url}/vkey", verify=tls())
     assert vkey.status_code == 200 and vkey.headers["content-type"].startswith("text/plain")
     verifier = parse_verifier_key(vkey.text.strip())
     assert isinstance(verifier, Ed25519Verifier)
     wait_for(lambda: served_size(url) > 0, timeout=60, what="a non-empty checkpoint")
-    response = httpx.get(f"{url}/checkpoint")
+    response = httpx.get(f"{url}/checkpoint", verify=tls())
     assert response.headers["content-type"] == "text/plain; charset=utf-8"
     assert response.headers["cache-control"] == "public, max-age=2"
     assert "set-cookie" not in response.headers
@@ -125,7 +126,7 @@ def test_tiles_agree_with_the_tree_recomputed_from_the_entries(seeded: LogInstan
 
 
 def get(instance: LogInstance, path: str) -> bytes:
-    response = httpx.get(f"{instance.url}/{path}")
+    response = httpx.get(f"{instance.url}/{path}", verify=tls())
     assert response.status_code == 200, (path, response.status_code, response.text)
     return response.content
 
@@ -139,7 +140,7 @@ def test_tiles_are_served_as_c2sp_says(seeded: LogInstance) -> None:
         "tile/entries/002.p/88",
         "tile/1/000.p/2",
     ):
-        response = httpx.get(f"{seeded.url}/{path}")
+        response = httpx.get(f"{seeded.url}/{path}", verify=tls())
         assert response.status_code == 200, path
         assert response.headers["content-type"] == "application/octet-stream"
         assert response.headers["cache-control"] == IMMUTABLE
@@ -155,7 +156,7 @@ def test_tiles_are_served_as_c2sp_says(seeded: LogInstance) -> None:
     )
     malformed = ("tile/0/2", "tile/00/000", "tile/0/000.p/256", "tile/0/000.p/0", "tile/x/000")
     for path in beyond + malformed:
-        assert httpx.get(f"{seeded.url}/{path}").status_code == 404, path
+        assert httpx.get(f"{seeded.url}/{path}", verify=tls()).status_code == 404, path
 
 
 def test_a_redelivered_event_is_appended_once(system: Any) -> None:
@@ -307,7 +308,7 @@ def test_cosignature_round_trip_and_unknown_witnesses_refused(
         log = ("--log", instance.url, "--vkey", instance.vkey)
         cosigned = hotline("audit", "verify", *log, "--cosign", str(witness_file))
         assert "cosigned checkpoint of size 12 as auditor.test" in cosigned.stderr
-        served = httpx.get(f"{instance.url}/checkpoint").text
+        served = httpx.get(f"{instance.url}/checkpoint", verify=tls()).text
         assert served.startswith(note) and "\u2014 auditor.test " in served
         quorum = hotline("audit", "verify", *log, "--witness", witness_vkey, "--quorum", "1")
         assert "witnesses: 1 cosignature(s), quorum 1" in quorum.stdout
@@ -343,7 +344,10 @@ def test_cosignature_round_trip_and_unknown_witnesses_refused(
 
 def post_cosignature(instance: LogInstance, body: str) -> httpx.Response:
     return httpx.post(
-        f"{instance.url}/cosignature", content=body.encode(), headers={"content-type": "text/plain"}
+        f"{instance.url}/cosignature",
+        content=body.encode(),
+        headers={"content-type": "text/plain"},
+        verify=tls(),
     )
 
 

@@ -27,6 +27,7 @@ from fastapi import Depends, FastAPI
 
 from hotline.cli.engines import keycloak
 from hotline.cli.engines.process import ManagedProcess
+from hotline.cli.http import tls
 from hotline.shared.auth import (
     CurrentPrincipal,
     Principal,
@@ -68,12 +69,14 @@ def test_production_realm_has_no_demo_users_and_device_grant_only() -> None:
 def test_cli_client_starts_a_device_login(
     keycloak_engine: ManagedProcess, test_settings: Settings
 ) -> None:
-    response = httpx.post(test_settings.device_auth_url, data={"client_id": "hotline-cli"})
+    response = httpx.post(
+        test_settings.device_auth_url, data={"client_id": "hotline-cli"}, verify=tls()
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["device_code"] and body["user_code"]
     assert body["verification_uri"].startswith(test_settings.keycloak_url)
-    health = httpx.get(f"{test_settings.keycloak_url}/health/ready")
+    health = httpx.get(f"{test_settings.keycloak_url}/health/ready", verify=tls())
     assert health.status_code == 200
 
 
@@ -104,7 +107,7 @@ def passive_realm_key(settings: Settings) -> Iterator[RealmKey]:
     ).decode()
     admin = f"{settings.keycloak_url}/admin/realms/{settings.keycloak_realm}"
     headers = admin_headers(settings)
-    realm_id = httpx.get(admin, headers=headers).raise_for_status().json()["id"]
+    realm_id = httpx.get(admin, headers=headers, verify=tls()).raise_for_status().json()["id"]
     created = httpx.post(
         f"{admin}/components",
         headers=headers,
@@ -121,15 +124,20 @@ def passive_realm_key(settings: Settings) -> Iterator[RealmKey]:
                 "privateKey": [pem],
             },
         },
+        verify=tls(),
     ).raise_for_status()
     component_id = created.headers["Location"].rsplit("/", 1)[-1]
     try:
-        keys = httpx.get(f"{admin}/keys", headers=headers).raise_for_status().json()["keys"]
+        keys = (
+            httpx.get(f"{admin}/keys", headers=headers, verify=tls())
+            .raise_for_status()
+            .json()["keys"]
+        )
         (kid,) = [k["kid"] for k in keys if k.get("providerId") == component_id]
         yield RealmKey(private_key, kid)
     finally:
         httpx.delete(
-            f"{admin}/components/{component_id}", headers=admin_headers(settings)
+            f"{admin}/components/{component_id}", headers=admin_headers(settings), verify=tls()
         ).raise_for_status()
 
 
@@ -191,7 +199,7 @@ async def make_harness(settings: Settings, audience: str = AUDIENCE) -> Harness:
         if str(request.url) == settings.jwks_url:
             fetched.append(str(request.url))
 
-    keycloak_client = httpx.AsyncClient(timeout=10, event_hooks={"request": [count]})
+    keycloak_client = httpx.AsyncClient(timeout=10, event_hooks={"request": [count]}, verify=tls())
     verifier = TokenVerifier(settings, audience, http_client=keycloak_client)
     app = build_app()
     install_token_verifier(app, verifier)
@@ -319,6 +327,7 @@ async def test_real_token_from_another_issuer_is_401(
             "username": "operator",
             "password": "operator",
         },
+        verify=tls(),
     ).raise_for_status()
     token = response.json()["access_token"]
     assert claims_of(token)["iss"] == f"http://{host}/realms/hotline"

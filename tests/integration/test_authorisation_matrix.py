@@ -47,6 +47,7 @@ from pymongo import MongoClient
 
 from hotline.cli.engines.local import LocalSystem
 from hotline.cli.engines.process import free_port
+from hotline.cli.http import tls
 from hotline.cli.reports import seal_report
 from hotline.shared.config import Settings
 from hotline.shared.envelope import seal_envelope
@@ -427,7 +428,7 @@ def world(system: LocalSystem) -> Iterator[World]:
         ) as short_lived,
         # Tokens for Keycloak's own account client: a real audience, of no service.
         password_client(settings, audiences=["account"]) as other_audience,
-        httpx.Client(timeout=60) as http,
+        httpx.Client(timeout=60, verify=tls()) as http,
     ):
         # First, so that it has expired by the time the setup below is done.
         expired = client_token(settings, short_lived, "admin")
@@ -485,7 +486,7 @@ def world(system: LocalSystem) -> Iterator[World]:
             what="the case among buyer A's items",
         )
         wait_for(
-            lambda: httpx.get(f"{settings.audit_url}/checkpoint").status_code == 200,
+            lambda: httpx.get(f"{settings.audit_url}/checkpoint", verify=tls()).status_code == 200,
             timeout=WAIT,
             what="a checkpoint of the audit log",
         )

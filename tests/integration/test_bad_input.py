@@ -18,6 +18,7 @@ import pytest
 from pymongo import MongoClient
 
 from hotline.cli.engines.local import LocalSystem
+from hotline.cli.http import tls
 from tests.support.registry import unique_factory_code
 from tests.support.tokens import password_token
 
@@ -64,6 +65,7 @@ def test_intake_refuses_nan_and_lone_surrogates(
         content=report_body(**fields).encode(),
         headers=JSON,
         timeout=30,
+        verify=tls(),
     )
     refused(response)
 
@@ -89,6 +91,7 @@ def test_the_admin_api_refuses_bad_text_and_stores_nothing(
         content=body.replace("FACTORY-CODE", code).encode(),
         headers=admin_headers(system),
         timeout=30,
+        verify=tls(),
     )
     refused(response)
     client: MongoClient[dict[str, Any]] = MongoClient(system.settings.mongo_url)
@@ -99,7 +102,10 @@ def test_the_admin_api_refuses_bad_text_and_stores_nothing(
 @pytest.mark.parametrize("start", ["99999999999999999999999", "-1", "1e3", "NaN"])
 def test_the_public_log_refuses_an_impossible_start(system: LocalSystem, start: str) -> None:
     response = httpx.get(
-        f"{system.settings.audit_url}/api/entries", params={"start": start}, timeout=30
+        f"{system.settings.audit_url}/api/entries",
+        params={"start": start},
+        timeout=30,
+        verify=tls(),
     )
     refused(response)
 
@@ -107,7 +113,11 @@ def test_the_public_log_refuses_an_impossible_start(system: LocalSystem, start: 
 def test_ten_megabytes_of_whitespace_are_a_clear_refusal(system: LocalSystem) -> None:
     padded = b" " * 10_000_000 + report_body().encode()
     response = httpx.post(
-        f"{system.settings.intake_url}/api/reports", content=padded, headers=JSON, timeout=60
+        f"{system.settings.intake_url}/api/reports",
+        content=padded,
+        headers=JSON,
+        timeout=60,
+        verify=tls(),
     )
     refused(response)
 
@@ -129,5 +139,5 @@ def test_a_body_over_the_limit_is_refused_while_it_is_read(
         for _ in range(26):
             yield b" " * (1024 * 1024)
 
-    response = httpx.post(url, content=chunks(), headers=JSON, timeout=60)
+    response = httpx.post(url, content=chunks(), headers=JSON, timeout=60, verify=tls())
     assert response.status_code == 413, (response.status_code, response.text[:300])

@@ -27,6 +27,7 @@ from pymongo import MongoClient
 from pymongo.database import Database
 
 from hotline.cli.engines.local import LocalSystem
+from hotline.cli.http import tls
 from hotline.shared.config import Settings
 from hotline.shared.envelope import open_envelope, seal_envelope
 from hotline.shared.events import EventError, EventType, parse_event, topic_for
@@ -65,7 +66,7 @@ class World:
     def call(self, method: str, path: str, user: str | None, body: Any = None) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.token(user)}"} if user else {}
         url = f"{self.settings.triage_url}{path}"
-        return httpx.request(method, url, json=body, headers=headers, timeout=60)
+        return httpx.request(method, url, json=body, headers=headers, timeout=60, verify=tls())
 
     def subject(self, user: str) -> str:
         """The Keycloak subject of `user`, as the services read it from the token."""

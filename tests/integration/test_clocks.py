@@ -30,6 +30,7 @@ from pymongo.database import Database
 
 from hotline.cli.engines import kafka
 from hotline.cli.engines.local import LocalSystem
+from hotline.cli.http import tls
 from hotline.shared.bus import make_producer
 from hotline.shared.clock import ManualClock
 from hotline.shared.config import Settings
@@ -67,7 +68,7 @@ class World:
     def call(self, method: str, path: str, body: Any = None) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.token()}"}
         url = f"{self.settings.triage_url}{path}"
-        return httpx.request(method, url, json=body, headers=headers, timeout=60)
+        return httpx.request(method, url, json=body, headers=headers, timeout=60, verify=tls())
 
     def case(self, case_id: str) -> Document:
         found = self.mongo.triage_cases.find_one({"_id": case_id})
@@ -333,7 +334,9 @@ async def test_a_breach_is_published_once_however_many_schedulers_race(world: Wo
     # escalation, the breach (once) and the late stop.
     def logged() -> list[str] | None:
         found = httpx.get(
-            f"{world.settings.audit_url}/api/entries", params={"case": case_id, "limit": 1000}
+            f"{world.settings.audit_url}/api/entries",
+            params={"case": case_id, "limit": 1000},
+            verify=tls(),
         )
         types = [entry["entry"]["type"] for entry in found.json()]
         return types if "clock.stopped" in types and "clock.breached" in types else None

@@ -24,6 +24,7 @@ from pymongo import MongoClient
 from pymongo.database import Database
 
 from hotline.cli.engines.local import LocalSystem
+from hotline.cli.http import tls
 from hotline.shared.config import Settings
 from hotline.shared.envelope import Envelope, envelope_hash, open_envelope, seal_envelope
 from hotline.shared.events import Event, EventError, EventType, parse_event, topic_for
@@ -71,7 +72,9 @@ class World:
     ) -> httpx.Response:
         base = {"triage": self.settings.triage_url, "notify": self.settings.notify_url}[service]
         headers = {"Authorization": f"Bearer {self.token(user)}"} if user else {}
-        return httpx.request(method, f"{base}{path}", json=body, headers=headers, timeout=60)
+        return httpx.request(
+            method, f"{base}{path}", json=body, headers=headers, timeout=60, verify=tls()
+        )
 
     def operator_keys(self) -> dict[str, bytes]:
         """Every operator key of the registry, as notify lists them to a buyer."""

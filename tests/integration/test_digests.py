@@ -29,6 +29,7 @@ from pymongo import MongoClient
 from pymongo.database import Database
 
 from hotline.cli.engines.local import LocalSystem
+from hotline.cli.http import tls
 from hotline.notify.consumer import add_to_digests, apply_case_event
 from hotline.notify.digest import (
     DigestError,
@@ -676,6 +677,7 @@ def test_digests_ack_reaches_the_operators_conversation_once(world: World) -> No
             f"{world.settings.triage_url}/api/cases/{case_id}/messages",
             headers={"Authorization": f"Bearer {world.token('operator')}"},
             timeout=60,
+            verify=tls(),
         )
         assert found.status_code == 200, found.text
         return [m for m in found.json()["messages"] if m["kind"] == "noted"]

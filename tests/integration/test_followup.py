@@ -25,6 +25,7 @@ from pymongo import MongoClient
 from pymongo.database import Database
 
 from hotline.cli.engines.local import LocalSystem
+from hotline.cli.http import tls
 from hotline.shared.bus import make_producer, publish
 from hotline.shared.envelope import envelope_hash, open_envelope, seal_envelope
 from hotline.shared.events import (
@@ -155,7 +156,7 @@ def world(system: LocalSystem) -> Iterator[World]:
     )
     admin.created("links", {"buyer_id": buyer_id, "factory": factory})
     client: MongoClient[Document] = MongoClient(settings.mongo_url)
-    with client, httpx.Client(base_url=settings.intake_url, timeout=60) as http:
+    with client, httpx.Client(base_url=settings.intake_url, timeout=60, verify=tls()) as http:
         mongo = client[settings.mongo_db]
         operators = {
             doc["_id"]: b64decode_strict(doc["public_key"]) for doc in mongo.operator_keys.find()

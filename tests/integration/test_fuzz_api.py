@@ -38,6 +38,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from hotline.cli.engines.local import LocalSystem
+from hotline.cli.http import tls
 from hotline.shared.config import Settings
 from hotline.shared.roles import Role
 from tests.support.realm import add_user
@@ -206,7 +207,7 @@ def test_every_error_status_is_documented_as_sent(system: LocalSystem) -> None:
     problems, never FastAPI's shape with `type` and `input`), and 401 where a token is taken."""
     for service, document in DOCUMENTS.items():
         url = service_url(system.settings, service) + document
-        spec: dict[str, Any] = httpx.get(url, timeout=REQUEST_TIMEOUT).json()
+        spec: dict[str, Any] = httpx.get(url, timeout=REQUEST_TIMEOUT, verify=tls()).json()
         assert "HTTPValidationError" not in spec["components"]["schemas"], service
         for path, item in spec["paths"].items():
             for method, operation in item.items():
@@ -229,6 +230,7 @@ def test_a_challenge_that_is_not_ascii_is_refused_and_no_500(
         content=json.dumps(body).encode(),  # escaped, as a client may send it
         headers={"content-type": "application/json"},
         timeout=REQUEST_TIMEOUT,
+        verify=tls(),
     )
     assert response.status_code == 400, (response.status_code, response.text[:300])
     assert response.json()["code"] == "bad-challenge"

@@ -27,6 +27,7 @@ from pymongo import MongoClient
 from pymongo.database import Database
 
 from hotline.cli.engines.local import LocalSystem
+from hotline.cli.http import tls
 from hotline.shared.bus import make_producer
 from hotline.shared.config import Settings
 from hotline.shared.events import Event, EventError, EventType, parse_event, topic_for
@@ -184,6 +185,7 @@ def test_the_published_incident_id_cannot_be_derived_from_public_data(
         f"{world.settings.triage_url}/api/cases/{members[0]}",
         headers={"Authorization": f"Bearer {operator}"},
         timeout=60,
+        verify=tls(),
     )
     assert shown.status_code == 200, shown.text
     assert shown.json()["incidents"] == {public_id: CATEGORY}

@@ -23,6 +23,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from hotline.cli.engines.local import LocalSystem
+from hotline.cli.http import tls
 from hotline.shared.config import Settings
 from hotline.shared.envelope import EnvelopeKind, envelope_hash, seal_envelope
 from hotline.shared.events import EventError, EventType, parse_event, topic_for
@@ -179,7 +180,10 @@ def world(system: LocalSystem, mongo: Database[Document]) -> Iterator[World]:
     }
     assert operators[operator.key_id] == operator.public
     with httpx.Client(
-        base_url=settings.intake_url, timeout=60, event_hooks={"response": [refuse_cookies]}
+        base_url=settings.intake_url,
+        timeout=60,
+        event_hooks={"response": [refuse_cookies]},
+        verify=tls(),
     ) as http:
         yield World(
             http=http,
@@ -247,7 +251,9 @@ def test_recipients_are_the_operator_keys_and_the_linked_buyers_key_with_their_p
     assert listed["identity"] == {kid: b64encode(pub) for kid, pub in world.identity_keys.items()}
     assert world.buyer.key_id not in listed["identity"], "identity is for operators only"
 
-    vkey = parse_verifier_key(httpx.get(f"{system.settings.audit_url}/vkey").text.strip())
+    vkey = parse_verifier_key(
+        httpx.get(f"{system.settings.audit_url}/vkey", verify=tls()).text.strip()
+    )
     assert isinstance(vkey, Ed25519Verifier)
     checkpoint, _ = open_checkpoint(listed["transparency"]["checkpoint"], vkey.name, [vkey])
     for kid, public in listed["content"].items():

@@ -27,6 +27,7 @@ import pytest
 from pymongo import MongoClient
 
 from hotline.cli.engines.local import LocalSystem
+from hotline.cli.http import tls
 from hotline.shared.config import Settings
 from tests.support.cli import hotline_json
 from tests.support.containers import containers_requested
@@ -57,7 +58,7 @@ def health(settings: Settings) -> dict[str, tuple[int, dict[str, Any]]]:
     """Every service's /healthz: status code and body."""
     answers = {}
     for name, url in service_urls(settings).items():
-        response = httpx.get(f"{url}/healthz", timeout=HEALTH_BOUND)
+        response = httpx.get(f"{url}/healthz", timeout=HEALTH_BOUND, verify=tls())
         answers[name] = (response.status_code, response.json())
     return answers
 
@@ -73,7 +74,10 @@ def submit(factory: str, text: str) -> str:
 
 def audit_entries(settings: Settings, case_id: str) -> list[dict[str, Any]]:
     response = httpx.get(
-        f"{settings.audit_url}/api/entries", params={"case": case_id, "limit": 1000}, timeout=30
+        f"{settings.audit_url}/api/entries",
+        params={"case": case_id, "limit": 1000},
+        timeout=30,
+        verify=tls(),
     )
     response.raise_for_status()
     return [item["entry"] for item in response.json()]
@@ -116,6 +120,7 @@ def _at_triage(settings: Settings, token: str, factory: str) -> set[str]:
         params={"factory": factory, "limit": 200},
         headers={"Authorization": f"Bearer {token}"},
         timeout=30,
+        verify=tls(),
     )
     response.raise_for_status()
     return {case["case_id"] for case in response.json()["cases"]}
@@ -185,6 +190,7 @@ def outage(system: LocalSystem, tmp_path_factory: pytest.TempPathFactory) -> Ite
                 f"{settings.triage_url}/api/cases/{at_once_case}",
                 headers=operator,
                 timeout=REFUSAL_BOUND,
+                verify=tls(),
             )
 
             def all_degraded() -> dict[str, tuple[int, dict[str, Any]]] | None:
@@ -193,13 +199,17 @@ def outage(system: LocalSystem, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
             observed.health_down = wait_for(all_degraded, timeout=30, what="/healthz degraded")
             observed.case_view = httpx.get(
-                f"{settings.triage_url}/api/cases/{viewed}", headers=operator, timeout=REFUSAL_BOUND
+                f"{settings.triage_url}/api/cases/{viewed}",
+                headers=operator,
+                timeout=REFUSAL_BOUND,
+                verify=tls(),
             )
             observed.digest_pull = httpx.get(
                 f"{settings.notify_url}/api/digests",
                 params={"since": 0},
                 headers={"Authorization": f"Bearer {buyer_token}"},
                 timeout=REFUSAL_BOUND,
+                verify=tls(),
             )
             for n in range(REPORTS_DURING_OUTAGE):
                 secret = f"wages withheld for {n + 2} months kq{marker}{n}"
@@ -292,6 +302,7 @@ def test_hand_outs_work_again_once_kafka_is_back(outage: Outage) -> None:
         f"{settings.triage_url}/api/cases/{outage.viewed_case}",
         headers={"Authorization": f"Bearer {outage.operator_token}"},
         timeout=30,
+        verify=tls(),
     )
     assert shown.status_code == 200, shown.text[:300]
     assert shown.json()["content"] is not None
@@ -300,6 +311,7 @@ def test_hand_outs_work_again_once_kafka_is_back(outage: Outage) -> None:
         params={"since": 0},
         headers={"Authorization": f"Bearer {outage.buyer_token}"},
         timeout=30,
+        verify=tls(),
     )
     assert pulled.status_code == 200, pulled.text[:300]
     assert outage.digest_case in pulled.text

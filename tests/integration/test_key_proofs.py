@@ -20,6 +20,7 @@ import pytest
 from pymongo import MongoClient
 
 from hotline.audit_log.key_proofs import registration_filter
+from hotline.cli.http import tls
 from hotline.shared.config import Settings
 from hotline.shared.events import KeyRevoked, new_event
 from hotline.shared.keys import b64encode, key_id
@@ -60,11 +61,11 @@ def log(mongo_engine: Any, test_settings: Settings) -> Iterator[LogInstance]:
 
 
 def key_proofs(url: str, keys: list[str]) -> httpx.Response:
-    return httpx.get(f"{url}/api/key-proofs", params={"key": keys})
+    return httpx.get(f"{url}/api/key-proofs", params={"key": keys}, verify=tls())
 
 
 def log_key(url: str) -> Ed25519Verifier:
-    verifier = parse_verifier_key(httpx.get(f"{url}/vkey").text.strip())
+    verifier = parse_verifier_key(httpx.get(f"{url}/vkey", verify=tls()).text.strip())
     assert isinstance(verifier, Ed25519Verifier)
     return verifier
 
@@ -95,7 +96,7 @@ def test_registered_keys_are_proven_in_the_latest_checkpoint(log: LogInstance) -
     assert response.headers["cache-control"] == "public, max-age=2"
     assert "set-cookie" not in response.headers
     body = response.json()
-    assert body["checkpoint"] == httpx.get(f"{log.url}/checkpoint").text
+    assert body["checkpoint"] == httpx.get(f"{log.url}/checkpoint", verify=tls()).text
     checkpoint = check_proofs(body, log_key(log.url), [WORLD.operator, WORLD.buyer, MIDDLE])
     assert checkpoint.size == SIZE
     assert set(body["proofs"]) == {WORLD.operator.key_id, WORLD.buyer.key_id, MIDDLE.key_id}

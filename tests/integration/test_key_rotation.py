@@ -30,6 +30,7 @@ from pymongo import MongoClient
 from pymongo.database import Database
 
 from hotline.cli.engines.local import LocalSystem
+from hotline.cli.http import tls
 from hotline.shared import registry
 from hotline.shared.config import Settings
 from hotline.shared.envelope import NotARecipient, open_envelope, seal_envelope
@@ -292,9 +293,13 @@ def buyer_items(settings: Settings, token: str) -> list[Document]:
     from whichever digest API notify serves: the cursor API of issue 19 (asking for an
     issuance first, then paging from the start), else the older single list."""
     headers = {"Authorization": f"Bearer {token}"}
-    issued = httpx.post(f"{settings.notify_url}/api/digests/issue", headers=headers, timeout=60)
+    issued = httpx.post(
+        f"{settings.notify_url}/api/digests/issue", headers=headers, timeout=60, verify=tls()
+    )
     if issued.status_code in (404, 405):  # no such route: notify before issue 19
-        older = httpx.get(f"{settings.notify_url}/api/digest", headers=headers, timeout=60)
+        older = httpx.get(
+            f"{settings.notify_url}/api/digest", headers=headers, timeout=60, verify=tls()
+        )
         assert older.status_code == 200, older.text
         items: list[Document] = older.json()
         return items
@@ -306,6 +311,7 @@ def buyer_items(settings: Settings, token: str) -> list[Document]:
             params={"since": since, "limit": 200},
             headers=headers,
             timeout=60,
+            verify=tls(),
         )
         assert page.status_code == 200, page.text
         answer = page.json()
@@ -368,7 +374,7 @@ def rotation(
         "--public-key-file", f"{old_key}.pub", token=admin_token,
     )  # fmt: skip
     admin.created("links", {"buyer_id": buyer, "factory": factory})
-    with httpx.Client(base_url=settings.intake_url, timeout=60) as http:
+    with httpx.Client(base_url=settings.intake_url, timeout=60, verify=tls()) as http:
         before_text = f"wages late before the rotation {uuid.uuid4().hex[:8]}"
         before_case = submit(http, factory, current_recipients(http, factory), before_text)
         token = password_token(settings, buyer_user, buyer_user)
@@ -487,7 +493,7 @@ def test_the_revocation_is_on_its_topic_and_in_the_audit_log(
         "the key.revoked entry under a checkpoint",
     )
     assert {k: entry["entry"][k] for k in revoked} == revoked
-    vkey = httpx.get(f"{settings.audit_url}/vkey", timeout=30).text.strip()
+    vkey = httpx.get(f"{settings.audit_url}/vkey", timeout=30, verify=tls()).text.strip()
     verdict = hotline_json("audit", "verify", "--vkey", vkey, "--state", str(tmp_path / "s.json"))
     assert verdict["policy"]["revoked_keys"] >= 1
     assert verdict["policy"]["sealed_envelopes"] > 0
@@ -518,7 +524,7 @@ def test_each_refusal_of_a_rotation_has_its_status_and_changes_nothing(
     before = rotation.buyer_doc()
     for why, token, body, status, explanation in refusals:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        response = httpx.post(url, json=body, headers=headers, timeout=30)
+        response = httpx.post(url, json=body, headers=headers, timeout=30, verify=tls())
         assert response.status_code == status, (why, response.text)
         assert explanation in str(response.json()["detail"]), (why, response.text)
     unknown = httpx.post(
@@ -526,6 +532,7 @@ def test_each_refusal_of_a_rotation_has_its_status_and_changes_nothing(
         json={"public_key": fresh},
         headers={"Authorization": f"Bearer {admin}"},
         timeout=30,
+        verify=tls(),
     )
     assert unknown.status_code == 404 and "no buyer nobody-" in unknown.json()["detail"]
     assert rotation.buyer_doc() == before
@@ -556,7 +563,7 @@ def test_the_schedule_is_set_by_the_cli_and_the_api(rotation: Rotation) -> None:
 
     url = f"{settings.triage_url}/api/admin/buyers/{buyer}/schedule"
     as_admin = {"Authorization": f"Bearer {admin}"}
-    answer = httpx.put(url, json={"schedule": "daily"}, headers=as_admin, timeout=30)
+    answer = httpx.put(url, json={"schedule": "daily"}, headers=as_admin, timeout=30, verify=tls())
     assert (answer.status_code, answer.json()) == (200, {"buyer_id": buyer, "schedule": "daily"})
     assert rotation.buyer_doc()["schedule"] == "daily"
 
@@ -569,7 +576,7 @@ def test_the_schedule_is_set_by_the_cli_and_the_api(rotation: Rotation) -> None:
         ("no schedule", as_admin, {}, 422, "Field required"),
     ]
     for why, headers, body, status, explanation in refusals:
-        response = httpx.put(url, json=body, headers=headers, timeout=30)
+        response = httpx.put(url, json=body, headers=headers, timeout=30, verify=tls())
         assert response.status_code == status, (why, response.text)
         assert explanation in str(response.json()["detail"]), (why, response.text)
     unknown = httpx.put(
@@ -577,6 +584,7 @@ def test_the_schedule_is_set_by_the_cli_and_the_api(rotation: Rotation) -> None:
         json={"schedule": "weekly"},
         headers=as_admin,
         timeout=30,
+        verify=tls(),
     )
     assert unknown.status_code == 404 and "no buyer nobody-" in unknown.json()["detail"]
     wrong = hotline("admin", "buyer", "schedule", buyer, "hourly", token=admin, check=False)

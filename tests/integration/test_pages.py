@@ -19,6 +19,7 @@ import pytest
 from babel.messages.pofile import read_po
 
 from hotline.cli.engines.local import LocalSystem
+from hotline.cli.http import tls
 from hotline.intake.pages import LANGUAGES
 from hotline.shared.taxonomy import categories
 from hotline.shared.web import Language
@@ -126,14 +127,14 @@ def translations(language: Language) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def intake(system: LocalSystem) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=system.settings.intake_url, timeout=60) as client:
+    with httpx.Client(base_url=system.settings.intake_url, timeout=60, verify=tls()) as client:
         yield client
 
 
 @pytest.fixture(scope="module")
 def log_vkey(system: LocalSystem) -> str:
     """The audit log's verifier key, as the log itself serves it (the page pins this one)."""
-    response = httpx.get(f"{system.settings.audit_url}/vkey", timeout=30)
+    response = httpx.get(f"{system.settings.audit_url}/vkey", timeout=30, verify=tls())
     assert response.status_code == 200
     return response.text.strip()
 

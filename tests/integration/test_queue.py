@@ -18,6 +18,7 @@ import pytest
 from pymongo import MongoClient
 
 from hotline.cli.engines.local import LocalSystem
+from hotline.cli.http import tls
 from hotline.shared.config import Settings
 from hotline.shared.roles import Role
 from tests.support.cli import hotline, hotline_json
@@ -44,7 +45,7 @@ class World:
         token = password_token(self.settings, user, user) if user else None
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         url = f"{self.settings.triage_url}/api/cases"
-        return httpx.get(url, params=params, headers=headers, timeout=60)
+        return httpx.get(url, params=params, headers=headers, timeout=60, verify=tls())
 
     def page(self, **params: Any) -> Document:
         response = self.get("operator", **params)
@@ -249,10 +250,10 @@ def test_the_queue_follows_a_claim_and_a_status_change(world: World) -> None:
     token = password_token(world.settings, "operator", "operator")
     headers = {"Authorization": f"Bearer {token}"}
     base = f"{world.settings.triage_url}/api/cases/{case_id}"
-    claimed = httpx.post(f"{base}/claim", json={}, headers=headers, timeout=60)
+    claimed = httpx.post(f"{base}/claim", json={}, headers=headers, timeout=60, verify=tls())
     assert claimed.status_code == 200, claimed.text
     moved = httpx.post(
-        f"{base}/status", json={"status": "acknowledged"}, headers=headers, timeout=60
+        f"{base}/status", json={"status": "acknowledged"}, headers=headers, timeout=60, verify=tls()
     )
     assert moved.status_code == 200, moved.text
     acknowledged = world.walk(status="acknowledged", factory=world.other_factory)

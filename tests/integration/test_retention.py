@@ -39,6 +39,7 @@ from pymongo.database import Database
 
 from hotline.cli.engines import kafka
 from hotline.cli.engines.local import LocalSystem
+from hotline.cli.http import tls
 from hotline.intake.collections import COLLECTIONS as INTAKE_COLLECTIONS
 from hotline.intake.conversation import record_event
 from hotline.notify.collections import COLLECTIONS as NOTIFY_COLLECTIONS
@@ -114,7 +115,7 @@ class World:
 
     def call(self, method: str, url: str, user: str | None, body: Any = None) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.token(user)}"} if user else {}
-        return httpx.request(method, url, json=body, headers=headers, timeout=60)
+        return httpx.request(method, url, json=body, headers=headers, timeout=60, verify=tls())
 
     def policy(
         self, method: str, org: str, user: str = "admin", body: Any = None
@@ -183,7 +184,9 @@ class Submitted:
 
 def recipients(settings: Settings, factory: str) -> dict[str, dict[str, bytes]]:
     """The keys intake names for the factory's reports: content and identity, by key id."""
-    keys = httpx.get(f"{settings.intake_url}/api/recipients/{factory}", timeout=30).json()
+    keys = httpx.get(
+        f"{settings.intake_url}/api/recipients/{factory}", timeout=30, verify=tls()
+    ).json()
     return {
         part: {kid: b64decode_strict(pub) for kid, pub in keys[part].items()}
         for part in ("content", "identity")
@@ -191,7 +194,7 @@ def recipients(settings: Settings, factory: str) -> dict[str, dict[str, bytes]]:
 
 
 def solved(settings: Settings) -> ProofOfWork:
-    issued = httpx.get(f"{settings.intake_url}/api/challenge", timeout=30).json()
+    issued = httpx.get(f"{settings.intake_url}/api/challenge", timeout=30, verify=tls()).json()
     return ProofOfWork(
         challenge=issued["challenge"], solution=solve(issued["challenge"], issued["difficulty"])
     )
@@ -229,7 +232,10 @@ def submit_with_photo(
         pow=solved(settings),
     )
     response = httpx.post(
-        f"{settings.intake_url}/api/reports", json=report.model_dump(mode="json"), timeout=60
+        f"{settings.intake_url}/api/reports",
+        json=report.model_dump(mode="json"),
+        timeout=60,
+        verify=tls(),
     )
     assert response.status_code == 201, response.text
     return Submitted(case_id, content, identity, photo, derived.lookup_token.hex())
@@ -538,7 +544,7 @@ def test_the_audit_log_still_verifies(world: World, retained: Retained, tmp_path
 
     entry = wait_for(logged, WAIT, "both deletions in the audit log under a checkpoint")
     assert "ciphertext" not in json.dumps(entry)
-    vkey = httpx.get(f"{world.settings.audit_url}/vkey", timeout=30).text.strip()
+    vkey = httpx.get(f"{world.settings.audit_url}/vkey", timeout=30, verify=tls()).text.strip()
     verdict = hotline_json("audit", "verify", "--vkey", vkey, "--state", str(tmp_path / "s.json"))
     assert verdict["failures"] == []
     assert verdict["policy"]["deleted_envelopes"] >= 4
@@ -713,13 +719,13 @@ def test_an_answer_to_a_deleted_case_is_refused_and_stores_nothing(
         "attachments": [sealed(b"image/jpeg\n" + bytes(range(256)) * 8, "attachment")],
         "pow": solved(settings).model_dump(),
     }
-    answered = httpx.post(f"{settings.intake_url}/api/answers", json=body, timeout=60)
+    answered = httpx.post(f"{settings.intake_url}/api/answers", json=body, timeout=60, verify=tls())
 
     assert (answered.status_code, answered.json()["code"]) == (409, "case-closed"), answered.text
     assert mongo.intake_messages.count_documents({"case_id": case_id}) == 0
     assert mongo.intake_attachments.count_documents({"case_id": case_id}) == 0
     query = {"lookup_token": retained.lookup_token, "pow": solved(settings).model_dump()}
-    shown = httpx.post(f"{settings.intake_url}/api/status", json=query, timeout=60)
+    shown = httpx.post(f"{settings.intake_url}/api/status", json=query, timeout=60, verify=tls())
     assert shown.status_code == 200, shown.text
     assert (shown.json()["found"], shown.json()["status"]) == (True, "closed")
 

@@ -28,6 +28,7 @@ from pymongo import MongoClient
 from pymongo.database import Database
 
 from hotline.cli.engines.local import LocalSystem
+from hotline.cli.http import tls
 from hotline.shared.bus import make_producer
 from hotline.shared.clock import iso_z, parse_iso
 from hotline.shared.config import Settings
@@ -58,7 +59,7 @@ class World:
     def call(self, method: str, path: str, user: str, body: Any = None) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.token(user)}"}
         url = f"{self.settings.triage_url}{path}"
-        return httpx.request(method, url, json=body, headers=headers, timeout=60)
+        return httpx.request(method, url, json=body, headers=headers, timeout=60, verify=tls())
 
     def policy(self, method: str, org: str, body: Any = None) -> httpx.Response:
         return self.call(method, f"/api/admin/retention/{org}", "admin", body)

@@ -32,6 +32,7 @@ from fastapi import FastAPI
 from pymongo import MongoClient
 
 from hotline.cli.engines.local import LocalSystem
+from hotline.cli.http import tls
 from hotline.intake.app import create_app as create_intake
 from hotline.notify.app import create_app as create_notify
 from hotline.shared.auth import TokenVerifier, install_token_verifier
@@ -75,7 +76,7 @@ class World:
         headers = {"Authorization": f"Bearer {self.token(user)}"} if user else {}
         headers.update(params.pop("headers", {}))
         url = f"{self.settings.triage_url}{path}"
-        return httpx.get(url, params=params, headers=headers, timeout=60)
+        return httpx.get(url, params=params, headers=headers, timeout=60, verify=tls())
 
     def review(self, user: str = "operator", **params: Any) -> Document:
         answer = self.get("/api/stats", user, factory=self.factory, **params)
@@ -98,6 +99,7 @@ def move(settings: Settings, case_id: str, status: str) -> None:
         json={"status": status, "reason": "done"},
         headers={"Authorization": f"Bearer {token}"},
         timeout=60,
+        verify=tls(),
     )
     assert moved.status_code == 200, moved.text
 
@@ -379,7 +381,12 @@ def test_a_factory_manager_is_refused_by_every_per_case_route(world: World) -> N
         for method, path in per_case_routes(app):
             url = base + path.replace("{case_id}", case_id)
             answer = httpx.request(
-                method, url, headers={"Authorization": f"Bearer {token}"}, json={}, timeout=60
+                method,
+                url,
+                headers={"Authorization": f"Bearer {token}"},
+                json={},
+                timeout=60,
+                verify=tls(),
             )
             assert answer.status_code == 403, (method, path, answer.status_code, answer.text)
             checked.append(path)

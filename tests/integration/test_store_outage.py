@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from hotline.cli.engines.local import LocalSystem
+from hotline.cli.http import tls
 from hotline.shared.deps import STORE_RETRY_AFTER
 from tests.support.waiting import wait_for
 
@@ -17,7 +18,9 @@ UNKNOWN = "F-NOT-REGISTERED"
 
 
 def recipients(system: LocalSystem) -> httpx.Response:
-    return httpx.get(f"{system.settings.intake_url}/api/recipients/{UNKNOWN}", timeout=60)
+    return httpx.get(
+        f"{system.settings.intake_url}/api/recipients/{UNKNOWN}", timeout=60, verify=tls()
+    )
 
 
 def test_a_request_while_the_store_is_away_is_a_503_then_answered_once_it_is_back(

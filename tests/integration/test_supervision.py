@@ -30,6 +30,7 @@ import pytest
 
 from hotline.cli.engines.local import REPLICA_PORT_STEP
 from hotline.cli.engines.process import free_port, port_is_free
+from hotline.cli.http import tls
 from hotline.cli.reports import seal_report
 from hotline.shared.config import Settings
 from hotline.shared.keys import b64encode, generate_keypair
@@ -89,7 +90,7 @@ def covering(counts: Counter[str], wanted: set[str]) -> Counter[str] | None:
 
 def healthy(url: str) -> bool:
     try:
-        return httpx.get(f"{url}/healthz", timeout=3).status_code == 200
+        return httpx.get(f"{url}/healthz", timeout=3, verify=tls()).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -118,7 +119,10 @@ def stream_reports(intakes: list[str], factory: str, stop: threading.Event, out:
         case_id = sealed.report.case_id
         try:
             answer = httpx.post(
-                f"{intake}/api/reports", json=sealed.report.model_dump(mode="json"), timeout=30
+                f"{intake}/api/reports",
+                json=sealed.report.model_dump(mode="json"),
+                timeout=30,
+                verify=tls(),
             )
         except httpx.ConnectError:
             out.refused.append(case_id)
@@ -177,7 +181,9 @@ def test_two_replicas_of_everything_survive_kill_9_of_each_and_count_every_repor
             ("buyers", {"buyer_id": buyer, "name": "Sup", "public_key": new_public_key()}),
             ("links", {"buyer_id": buyer, "factory": factory}),
         ):
-            made = httpx.post(f"{url['triage']}/api/admin/{resource}", json=body, headers=admin)
+            made = httpx.post(
+                f"{url['triage']}/api/admin/{resource}", json=body, headers=admin, verify=tls()
+            )
             assert made.status_code == 201, (resource, made.text)
 
         outcomes = Outcomes()
@@ -188,6 +194,7 @@ def test_two_replicas_of_everything_survive_kill_9_of_each_and_count_every_repor
             f"{url['intake-2']}/api/reports",
             json=crossed.report.model_dump(mode="json"),
             timeout=30,
+            verify=tls(),
         )
         assert answer.status_code == 201, answer.text
         outcomes.accepted.append(crossed.report.case_id)
@@ -238,7 +245,9 @@ def test_two_replicas_of_everything_survive_kill_9_of_each_and_count_every_repor
                 params: dict[str, Any] = {"factory": factory, "limit": 200}
                 if after:
                     params["after"] = after
-                page = httpx.get(f"{url['triage-2']}/api/cases", params=params, headers=operator)
+                page = httpx.get(
+                    f"{url['triage-2']}/api/cases", params=params, headers=operator, verify=tls()
+                )
                 assert page.status_code == 200, page.text
                 seen.update(case["case_id"] for case in page.json()["cases"])
                 after = page.json()["next"]
@@ -250,7 +259,9 @@ def test_two_replicas_of_everything_survive_kill_9_of_each_and_count_every_repor
             start = 0
             while True:
                 page = httpx.get(
-                    f"{url['audit-log']}/api/entries", params={"start": start, "limit": 1000}
+                    f"{url['audit-log']}/api/entries",
+                    params={"start": start, "limit": 1000},
+                    verify=tls(),
                 ).json()
                 seen.update(
                     e["entry"]["subject"] for e in page if e["entry"]["type"] == "report.submitted"
@@ -275,13 +286,18 @@ def test_two_replicas_of_everything_survive_kill_9_of_each_and_count_every_repor
 
         def in_digests() -> Counter[str]:
             """Every case the buyer's digests bring as new, once what is pending is issued."""
-            issued = httpx.post(f"{url['notify']}/api/digests/issue", headers=bearer, timeout=60)
+            issued = httpx.post(
+                f"{url['notify']}/api/digests/issue", headers=bearer, timeout=60, verify=tls()
+            )
             assert issued.status_code in (201, 204), issued.text
             seen: Counter[str] = Counter()
             since = 0
             while True:
                 page = httpx.get(
-                    f"{url['notify-2']}/api/digests", params={"since": since}, headers=bearer
+                    f"{url['notify-2']}/api/digests",
+                    params={"since": since},
+                    headers=bearer,
+                    verify=tls(),
                 ).json()
                 for file in page["digests"]:
                     items = file["digest"]["items"]  # "changed" ones follow a case's state

@@ -25,6 +25,7 @@ from fastapi import FastAPI
 
 from hotline.cli.engines.local import LocalSystem
 from hotline.cli.engines.process import http_ready
+from hotline.cli.http import tls
 from hotline.notify.collections import COLLECTIONS as NOTIFY_COLLECTIONS
 from hotline.notify.deliverer import Backoff
 from hotline.notify.digest import check_digest_file
@@ -74,6 +75,7 @@ class World:
             json=body,
             headers={"Authorization": f"Bearer {token}"},
             timeout=60,
+            verify=tls(),
         )
 
     def register(self, buyer: Buyer, receiver: WebhookReceiver | None = None) -> tuple[str, str]:
@@ -91,7 +93,7 @@ class World:
         return {delivery["message_id"]: delivery for delivery in listed.json()}
 
     def vkey(self) -> Ed25519Verifier:
-        text = httpx.get(f"{self.settings.notify_url}/vkey", timeout=30).text.strip()
+        text = httpx.get(f"{self.settings.notify_url}/vkey", timeout=30, verify=tls()).text.strip()
         verifier = parse_verifier_key(text)
         assert isinstance(verifier, Ed25519Verifier)
         return verifier

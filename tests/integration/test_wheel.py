@@ -29,6 +29,7 @@ from packaging.utils import canonicalize_name
 
 from hotline.cli.engines import kafka, keycloak
 from hotline.cli.engines.process import free_port
+from hotline.cli.http import tls
 from hotline.shared.config import Settings
 from hotline.shared.taxonomy import categories
 from tests.support.machine import (
@@ -264,7 +265,7 @@ def serving(installed: Installed, env: dict[str, str], *command: str) -> Iterato
 
 def healthz(url: str) -> dict[str, str] | None:
     try:
-        response = httpx.get(url, timeout=2)
+        response = httpx.get(url, timeout=2, verify=tls())
     except httpx.HTTPError:
         return None
     return response.json() if response.status_code == 200 else None

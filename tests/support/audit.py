@@ -27,6 +27,7 @@ from hotline.audit_log.entries import audit_entry
 from hotline.audit_log.integrator import integrate
 from hotline.audit_log.sequencer import Sequencer
 from hotline.cli.engines.process import ManagedProcess, free_port, http_ready
+from hotline.cli.http import tls
 from hotline.shared.bus import make_producer, publish
 from hotline.shared.config import Settings
 from hotline.shared.envelope import Envelope, EnvelopeKind, envelope_hash, seal_envelope
@@ -347,7 +348,7 @@ def served_size(url: str) -> int:
 
 def checkpoint_note(url: str) -> str | None:
     try:
-        response = httpx.get(f"{url}/checkpoint", timeout=5)
+        response = httpx.get(f"{url}/checkpoint", timeout=5, verify=tls())
     except httpx.HTTPError:
         return None
     return response.text if response.status_code == 200 else None
@@ -370,7 +371,9 @@ def publish_events(settings: Settings, events: Sequence[Event]) -> None:
 
 
 def system_entries(settings: Settings, case: str) -> list[dict[str, Any]]:
-    response = httpx.get(f"{settings.audit_url}/api/entries", params={"case": case, "limit": 1000})
+    response = httpx.get(
+        f"{settings.audit_url}/api/entries", params={"case": case, "limit": 1000}, verify=tls()
+    )
     response.raise_for_status()
     entries: list[dict[str, Any]] = response.json()
     return entries

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from hotline.cli.http import tls
 from hotline.notify.collections import COLLECTIONS as NOTIFY_COLLECTIONS
 from hotline.notify.issuance import Issuer
 from hotline.shared import registry
@@ -158,6 +159,7 @@ def digest_page(
         params=params,
         headers={"Authorization": f"Bearer {token}"},
         timeout=60,
+        verify=tls(),
     )
 
 

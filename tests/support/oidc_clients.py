@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from hotline.cli.http import tls
 from hotline.shared.config import Settings
 from tests.support.realm import admin_headers
 
@@ -65,13 +66,17 @@ def password_client(
             "protocolMappers": [_ORG_MAPPER, *map(_audience_mapper, audiences)],
         },
         timeout=30,
+        verify=tls(),
     ).raise_for_status()
     internal_id = created.headers["Location"].rsplit("/", 1)[-1]
     try:
         yield client_id
     finally:
         httpx.delete(
-            f"{admin}/clients/{internal_id}", headers=admin_headers(settings), timeout=30
+            f"{admin}/clients/{internal_id}",
+            headers=admin_headers(settings),
+            timeout=30,
+            verify=tls(),
         ).raise_for_status()
 
 
@@ -81,6 +86,7 @@ def client_token(settings: Settings, client_id: str, user: str) -> str:
         settings.token_url,
         data={"grant_type": "password", "client_id": client_id, "username": user, "password": user},
         timeout=30,
+        verify=tls(),
     ).raise_for_status()
     token: str = response.json()["access_token"]
     return token

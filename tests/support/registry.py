@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from hotline.cli.http import tls
 from hotline.shared.config import Settings
 from hotline.shared.keys import b64encode, generate_keypair, key_id
 from tests.support.cli import hotline
@@ -49,6 +50,7 @@ class AdminApi:
             json=body,
             headers={"Authorization": f"Bearer {self._token()}"},
             timeout=30,
+            verify=tls(),
         )
 
     def get(self, resource: str) -> httpx.Response:
@@ -56,6 +58,7 @@ class AdminApi:
             f"{self.settings.triage_url}/api/admin/{resource}",
             headers={"Authorization": f"Bearer {self._token()}"},
             timeout=30,
+            verify=tls(),
         )
 
     def created(self, resource: str, body: dict[str, Any]) -> dict[str, Any]:
