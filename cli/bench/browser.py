@@ -156,17 +156,16 @@ def _figure(
     anchor_value: float,
     extra: dict[str, Any] | None = None,
 ) -> Figure:
-    """A figure rounded for reading: whole bytes, ms to 0.1, slowdowns to 0.01 (lower is
-    better for every figure of this bench but the throttle check, which says what it wants)."""
-    digits = {"bytes": 0, "x": 2}.get(unit, 1)
+    """A figure rounded for reading: whole bytes, anything else to three significant digits
+    (a proof of work of a few bits is a few hundredths of a millisecond in Python, which a
+    fixed 0.1 ms would round to nothing). Lower is better for every figure of this bench
+    but the throttle check, which says what it wants."""
+
+    def readable(number: float) -> float:
+        return float(round(number)) if unit == "bytes" else float(f"{number:.3g}")
+
     return Figure(
-        figure,
-        round(value, digits),
-        unit,
-        anchor,
-        round(anchor_value, digits),
-        "lower",
-        extra or {},
+        figure, readable(value), unit, anchor, readable(anchor_value), "lower", extra or {}
     )
 
 
