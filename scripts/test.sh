@@ -15,8 +15,8 @@ scripts/install.sh
 scripts/install-browser.sh  # Debian's Chromium and fonts, for the pages' browser tests
 .venv/bin/ruff check shared services cli deploy tests
 # Bytecode for the project's own modules, written once here: where PYTHONDONTWRITEBYTECODE is
-# set (as on the machines this suite was tuned on) every service, CLI call and worker would otherwise compile them
-# again at start-up, a tenth of a second of CPU each, hundreds of times a run.
+# set (as on the machines this suite was tuned on), every service, CLI call and worker would
+# compile them again as it starts, a tenth of a second of CPU each, hundreds of times a run.
 .venv/bin/python -m compileall -q -j 0 shared services cli tests >/dev/null
 if [[ $# -gt 0 ]]; then
   scripts/typecheck.sh

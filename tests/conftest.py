@@ -41,8 +41,8 @@ def test_settings(
         # authorisation matrix's expired token is expired moments after it is minted.
         "HOTLINE_TOKEN_LEEWAY": "2",
         # Proofs of work at 8 bits, not 16: every check is the same at any difficulty (the
-        # tests read it from the challenge), and the suite solves a few thousand of them, in
-        # Python and in the pages; what 16 bits costs a phone is `hotline bench browser`'s.
+        # tests read it from the challenge), and the suite solves hundreds of them, in Python
+        # and in the pages; what 16 bits costs a phone is `hotline bench browser`'s.
         "HOTLINE_POW_DIFFICULTY": os.environ.get("HOTLINE_POW_DIFFICULTY", "8"),
     }
     os.environ.update(env)
