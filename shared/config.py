@@ -125,6 +125,10 @@ class Settings(BaseSettings):
 
     # Downloaded engine distributions ($HOTLINE_ENGINES); default: DEFAULT_ENGINES_DIR.
     engines: Path | None = None
+    # More options for the JVMs of the local engines (Kafka, its storage formatter, Keycloak),
+    # split as a shell would. The test sessions set -XX:TieredStopAtLevel=1: without the
+    # optimising compiler a Keycloak start takes a third less CPU (docs/decisions.md).
+    engine_java_options: str = ""
 
     @property
     def engines_dir(self) -> Path:

@@ -17,6 +17,12 @@ from hotline.shared.config import Settings
 from tests.support.containers import container_engines, containers_requested
 from tests.support.webhook_receiver import WEBHOOK_SCHEDULE, session_ca
 
+# The engines' JVMs without the optimising (C2) compiler: a Keycloak start takes 35 s of CPU
+# instead of 55, a Kafka start 4.3 instead of 7.2, and a login no more; the suite starts
+# about ten of each (docs/decisions.md "Two test sessions"). Set here, not in a fixture, so
+# that every engine a test or a `hotline` it runs starts has it.
+os.environ.setdefault("HOTLINE_ENGINE_JAVA_OPTIONS", "-XX:TieredStopAtLevel=1")
+
 
 @pytest.fixture(scope="session")
 def test_settings(

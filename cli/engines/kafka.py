@@ -24,6 +24,7 @@ import concurrent.futures
 import contextlib
 import fcntl
 import json
+import shlex
 import shutil
 import subprocess
 import time
@@ -168,6 +169,7 @@ def _format_storage(settings: Settings, java: str, properties: Path, log4j: Path
     command = [
         java,
         "-Xmx256m",
+        *shlex.split(settings.engine_java_options),
         f"-Dlog4j2.configurationFile={log4j}",
         "-cp",
         str(_lib_dir(settings) / "*"),
@@ -239,6 +241,7 @@ def start(settings: Settings) -> ManagedProcess:
     command = [
         java,
         *JVM_OPTIONS,
+        *shlex.split(settings.engine_java_options),
         f"-Dlog4j2.configurationFile={log4j}",
         "-cp",
         str(_lib_dir(settings) / "*"),

@@ -244,6 +244,7 @@ def start(settings: Settings) -> ManagedProcess:
     env = {
         "JAVA": java,
         "JAVA_OPTS_KC_HEAP": HEAP,
+        "JAVA_OPTS_APPEND": settings.engine_java_options,  # kc.sh adds these to its own
         "KC_BOOTSTRAP_ADMIN_USERNAME": os.environ.get(
             "KC_BOOTSTRAP_ADMIN_USERNAME", LOCAL_ADMIN_USERNAME
         ),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shlex
 import shutil
 import uuid
 from collections.abc import AsyncIterator
@@ -95,6 +96,34 @@ async def test_every_declared_topic_exists_as_declared(admin: AIOKafkaAdminClien
         for resource in response.resources
     }
     assert retention == {name: str(spec["retention_ms"]) for name, spec in declared.items()}
+
+
+def jvm_command_lines(engine: ManagedProcess) -> list[list[str]]:
+    """The arguments of every Java process an engine runs (Keycloak's is kc.sh's child)."""
+    group = os.getpgid(engine.pid)
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if not proc.name.isdigit() or os.getpgid(int(proc.name)) != group:
+                continue
+            if Path(os.readlink(proc / "exe")).name == "java":
+                found.append((proc / "cmdline").read_bytes().decode().split("\0"))
+        except OSError:
+            continue  # gone meanwhile
+    return found
+
+
+def test_the_engines_jvms_take_the_machines_options(
+    kafka_engine: ManagedProcess, keycloak_engine: ManagedProcess, test_settings: Settings
+) -> None:
+    """HOTLINE_ENGINE_JAVA_OPTIONS reaches the JVMs of Kafka and Keycloak."""
+    options = shlex.split(test_settings.engine_java_options)
+    assert options, "the test sessions set options for the engines' JVMs (tests/conftest.py)"
+    for engine in (kafka_engine, keycloak_engine):
+        jvms = jvm_command_lines(engine)
+        assert jvms, f"{engine.name} runs a JVM"
+        for arguments in jvms:
+            assert set(options) <= set(arguments), (engine.name, arguments)
 
 
 def test_create_topics_is_idempotent(kafka_engine: ManagedProcess, test_settings: Settings) -> None:

@@ -33,7 +33,8 @@ PORT_VARS = (
 
 def up_env(data: Path, **extra: str) -> dict[str, str]:
     """A fresh environment for `hotline up`: its own data and ports; the machine's engines."""
-    keep = {"HOTLINE_ENGINES"}  # where a developer keeps the engines, if not the default
+    # How this machine keeps and runs the engines: where they are, and their JVMs' options.
+    keep = {"HOTLINE_ENGINES", "HOTLINE_ENGINE_JAVA_OPTIONS"}
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_") or k in keep}
     env["HOTLINE_DATA"] = str(data)
     env.update({name: str(free_port()) for name in PORT_VARS})
