@@ -102,9 +102,30 @@ class Row:
     show_default=True,
     help="Events sequenced in polls for the sequencing figures (a tenth more one by one).",
 )
+@click.option(
+    "--tile-requests",
+    type=click.IntRange(min=1),
+    default=TILE_REQUESTS,
+    show_default=True,
+    help="Tile requests timed per size (4 clients).",
+)
+@click.option(
+    "--proofs",
+    type=click.IntRange(min=1),
+    default=PROOFS,
+    show_default=True,
+    help="Inclusion proofs timed per size (the median is shown).",
+)
 @click.option("--mongo-url", help="Use this MongoDB wire server instead of starting nx-27017.")
 @JSON_OPTION
-def bench_audit(sizes: str, sequenced: int, mongo_url: str | None, as_json: bool) -> None:
+def bench_audit(
+    sizes: str,
+    sequenced: int,
+    tile_requests: int,
+    proofs: int,
+    mongo_url: str | None,
+    as_json: bool,
+) -> None:
     """Sequencing rate, tile-serving rate, proof time and full verification time.
 
     The default sizes take about five minutes on two cores; `--sizes 10000` is a quick look.
@@ -117,7 +138,7 @@ def bench_audit(sizes: str, sequenced: int, mongo_url: str | None, as_json: bool
         raise click.BadParameter("at least one size, each 1 or more", param_hint="--sizes")
     with workspace(mongo_url) as settings:
         single, batched = asyncio.run(_sequencing_rates(settings, sequenced))
-        rows = [_measure_size(settings, size) for size in wanted]
+        rows = [_measure_size(settings, size, tile_requests, proofs) for size in wanted]
     if as_json:
         for figure in _figures(single, batched, rows):
             echo_figure(figure, as_json)
@@ -276,7 +297,7 @@ async def _seed(settings: Settings, database: str, size: int) -> float:
 # --- one log size ---------------------------------------------------------------------------
 
 
-def _measure_size(settings: Settings, size: int) -> Row:
+def _measure_size(settings: Settings, size: int, tile_requests: int, proofs: int) -> Row:
     row = Row(size)
     database = f"bench_{size}"
     say(f"[{size:,}] sequencing the log")
@@ -305,8 +326,8 @@ def _measure_size(settings: Settings, size: int) -> Row:
         service.wait_until(lambda: _checkpoint_size(url) == size, timeout=3600)
         row.integrate_s = time.perf_counter() - started
         say(f"[{size:,}] integrated in {row.integrate_s:.1f} s; serving tiles")
-        row.tiles_per_s = _tile_rate(url, size)
-        row.proof_ms, row.proof_fetch_ms = _proof_times(url, size)
+        row.tiles_per_s = _tile_rate(url, size, tile_requests)
+        row.proof_ms, row.proof_fetch_ms = _proof_times(url, size, proofs)
         say(f"[{size:,}] verifying the whole log")
         row.verify_s = _verify_time(url, signer)
         service.stop()
@@ -328,11 +349,11 @@ def _checkpoint_size(url: str) -> int:
         return -1  # not up, or no checkpoint yet
 
 
-def _tile_rate(url: str, size: int) -> float:
+def _tile_rate(url: str, size: int, requests: int) -> float:
     """Requests/s for full level-0 tiles (partial when the log has none), 4 clients."""
     full = size // 256
     tiles = [Tile(0, n) for n in range(full)] or [Tile(0, 0, tile_width(0, 0, size))]
-    paths = [tile_path(random.choice(tiles)) for _ in range(TILE_REQUESTS)]
+    paths = [tile_path(random.choice(tiles)) for _ in range(requests)]
     client = LogClient(url)
     try:
         started = time.perf_counter()
@@ -343,10 +364,10 @@ def _tile_rate(url: str, size: int) -> float:
         client.close()
     if any(data is None for data in served):
         raise click.ClickException("the service did not serve every tile")
-    return TILE_REQUESTS / elapsed
+    return requests / elapsed
 
 
-def _proof_times(url: str, size: int) -> tuple[float, float]:
+def _proof_times(url: str, size: int, proofs: int) -> tuple[float, float]:
     """Median ms of an inclusion proof from tiles: tiles in hand, and including fetching."""
     client = LogClient(url)
     try:
@@ -354,7 +375,7 @@ def _proof_times(url: str, size: int) -> tuple[float, float]:
         leaves: dict[int, list[bytes]] = {}
         times = [
             _one_proof(client, leaves, index, size, root)
-            for index in random.sample(range(size), min(PROOFS, size))
+            for index in random.sample(range(size), min(proofs, size))
         ]
     finally:
         client.close()

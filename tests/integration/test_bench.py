@@ -13,7 +13,18 @@ from tests.support.cli import hotline
 
 
 def test_bench_audit_prints_every_figure_for_each_size() -> None:
-    result = hotline("bench", "audit", "--sizes", "100,300", "--sequenced", "2000")
+    result = hotline(
+        "bench",
+        "audit",
+        "--sizes",
+        "100,300",
+        "--sequenced",
+        "2000",
+        "--tile-requests",
+        "200",
+        "--proofs",
+        "50",
+    )
     out = result.stdout
     assert re.search(r"one event per write\s*:\s*[\d,]+ events/s", out)
     assert re.search(r"batches of 500 \(consumer\):\s*[\d,]+ events/s", out)
@@ -28,6 +39,9 @@ def test_bench_audit_prints_every_figure_for_each_size() -> None:
 def test_bench_audit_refuses_bad_sizes() -> None:
     result = hotline("bench", "audit", "--sizes", "ten", check=False)
     assert result.returncode == 2 and "--sizes" in result.stderr
+    for option in ("--tile-requests", "--proofs"):
+        result = hotline("bench", "audit", option, "0", check=False)
+        assert result.returncode == 2 and option in result.stderr
 
 
 # --- `--json`: one object per figure, in the shape every benchmark shares (issue 20) --------
