@@ -32,13 +32,16 @@ TEXT = ("The fire exit on floor 3 is locked every night. " * 20).encode()
 IDENTITY = b"Zhang Wei, line 2, +86 138 0000 0000"
 
 
-def _median_seconds(run: Callable[[], object], rounds: int) -> float:
-    times = []
+def _median_seconds(runs: list[Callable[[], object]], rounds: int) -> list[float]:
+    """The median seconds of each of `runs`, taken in turn round after round, so that a
+    machine whose speed drifts during the run slows each of them alike."""
+    times: list[list[float]] = [[] for _ in runs]
     for _ in range(rounds):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for run, taken in zip(runs, times, strict=True):
+            start = time.perf_counter()
+            run()
+            taken.append(time.perf_counter() - start)
+    return [statistics.median(taken) for taken in times]
 
 
 @click.command("seal")
@@ -92,8 +95,7 @@ def bench_seal(content_recipients: int, rounds: int, as_json: bool) -> None:
 
     seal()  # warm up both (imports, first allocations)
     raw()
-    sealed = _median_seconds(seal, rounds)
-    anchor = _median_seconds(raw, rounds)
+    sealed, anchor = _median_seconds([seal, raw], rounds)
     figure = Figure(
         figure=f"seal one report ({content_recipients} content + 1 identity recipients)",
         value=round(sealed * 1e6, 1),
