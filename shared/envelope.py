@@ -64,6 +64,7 @@ import rfc8785
 from pydantic import BaseModel, ConfigDict, model_validator
 from pydantic_core import PydanticCustomError
 
+from .canonical import canonical_json
 from .keys import (
     KEY_BYTES,
     CryptoError,
@@ -281,7 +282,7 @@ def associated_data(
         "recipients": sorted(recipient_ids),
     }
     try:
-        return rfc8785.dumps(document)
+        return canonical_json(document)
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
         raise EnvelopeFormatError(f"routing is not canonicalisable JSON: {exc}") from exc
 
@@ -452,4 +453,4 @@ def envelope_hash(envelope: EnvelopeLike) -> str:
     raw = _checked_json_of(envelope)
     canonical = {field: raw[field] for field in _FIELDS}
     canonical["recipients"] = dict(raw["recipients"])
-    return hashlib.sha256(rfc8785.dumps(canonical)).hexdigest()
+    return hashlib.sha256(canonical_json(canonical)).hexdigest()

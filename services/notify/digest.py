@@ -30,6 +30,7 @@ from typing import Any, Literal
 import rfc8785
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from hotline.shared.canonical import canonical_json
 from hotline.shared.events import AttachmentRef, Severity
 from hotline.shared.tlog.errors import TlogError
 from hotline.shared.tlog.note import Ed25519Signer, Ed25519Verifier, open_note, sign_note
@@ -129,7 +130,7 @@ def digest_body(
 
 def canonical(body: Mapping[str, Any]) -> bytes:
     """The bytes that are hashed: RFC 8785 canonical JSON of the body."""
-    return rfc8785.dumps(dict(body))
+    return canonical_json(dict(body))
 
 
 def digest_hash(body: Mapping[str, Any]) -> str:

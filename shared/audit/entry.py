@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-import rfc8785
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from hotline.shared.canonical import canonical_json
 from hotline.shared.events import (
     Clock,
     DeletionScope,
@@ -65,7 +65,7 @@ class AuditEntryBase(_Model):
 
     def leaf(self) -> bytes:
         """RFC 8785 canonical JSON of the entry: the exact bytes hashed as its leaf."""
-        return rfc8785.dumps(self.model_dump(mode="json"))
+        return canonical_json(self.model_dump(mode="json"))
 
 
 class ReportSubmittedEntry(AuditEntryBase):
