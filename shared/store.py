@@ -103,11 +103,18 @@ async def insert_new(
     try:
         await collection.insert_many(documents, ordered=False)
     except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if not errors or any(error.get("code") != DUPLICATE_KEY for error in errors):
-            raise
-        return {int(error["index"]) for error in errors}
+        return duplicate_positions(exc)
     return set()
+
+
+def duplicate_positions(exc: BulkWriteError) -> set[int]:
+    """The positions of the writes an unordered bulk write refused for a duplicate key;
+    raises `exc` again if it failed for anything else (or names no refused write, as a
+    write concern error does)."""
+    errors = exc.details.get("writeErrors", [])
+    if not errors or any(error.get("code") != DUPLICATE_KEY for error in errors):
+        raise exc
+    return {int(error["index"]) for error in errors}
 
 
 async def insert_ordered(collection: AsyncCollection[Document], documents: list[Document]) -> int:

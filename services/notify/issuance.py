@@ -54,7 +54,7 @@ from hotline.shared import registry
 from hotline.shared.clock import Clock, hour_of
 from hotline.shared.events import DigestIssued, Event, ReportSubmitted, new_event
 from hotline.shared.outbox import outbox_of
-from hotline.shared.store import DUPLICATE_KEY, Document, Store, insert_ordered
+from hotline.shared.store import Document, Store, duplicate_positions, insert_ordered
 from hotline.shared.tlog.note import Ed25519Signer
 
 from .collections import NOTIFY_BUYER_STATE, NOTIFY_CASES, NOTIFY_DIGESTS, NOTIFY_ITEMS
@@ -342,9 +342,8 @@ class Issuer:
         try:
             result = await self._collection(NOTIFY_CASES.name).bulk_write(writes, ordered=False)
             done = result.inserted_count + result.modified_count
-        except BulkWriteError as exc:  # a case created meanwhile (duplicate key)
-            if any(error.get("code") != DUPLICATE_KEY for error in exc.details["writeErrors"]):
-                raise
+        except BulkWriteError as exc:
+            duplicate_positions(exc)  # a case created meanwhile; any other failure raises
             done = -1
         if done != len(writes):
             for case_id, fields in fields_of.items():

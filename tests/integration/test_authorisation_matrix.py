@@ -180,9 +180,9 @@ METHOD_ORDER = {"GET": 0, "PUT": 1, "POST": 1, "PATCH": 1, "DELETE": 2}
 
 
 class Credentials:
-    """The Authorization header of each credential. Role tokens are fetched once and again
-    only when near their expiry (a slow run outlives a 300 s token); the foreign-signed one
-    is the admin's claims, re-signed."""
+    """The Authorization header of each credential. Role tokens come from the session's
+    token cache (tests/support/tokens.py), the other client's is kept here likewise (a slow
+    run outlives a 300 s token); the foreign-signed one is the admin's claims, re-signed."""
 
     def __init__(
         self, settings: Settings, users: dict[str, str], expired: str, other_audience: str
@@ -192,7 +192,7 @@ class Credentials:
         self.expired = expired
         self.other_audience = other_audience  # the client whose tokens name no service
         self.forger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self._tokens: dict[str, str] = {}
+        self._wrong_audience: str | None = None
 
     def header(self, credential: str) -> dict[str, str]:
         if credential == ANONYMOUS:
@@ -208,16 +208,14 @@ class Credentials:
             real = self.token(ADMIN)
             kid = jwt.get_unverified_header(real)["kid"]
             return jwt.encode(claims_of(real), self.forger, algorithm="RS256", headers={"kid": kid})
-        cached = self._tokens.get(credential)
+        if credential != WRONG_AUDIENCE:
+            user = self.users[credential]
+            return password_token(self.settings, user, user)  # reused while it has 150 s left
+        cached = self._wrong_audience
         if cached is None or claims_of(cached)["exp"] - time.time() < 60:
-            self._tokens[credential] = cached = self._fetch(credential)
+            cached = client_token(self.settings, self.other_audience, self.users[ADMIN])
+            self._wrong_audience = cached
         return cached
-
-    def _fetch(self, credential: str) -> str:
-        if credential == WRONG_AUDIENCE:
-            return client_token(self.settings, self.other_audience, self.users[ADMIN])
-        user = self.users[credential]
-        return password_token(self.settings, user, user)
 
 
 def claims_of(token: str) -> dict[str, Any]:
