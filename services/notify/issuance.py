@@ -454,21 +454,32 @@ class Issuer:
     async def issue(self, buyer_id: str, reason: Reason) -> Document | None:
         """Issue the buyer's next digest from its pending records (at most MAX_ITEMS of them);
         None when nothing is pending. Returns the stored digest document."""
+        issued = await self._issue(buyer_id, reason)
+        return None if issued is None else issued[0]
+
+    async def _issue(self, buyer_id: str, reason: Reason) -> tuple[Document, bool] | None:
+        """`issue`, and whether the digest took fewer than MAX_ITEMS records: then it took
+        all that were pending and written when it was drafted."""
         for _ in range(ATTEMPTS):
             draft = await self.draft(buyer_id, reason)
             if draft is None:
                 return None
             stored = await self.commit(draft)
             if stored is not None:
-                return stored
+                return stored, stored["upto"] - draft.state["upto"] < MAX_ITEMS
             # another issuer wrote this seq: read again
         raise IssuanceConflict(f"issuing for buyer {buyer_id} lost {ATTEMPTS} races")
 
     async def issue_pending(self, buyer_id: str, reason: Reason) -> list[Document]:
-        """Issue digests until nothing of the buyer's is pending."""
+        """Issue digests until nothing of the buyer's is pending. A digest that was not full
+        ends it without reading the pending records again (three reads of every urgent
+        digest): a record written since is its writer's to trigger, or the schedule's."""
         issued = []
-        while (digest := await self.issue(buyer_id, reason)) is not None:
+        while (result := await self._issue(buyer_id, reason)) is not None:
+            digest, took_all = result
             issued.append(digest)
+            if took_all:
+                break
         return issued
 
     async def urgent(

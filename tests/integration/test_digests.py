@@ -30,8 +30,9 @@ from pymongo.database import Database
 
 from hotline.cli.engines.local import LocalSystem
 from hotline.cli.http import tls
-from hotline.notify.consumer import add_to_digests, apply_case_event
+from hotline.notify.consumer import add_all_to_digests, add_to_digests, apply_case_event
 from hotline.notify.digest import (
+    MAX_ITEMS,
     DigestError,
     chain_problems,
     check_digest_file,
@@ -212,6 +213,22 @@ async def test_racing_issuers_give_each_record_one_number_and_each_seq_one_diges
         [issued] = doc["outbox"].values()
         assert issued["type"] == "digest.issued" and issued["subject"] == doc["_id"]
         assert issued["data"]["digest_hash"] == doc["digest_hash"]
+
+
+async def test_issuing_what_is_pending_gives_full_digests_then_the_rest(
+    notify: NotifyStore,
+) -> None:
+    """More records pending than a digest holds: a digest of MAX_ITEMS, one of the rest, and
+    then nothing is pending."""
+    factory, sealed_to = await one_buyer(notify)
+    reports = [report_event(factory, sealed_to) for _ in range(MAX_ITEMS + 3)]
+    await add_all_to_digests(notify.issuer, reports)
+    issued = await notify.issuer.issue_pending("acme", "on-request")
+    assert [len(json.loads(digest["body"])["items"]) for digest in issued] == [MAX_ITEMS, 3]
+    assert await notify.issuer.issue_pending("acme", "on-request") == []
+    files = await stored(notify, "acme")
+    listed = [item["case_id"] for f in files for item in f["digest"]["items"]]
+    assert sorted(listed) == sorted(r.subject for r in reports), "each report exactly once"
 
 
 async def test_a_digest_written_without_its_state_is_repaired_by_the_next_issuance(
