@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 # Python 3.11's asyncio.wait_for loses a cancellation that arrives as the operation it wraps
 # completes (CPython gh-86296, fixed in 3.12), and pymongo sends through it once the store
 # has a socket timeout: a loop that swallowed its cancellation that way ran on for ever, and
 # the stop waiting for it hung. Cancelling again after a while ends such a loop; a task's own
-# clean-up on cancellation has that long.
+# clean-up on cancellation has that long. Our own code bounds its waits with asyncio.timeout
+# (`wait_at_most`, `async with asyncio.timeout`), which has no such race.
 RECANCEL_AFTER_S = 5.0
+
+
+async def wait_at_most(event: asyncio.Event, seconds: float) -> None:
+    """Return once `event` is set, or after `seconds`. A cancellation that arrives as the
+    event is set is raised (asyncio.wait_for would return instead: above)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
 
 
 def honour_a_lost_cancellation() -> None:

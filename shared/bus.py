@@ -155,7 +155,8 @@ class KafkaHealth:
     async def check(self) -> bool:
         """One bounded metadata request; updates and returns `reachable`."""
         try:
-            await asyncio.wait_for(self.producer.client.fetch_all_metadata(), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                await self.producer.client.fetch_all_metadata()
             reachable = True
         except Exception:  # noqa: BLE001 - whatever went wrong, Kafka did not answer
             reachable = False

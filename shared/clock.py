@@ -19,6 +19,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from .aio import wait_at_most
+
 
 class Clock(Protocol):
     def now(self) -> datetime:
@@ -58,10 +60,7 @@ class ManualClock:
     async def wait(self, seconds: float) -> None:
         """Return when the clock is moved, or after `seconds` of real time at most (so a
         loop that waits on it still notices a stop)."""
-        try:
-            await asyncio.wait_for(self._moved.wait(), timeout=seconds)
-        except TimeoutError:
-            pass
+        await wait_at_most(self._moved, seconds)
         self._moved.clear()
 
 

@@ -34,7 +34,7 @@ from aiokafka import AIOKafkaProducer
 from pymongo import ASCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
-from .aio import cancel_and_wait, honour_a_lost_cancellation
+from .aio import cancel_and_wait, honour_a_lost_cancellation, wait_at_most
 from .bus import publish, publish_all
 from .events import Event
 from .store import Collection, Document, Store, insert_new
@@ -144,7 +144,8 @@ class OutboxCollection:
         await self.collection.insert_one(stored)
         entry = {"_id": stored["_id"], f"outbox.{event.id}": {"$exists": True}}
         try:
-            await asyncio.wait_for(publish(producer, event), timeout)
+            async with asyncio.timeout(timeout):
+                await publish(producer, event)
         except BaseException:
             await self.collection.update_one(entry, {"$inc": {PENDING_FIELD: 1}})
             raise
@@ -263,10 +264,7 @@ class OutboxRelay:
                 raise
             except Exception as exc:  # noqa: BLE001 - the relay must outlive a Kafka outage
                 log.warning("outbox relay pass failed", extra={"error_type": type(exc).__name__})
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
-            except TimeoutError:
-                pass
+            await wait_at_most(self._wake, self.interval)
             self._wake.clear()
 
     async def flush(self) -> int:

@@ -165,7 +165,8 @@ async def health_answer(
     if kafka is not None and not kafka.reachable:
         down["kafka"] = "unreachable"
     try:
-        await asyncio.wait_for(store.db.command("ping"), HEALTH_PING_TIMEOUT)
+        async with asyncio.timeout(HEALTH_PING_TIMEOUT):
+            await store.db.command("ping")
     except Exception:  # noqa: BLE001 - whatever went wrong, the store did not answer
         down["mongodb"] = "unreachable"
     if stopped:

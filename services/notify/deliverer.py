@@ -49,7 +49,7 @@ from pymongo import ReturnDocument
 from standardwebhooks import Webhook
 from tenacity import RetryCallState, Retrying, wait_random_exponential
 
-from hotline.shared.aio import cancel_and_wait
+from hotline.shared.aio import cancel_and_wait, wait_at_most
 from hotline.shared.config import Settings
 from hotline.shared.disclosure import DisclosureNotRecorded, disclose
 from hotline.shared.events import Principal, coarse_now
@@ -190,10 +190,7 @@ class Deliverer:
                 except Exception as exc:  # noqa: BLE001 - the store may be away: next pass
                     log.warning("deliverer pass failed", extra={"error_type": type(exc).__name__})
                     pause = IDLE_S
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=pause)
-                except TimeoutError:
-                    pass
+                await wait_at_most(self._wake, pause)
                 self._wake.clear()
         finally:
             await self._stop_in_flight()

@@ -1,5 +1,5 @@
 """`cancel_and_wait` stops a background task, even one that swallowed its cancellation, and
-a bound on the stop itself holds."""
+a bound on the stop itself holds; `wait_at_most` never swallows one."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from hotline.shared.aio import cancel_and_wait, honour_a_lost_cancellation
+from hotline.shared.aio import cancel_and_wait, honour_a_lost_cancellation, wait_at_most
 
 pytestmark = pytest.mark.unit
 
@@ -86,3 +86,39 @@ async def test_an_error_the_task_died_of_is_raised() -> None:
     await asyncio.wait([task])
     with pytest.raises(RuntimeError, match="the store went away"):
         await cancel_and_wait(task)
+
+
+@pytest.mark.parametrize(
+    "set_first", [True, False], ids=["set then cancelled", "cancelled then set"]
+)
+async def test_a_loop_waiting_at_most_is_cancelled_even_as_its_event_is_set(
+    set_first: bool,
+) -> None:
+    """A relay's wait for its wake-up: cancelled in the moment it is woken, it stops (with
+    asyncio.wait_for on Python 3.11, "set then cancelled" returned and ran on)."""
+    event, waiting = asyncio.Event(), asyncio.Event()
+
+    async def relay_wait() -> str:
+        waiting.set()
+        await wait_at_most(event, 30)
+        return "ran on"
+
+    task = asyncio.create_task(relay_wait())
+    await waiting.wait()
+    await asyncio.sleep(0)  # inside the wait
+    if set_first:
+        event.set()
+        task.cancel()
+    else:
+        task.cancel()
+        event.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_waiting_at_most_returns_when_set_or_after_the_time() -> None:
+    event = asyncio.Event()
+    async with asyncio.timeout(5):
+        await wait_at_most(event, 0.05)  # not set: back after the time
+        event.set()
+        await wait_at_most(event, 30)  # set: back at once
