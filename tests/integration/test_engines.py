@@ -33,6 +33,7 @@ from pymongo import AsyncMongoClient, MongoClient
 from hotline.cli.engines import kafka, mongo, process
 from hotline.cli.engines.process import ManagedProcess, free_port
 from hotline.shared.config import Settings
+from tests.integration.test_up import java_processes_of, processes_of
 from tests.support.machine import (
     JAVA,
     MAVEN,
@@ -98,32 +99,17 @@ async def test_every_declared_topic_exists_as_declared(admin: AIOKafkaAdminClien
     assert retention == {name: str(spec["retention_ms"]) for name, spec in declared.items()}
 
 
-def jvm_command_lines(engine: ManagedProcess) -> list[list[str]]:
-    """The arguments of every Java process an engine runs (Keycloak's is kc.sh's child)."""
-    group = os.getpgid(engine.pid)
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            if not proc.name.isdigit() or os.getpgid(int(proc.name)) != group:
-                continue
-            if Path(os.readlink(proc / "exe")).name == "java":
-                found.append((proc / "cmdline").read_bytes().decode().split("\0"))
-        except OSError:
-            continue  # gone meanwhile
-    return found
-
-
 def test_the_engines_jvms_take_the_machines_options(
     kafka_engine: ManagedProcess, keycloak_engine: ManagedProcess, test_settings: Settings
 ) -> None:
     """HOTLINE_ENGINE_JAVA_OPTIONS reaches the JVMs of Kafka and Keycloak."""
     options = shlex.split(test_settings.engine_java_options)
     assert options, "the test sessions set options for the engines' JVMs (tests/conftest.py)"
-    for engine in (kafka_engine, keycloak_engine):
-        jvms = jvm_command_lines(engine)
-        assert jvms, f"{engine.name} runs a JVM"
-        for arguments in jvms:
-            assert set(options) <= set(arguments), (engine.name, arguments)
+    system = processes_of(test_settings.data)
+    jvms = [system[pid][0].split() for pid in java_processes_of(test_settings.data)]
+    assert len(jvms) == 2, f"Kafka and Keycloak run: {jvms}"
+    for arguments in jvms:
+        assert set(options) <= set(arguments), arguments
 
 
 def test_create_topics_is_idempotent(kafka_engine: ManagedProcess, test_settings: Settings) -> None:
