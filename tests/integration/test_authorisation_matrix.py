@@ -540,14 +540,23 @@ def call(
     headers = world.credentials.header(credential)
     if request.text is not None:
         headers["Content-Type"] = "text/plain; charset=utf-8"
-    return world.http.request(
-        method,
-        world.url(service) + path,
-        params=request.params,
-        json=request.json,
-        content=request.text.encode() if request.text is not None else None,
-        headers=headers,
-    )
+
+    def answered() -> httpx.Response | None:
+        response = world.http.request(
+            method,
+            world.url(service) + path,
+            params=request.params,
+            json=request.json,
+            content=request.text.encode() if request.text is not None else None,
+            headers=headers,
+        )
+        # Intake's receipt lookups of all clients together are capped per second (a 503
+        # "busy", refused before anything is read or stored): a capacity answer, not an
+        # authorisation one, so the call is made again once the second has passed.
+        busy = response.status_code == 503 and response.json().get("code") == "busy"
+        return None if busy else response
+
+    return wait_for(answered, timeout=30, what=f"{method} {path} answered, not busy")
 
 
 def judged(
