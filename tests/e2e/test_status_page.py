@@ -50,7 +50,7 @@ from tests.e2e.test_worker_form import (
 )
 from tests.support.browser import Watch, chromium, phone, screenshot, storage_left
 from tests.support.registry import AdminApi, Party, unique_buyer_id
-from tests.support.waiting import wait_for
+from tests.support.waiting import unless_busy, wait_for
 
 BUCKET = 64 * 1024  # every status answer, JSON or page, is a multiple of this
 FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")  # as a Chinese keyboard types
@@ -113,17 +113,21 @@ class Hotline:
     def status_at_intake(self, receipt: str) -> dict[str, Any]:
         """POST /api/status as the page asks it (lookup token derived here, proof solved)."""
         token = derive_receipt(receipt).lookup_token.hex()
-        issued = httpx.get(f"{self.intake}/api/challenge", timeout=30, verify=tls()).json()
-        pow = {
-            "challenge": issued["challenge"],
-            "solution": solve(issued["challenge"], issued["difficulty"]),
-        }
-        response = httpx.post(
-            f"{self.intake}/api/status",
-            json={"lookup_token": token, "pow": pow},
-            timeout=30,
-            verify=tls(),
-        )
+
+        def ask() -> httpx.Response:
+            issued = httpx.get(f"{self.intake}/api/challenge", timeout=30, verify=tls()).json()
+            pow = {
+                "challenge": issued["challenge"],
+                "solution": solve(issued["challenge"], issued["difficulty"]),
+            }
+            return httpx.post(
+                f"{self.intake}/api/status",
+                json={"lookup_token": token, "pow": pow},
+                timeout=30,
+                verify=tls(),
+            )
+
+        response = unless_busy(ask, what="the status lookup")
         assert response.status_code == 200, response.text
         found: dict[str, Any] = response.json()
         return found

@@ -61,7 +61,7 @@ from tests.support.oidc_clients import client_token, password_client
 from tests.support.realm import add_user
 from tests.support.registry import AdminApi, Party, unique_buyer_id, unique_factory_code
 from tests.support.tokens import password_token
-from tests.support.waiting import wait_for
+from tests.support.waiting import unless_busy, wait_for
 
 pytestmark = pytest.mark.timeout(600)  # the session's engines may start first: 1-2 minutes
 
@@ -531,32 +531,29 @@ def documented_routes(document: Document) -> list[Route]:
 
 
 def call(
-    world: World, service: str, route: Route, credential: str, request: Call
+    world: World, service: str, route: Route, credential: str, build: Callable[[World], Call]
 ) -> httpx.Response:
     method, template = route
     path = template
     for name in [part[1:-1] for part in template.split("/") if part.startswith("{")]:
         path = path.replace(f"{{{name}}}", world.path_value(name))
     headers = world.credentials.header(credential)
-    if request.text is not None:
-        headers["Content-Type"] = "text/plain; charset=utf-8"
 
-    def answered() -> httpx.Response | None:
-        response = world.http.request(
+    def send() -> httpx.Response:
+        request = build(world)  # afresh each time: a refused lookup has spent its challenge
+        return world.http.request(
             method,
             world.url(service) + path,
             params=request.params,
             json=request.json,
             content=request.text.encode() if request.text is not None else None,
-            headers=headers,
+            headers=headers
+            | ({"Content-Type": "text/plain; charset=utf-8"} if request.text is not None else {}),
         )
-        # Intake's receipt lookups of all clients together are capped per second (a 503
-        # "busy", refused before anything is read or stored): a capacity answer, not an
-        # authorisation one, so the call is made again once the second has passed.
-        busy = response.status_code == 503 and response.json().get("code") == "busy"
-        return None if busy else response
 
-    return wait_for(answered, timeout=30, what=f"{method} {path} answered, not busy")
+    # Intake's receipt lookups of all clients together are capped per second: a capacity
+    # answer, not an authorisation one, so the call is made again once the second has passed.
+    return unless_busy(send, what=f"{method} {path}")
 
 
 def judged(
@@ -611,7 +608,7 @@ def test_every_route_answers_every_credential_as_the_table_says(world: World, se
         row = dict(zip(COLUMNS, expected[route], strict=True))
         build = REQUESTS.get((service, *route), bare)
         for credential in CALL_ORDER:
-            response = call(world, service, route, credential, build(world))
+            response = call(world, service, route, credential, build)
             calls += 1
             found = judged(world, route, credential, row, response)
             if found is not None:

@@ -43,7 +43,7 @@ from hotline.shared.reports import routing_metadata
 from tests.support.registry import AdminApi, Party, unique_factory_code
 from tests.support.tokens import password_token
 from tests.support.topics import records_on
-from tests.support.waiting import wait_for
+from tests.support.waiting import unless_busy, wait_for
 
 Document = dict[str, Any]
 BUCKET = 64 * 1024
@@ -104,7 +104,12 @@ class World:
         return Worker(case_id, token, reply_private, reply_public)
 
     def status(self, token: str) -> httpx.Response:
-        return self.http.post("/api/status", json={"lookup_token": token, "pow": self.solved()})
+        return unless_busy(
+            lambda: self.http.post(
+                "/api/status", json={"lookup_token": token, "pow": self.solved()}
+            ),
+            what="the status lookup",
+        )
 
     def answer(
         self,
@@ -138,9 +143,12 @@ class World:
                 ).model_dump()
                 for _ in range(photos)
             ],
-            "pow": self.solved(),
         }
-        return self.http.post("/api/answers", json=body), body
+        response = unless_busy(
+            lambda: self.http.post("/api/answers", json=body | {"pow": self.solved()}),
+            what="the answer",
+        )
+        return response, body
 
 
 @pytest.fixture(scope="module")

@@ -84,7 +84,7 @@ from tests.support.realm import add_user
 from tests.support.registry import AdminApi, Party, unique_buyer_id, unique_factory_code
 from tests.support.tokens import password_token
 from tests.support.topics import records_on
-from tests.support.waiting import wait_for
+from tests.support.waiting import unless_busy, wait_for
 
 Document = dict[str, Any]
 WAIT = 60.0
@@ -717,15 +717,29 @@ def test_an_answer_to_a_deleted_case_is_refused_and_stores_nothing(
         "message_id": message_id,
         "envelope": sealed(b"they chained the door again", "content"),
         "attachments": [sealed(b"image/jpeg\n" + bytes(range(256)) * 8, "attachment")],
-        "pow": solved(settings).model_dump(),
     }
-    answered = httpx.post(f"{settings.intake_url}/api/answers", json=body, timeout=60, verify=tls())
+    answered = unless_busy(
+        lambda: httpx.post(
+            f"{settings.intake_url}/api/answers",
+            json=body | {"pow": solved(settings).model_dump()},
+            timeout=60,
+            verify=tls(),
+        ),
+        what="the answer",
+    )
 
     assert (answered.status_code, answered.json()["code"]) == (409, "case-closed"), answered.text
     assert mongo.intake_messages.count_documents({"case_id": case_id}) == 0
     assert mongo.intake_attachments.count_documents({"case_id": case_id}) == 0
-    query = {"lookup_token": retained.lookup_token, "pow": solved(settings).model_dump()}
-    shown = httpx.post(f"{settings.intake_url}/api/status", json=query, timeout=60, verify=tls())
+    shown = unless_busy(
+        lambda: httpx.post(
+            f"{settings.intake_url}/api/status",
+            json={"lookup_token": retained.lookup_token, "pow": solved(settings).model_dump()},
+            timeout=60,
+            verify=tls(),
+        ),
+        what="the status lookup",
+    )
     assert shown.status_code == 200, shown.text
     assert (shown.json()["found"], shown.json()["status"]) == (True, "closed")
 

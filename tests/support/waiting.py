@@ -7,6 +7,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+import httpx
+
 T = TypeVar("T")
 
 
@@ -35,3 +37,17 @@ async def async_wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
         await asyncio.sleep(0.1)
+
+
+def unless_busy(send: Callable[[], httpx.Response], what: str = "the call") -> httpx.Response:
+    """`send()` until intake answers something other than 503 "busy" (its cap on receipt
+    lookups of all clients together per second, refused before anything is read or stored):
+    a capacity answer a client is told to ask again after, so a test asks again. `send` must
+    build a fresh request each time (the refused one has spent its proof of work)."""
+
+    def answered() -> httpx.Response | None:
+        response = send()
+        busy = response.status_code == 503 and response.json().get("code") == "busy"
+        return None if busy else response
+
+    return wait_for(answered, timeout=30, what=f"{what} answered, not busy")
