@@ -47,7 +47,15 @@ def unless_busy(send: Callable[[], httpx.Response], what: str = "the call") -> h
 
     def answered() -> httpx.Response | None:
         response = send()
-        busy = response.status_code == 503 and response.json().get("code") == "busy"
-        return None if busy else response
+        return None if _busy(response) else response
 
     return wait_for(answered, timeout=30, what=f"{what} answered, not busy")
+
+
+def _busy(response: httpx.Response) -> bool:
+    if response.status_code != 503:
+        return False
+    try:
+        return bool(response.json().get("code") == "busy")
+    except (ValueError, AttributeError):  # not JSON, or not an object: another 503
+        return False
