@@ -41,9 +41,9 @@ async def async_wait_for(
 
 def unless_busy(send: Callable[[], httpx.Response], what: str = "the call") -> httpx.Response:
     """`send()` until intake answers something other than 503 "busy" (its cap on receipt
-    lookups of all clients together per second, refused before anything is read or stored):
-    a capacity answer a client is told to ask again after, so a test asks again. `send` must
-    build a fresh request each time (the refused one has spent its proof of work)."""
+    lookups of all clients together per second, refused after the proof of work is spent and
+    before the case is read): a capacity answer a client is told to ask again after, so a
+    test asks again. `send` must build a fresh request, with a new challenge, each time."""
 
     def answered() -> httpx.Response | None:
         response = send()
