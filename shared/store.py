@@ -9,17 +9,23 @@ tests/integration/test_store_conformance.py against the real server):
 This module is the database handle and the declaration types: each service declares the
 collections it owns once, in its own folder (`services/<name>/collections.py`), and its
 `Store` creates only those indexes. The outbox protocol is `outbox.py`'s.
+
+A database per service (`Databases`): a service's own collections, named `<service>_...`,
+live in the database `<HOTLINE_MONGO_DB>_<service>`; the registry every service reads (and
+any other unprefixed collection) in `<HOTLINE_MONGO_DB>` itself. The name alone says where
+a collection is, so a process reads another service's collection where it lives. Why: on
+nx-27017 each database is its own SQLite file behind its own lock, so one service's writes
+no longer queue behind another's (docs/decisions.md, "A database per service").
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from .config import Settings
@@ -58,6 +64,52 @@ class Collections:
 
 NO_COLLECTIONS = Collections("none")
 
+# The services whose own collections have a database of their own (their name's prefix).
+SERVICE_DATABASES = ("intake", "triage", "notify", "audit")
+
+C = TypeVar("C")  # the collection type of the client: async for services, sync for tools
+C_co = TypeVar("C_co", covariant=True)
+
+
+class _Database(Protocol[C_co]):
+    def __getitem__(self, name: str, /) -> C_co: ...
+
+
+class _Client(Protocol[C_co]):
+    def __getitem__(self, name: str, /) -> _Database[C_co]: ...
+
+
+def database_of(base: str, collection: str) -> str:
+    """The database that holds `collection` (module docstring): `<base>_<service>` for a
+    service's own (`<service>_...`), else `base`."""
+    service = collection.split("_", 1)[0]
+    return f"{base}_{service}" if service in SERVICE_DATABASES else base
+
+
+class Databases(Generic[C]):
+    """A client's collections, each in the database `database_of` names for it: use it as
+    a database (`db[name]`, `db.name`). `base` is HOTLINE_MONGO_DB."""
+
+    def __init__(self, client: _Client[C], base: str) -> None:
+        self.client = client
+        self.base = base
+
+    def names(self) -> list[str]:
+        """Every database these collections may live in."""
+        return [self.base, *(f"{self.base}_{service}" for service in SERVICE_DATABASES)]
+
+    def __getitem__(self, collection: str) -> C:
+        return self.client[database_of(self.base, collection)][collection]
+
+    def __getattr__(self, collection: str) -> C:
+        if collection.startswith("_"):  # not a collection: copy, pickle and the like ask
+            raise AttributeError(collection)
+        return self[collection]
+
+    def command(self, *args: Any, **kwargs: Any) -> Any:
+        """A command run against the base database (`ping`)."""
+        return self.client[self.base].command(*args, **kwargs)  # type: ignore[attr-defined]
+
 
 # A reply the server never sends fails the call (the driver retries a read once) instead of
 # holding it forever: nx-27017 now and then leaves one request unanswered under concurrent
@@ -79,7 +131,7 @@ class Store:
             socketTimeoutMS=SOCKET_TIMEOUT_MS,
             uuidRepresentation="standard",
         )
-        self.db: AsyncDatabase[Document] = self.client[settings.mongo_db]
+        self.db: Databases[AsyncCollection[Document]] = Databases(self.client, settings.mongo_db)
         self.collections = collections
 
     async def ensure_indexes(self) -> None:
@@ -87,6 +139,11 @@ class Store:
         for collection in self.collections.declared:
             if collection.indexes:
                 await self.db[collection.name].create_indexes(list(collection.indexes))
+
+    async def drop_databases(self) -> None:
+        """Drop every database of these settings (a bench's or a test's own, when done)."""
+        for name in self.db.names():
+            await self.client.drop_database(name)
 
     async def close(self) -> None:
         await self.client.close()

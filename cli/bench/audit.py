@@ -271,7 +271,7 @@ async def _sequencing_rates(settings: Settings, sequenced: int) -> tuple[float, 
         batched = len(batched_events) / (time.perf_counter() - started)
         return single, batched
     finally:
-        await store.db.client.drop_database("bench_sequencing")
+        await store.drop_databases()
         await store.close()
 
 

@@ -233,8 +233,8 @@ def _report(workload: Workload, n: int) -> Event:
     return new_event(f"case-{n:08d}-{uuid.uuid4().hex[:8]}", data)
 
 
-async def _drop(store: Store, settings: Settings) -> None:
-    await store.db.client.drop_database(settings.mongo_db)
+async def _drop(store: Store) -> None:
+    await store.drop_databases()
     await store.close()
 
 
@@ -341,7 +341,7 @@ def _anchor(anchor: Anchor) -> Run:
                     raise click.ClickException(f"anchor: no record for {STALL:.0f} s")
         finally:
             await consumer.stop()
-            await _drop(store, settings)
+            await _drop(store)
         return clock.rate()
 
     return run
@@ -394,7 +394,7 @@ def _handler_run(
         try:
             return await _through(runner, clock)
         finally:
-            await _drop(store, settings)
+            await _drop(store)
 
     return run
 
@@ -447,7 +447,7 @@ def _audit(producer: AIOKafkaProducer, workload: Workload) -> Run:
         try:
             return await _through(runner, clock)
         finally:
-            await _drop(store, settings)
+            await _drop(store)
 
     return run
 

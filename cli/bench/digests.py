@@ -144,7 +144,7 @@ async def _measure(settings: Settings, count: int, rounds: int, as_json: bool) -
         else:
             _print_lines(figures, count, body_bytes)
     finally:
-        await store.client.drop_database(settings.mongo_db)
+        await store.drop_databases()
         await store.close()
 
 

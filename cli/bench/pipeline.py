@@ -462,7 +462,7 @@ async def _relay_backlog(
         published = await relay.flush()
         return published / (time.perf_counter() - started)
     finally:
-        await target.client.drop_database(own.mongo_db)
+        await target.drop_databases()
         await source.close()
         await target.close()
 

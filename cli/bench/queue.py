@@ -141,7 +141,7 @@ async def _measure(settings: Settings, sizes: tuple[int, ...], rounds: int, as_j
             else:
                 click.echo(f"  for scale, every case sorted by due in one find: {whole:.0f} ms")
     finally:
-        await store.client.drop_database(settings.mongo_db)
+        await store.drop_databases()
         await store.close()
 
 

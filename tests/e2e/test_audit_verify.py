@@ -25,6 +25,7 @@ from hotline.audit_log.integrator import integrate
 from hotline.cli.http import tls
 from hotline.shared.config import Settings
 from hotline.shared.events import EventType
+from hotline.shared.store import Databases
 from hotline.shared.tlog.checkpoint import Checkpoint, sign_checkpoint
 from hotline.shared.tlog.tiles import EntryBundle, decode_bundle, encode_bundle, entries_path
 from tests.support.audit import (
@@ -189,7 +190,7 @@ class Tamper:
 
     def __init__(self, instance: LogInstance, client: Mongo) -> None:
         self.instance = instance
-        self.db = client[instance.database]
+        self.db = Databases(client, instance.database)
         self.saved = {
             name: list(self.db[name].find({})) for name in ("audit_tiles", "audit_checkpoints")
         }

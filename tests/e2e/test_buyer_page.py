@@ -48,6 +48,7 @@ from hotline.shared.keys import b64decode_strict, b64encode
 from hotline.shared.pow import solve
 from hotline.shared.receipt import derive_receipt, new_receipt
 from hotline.shared.reports import routing_metadata
+from hotline.shared.store import Databases
 from hotline.shared.web import PAGE_CSP
 from tests.e2e.test_worker_form import World, messages_of, unique_chinese, unique_token
 from tests.support.browser import Watch, chromium, origin_of, phone, screenshot, storage_left
@@ -419,7 +420,7 @@ def tampered_digests(buyers: Buyers, *, drop: int, alter: int) -> Iterator[None]
     store, both put back afterwards."""
     client: MongoClient[dict[str, Any]] = MongoClient(buyers.settings.mongo_url)
     with client:
-        digests = client[buyers.settings.mongo_db].notify_digests
+        digests = Databases(client, buyers.settings.mongo_db).notify_digests
         dropped = digests.find_one({"_id": f"{buyers.org}:{drop}"})
         changed = digests.find_one({"_id": f"{buyers.org}:{alter}"})
         assert dropped is not None and changed is not None

@@ -28,7 +28,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, FilePayload, Page, Request, expect
 from pymongo import MongoClient
-from pymongo.database import Database
+from pymongo.collection import Collection
 
 from hotline.cli.engines.local import LocalSystem
 from hotline.cli.http import tls
@@ -40,6 +40,7 @@ from hotline.shared.messages import message_routing
 from hotline.shared.receipt import DerivedReceipt, derive_receipt
 from hotline.shared.reports import routing_metadata
 from hotline.shared.roles import Role
+from hotline.shared.store import Databases
 from hotline.shared.web import PAGE_CSP
 from tests.support.browser import Watch, chromium, origin_of, phone, screenshot, storage_left
 from tests.support.cli import hotline, hotline_json
@@ -68,7 +69,7 @@ class Desk:
     the report submitted there with the worker's receipt."""
 
     settings: Settings
-    mongo: Database[Document]
+    mongo: Databases[Collection[Document]]
     user: str  # user name = password
     key_file: Path
     public_key_file: Path
@@ -161,7 +162,7 @@ def desk(system: LocalSystem, tmp_path_factory: pytest.TempPathFactory) -> Itera
     case_id = submitted["case_id"]
     client: MongoClient[Document] = MongoClient(settings.mongo_url)
     with client:
-        mongo = client[settings.mongo_db]
+        mongo = Databases(client, settings.mongo_db)
         wait_for(
             lambda: mongo.triage_cases.find_one({"_id": case_id}),
             timeout=WAIT,

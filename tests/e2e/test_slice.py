@@ -19,6 +19,7 @@ from pymongo import MongoClient
 from hotline.cli.engines.local import LocalSystem
 from hotline.cli.http import tls
 from hotline.shared.config import Settings
+from hotline.shared.store import Databases
 from tests.support.cli import hotline, hotline_json
 from tests.support.realm import add_user
 from tests.support.tokens import password_token
@@ -346,11 +347,11 @@ def test_no_ip_address_in_any_stored_document(world: World, system: LocalSystem)
 
     ip = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
     with Mongo(system.settings.mongo_url) as client:
-        db = client[system.settings.mongo_db]
-        for name in db.list_collection_names():
-            for doc in db[name].find({}):
-                text = json.dumps(doc, default=str)
-                assert not ip.search(text), f"{name} holds an address: {ip.search(text)}"
+        for database in Databases(client, system.settings.mongo_db).names():
+            for name in client[database].list_collection_names():
+                for doc in client[database][name].find({}):
+                    text = json.dumps(doc, default=str)
+                    assert not ip.search(text), f"{name} holds an address: {ip.search(text)}"
 
 
 def _cached_login(config_home: Path) -> tuple[Path, dict[str, object]]:
@@ -468,7 +469,7 @@ def test_digests_pull_reports_a_case_it_cannot_open_and_goes_on(
         texts[submitted.stdout.strip()] = text
     first, *rest = texts
     with Mongo(settings.mongo_url) as client:
-        items = client[settings.mongo_db].notify_items
+        items = Databases(client, settings.mongo_db).notify_items
         wait_for(
             lambda: items.count_documents({"buyer": org, "change": "new"}) == len(texts),
             timeout=60,

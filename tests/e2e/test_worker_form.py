@@ -32,6 +32,7 @@ from hotline.shared.keys import b64encode, generate_keypair, key_id
 from hotline.shared.receipt import derive_receipt, normalise_receipt
 from hotline.shared.registry import REGISTRY_VERSION
 from hotline.shared.reports import routing_metadata
+from hotline.shared.store import Databases
 from tests.support.audit import Org, publish_events
 from tests.support.browser import REPO, Watch, chromium, phone, screenshot, storage_left
 from tests.support.registry import AdminApi, Party, unique_buyer_id, unique_factory_code
@@ -93,7 +94,7 @@ class World:
         buyer = unique_buyer_id()
         client: MongoClient[dict[str, Any]] = MongoClient(self.system.settings.mongo_url)
         with client:
-            db = client[self.system.settings.mongo_db]
+            db = Databases(client, self.system.settings.mongo_db)
             db.buyers.insert_one(
                 {"_id": buyer, "name": "Slipped", "key_id": kid, "public_key": public}
             )

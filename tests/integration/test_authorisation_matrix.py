@@ -56,6 +56,7 @@ from hotline.shared.messages import message_routing
 from hotline.shared.pow import solve
 from hotline.shared.receipt import DerivedReceipt, derive_receipt
 from hotline.shared.roles import Role
+from hotline.shared.store import Databases
 from hotline.shared.tlog.note import Cosigner, format_note, parse_note
 from tests.support.oidc_clients import client_token, password_client
 from tests.support.realm import add_user
@@ -472,7 +473,7 @@ def world(system: LocalSystem) -> Iterator[World]:
             headers=credentials.header(BUYER),
         )
         assert hook.status_code == 201, hook.text
-        mongo = mongo_client[settings.mongo_db]
+        mongo = Databases(mongo_client, settings.mongo_db)
         wait_for(
             lambda: mongo.triage_cases.find_one({"_id": case_id}),
             timeout=WAIT,

@@ -19,6 +19,7 @@ from pymongo import MongoClient
 
 from hotline.cli.engines.local import LocalSystem
 from hotline.cli.http import tls
+from hotline.shared.store import Databases
 from tests.support.registry import unique_factory_code
 from tests.support.tokens import password_token
 
@@ -96,7 +97,7 @@ def test_the_admin_api_refuses_bad_text_and_stores_nothing(
     refused(response)
     client: MongoClient[dict[str, Any]] = MongoClient(system.settings.mongo_url)
     with client:
-        assert client[system.settings.mongo_db].factories.find_one({"_id": code}) is None
+        assert Databases(client, system.settings.mongo_db).factories.find_one({"_id": code}) is None
 
 
 @pytest.mark.parametrize("start", ["99999999999999999999999", "-1", "1e3", "NaN"])

@@ -60,6 +60,7 @@ from hotline.shared.events import EventError, parse_event, topic_for
 from hotline.shared.keys import b64decode_strict, b64encode, generate_keypair
 from hotline.shared.pow import solve
 from hotline.shared.reports import ProofOfWork, ReportCreate, routing_metadata
+from hotline.shared.store import Databases
 from hotline.triage.collections import TRIAGE_CASES
 from tests.support.realm import add_user
 from tests.support.registry import AdminApi, Party, unique_buyer_id, unique_factory_code
@@ -357,7 +358,9 @@ async def triage_cases(settings: Settings, factory: str) -> set[str]:
     """The case ids triage stored for `factory`."""
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url)
     try:
-        found = client[settings.mongo_db][TRIAGE_CASES.name].find({"factory": factory}, {"_id": 1})
+        found = Databases(client, settings.mongo_db)[TRIAGE_CASES.name].find(
+            {"factory": factory}, {"_id": 1}
+        )
         return {doc["_id"] async for doc in found}
     finally:
         await client.close()
@@ -422,7 +425,7 @@ class ItemReader:
 
     def __init__(self, settings: Settings, buyer: str) -> None:
         self.client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url)
-        self.items = self.client[settings.mongo_db][NOTIFY_ITEMS.name]
+        self.items = Databases(self.client, settings.mongo_db)[NOTIFY_ITEMS.name]
         self.buyer = buyer
         self.upto = 0
         self.cases: set[str] = set()

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 from pymongo import MongoClient
-from pymongo.database import Database
+from pymongo.collection import Collection
 
 from hotline.cli.engines.local import LocalSystem
 from hotline.cli.http import tls
@@ -35,6 +35,7 @@ from hotline.shared.keys import b64decode_strict, key_id, load_private_key, publ
 from hotline.shared.messages import message_routing
 from hotline.shared.receipt import DerivedReceipt, derive_receipt
 from hotline.shared.roles import Role
+from hotline.shared.store import Databases
 from hotline.triage.contract import STATUSES, TRANSITIONS
 from hotline.triage.rules import RULES_FILE, current_rules, load_rules, rate
 from tests.support.cli import hotline, hotline_json
@@ -54,7 +55,7 @@ RECEIVED = datetime(2026, 3, 14, 9, tzinfo=UTC)
 @dataclass
 class World:
     settings: Settings
-    mongo: Database[Document]
+    mongo: Databases[Collection[Document]]
     factory: str
     operator_key_file: Path
     other_operator: str  # user names (= passwords)
@@ -95,7 +96,7 @@ def world(system: LocalSystem, tmp_path_factory: pytest.TempPathFactory) -> Iter
     with client:
         yield World(
             settings=settings,
-            mongo=client[settings.mongo_db],
+            mongo=Databases(client, settings.mongo_db),
             factory=factory,
             operator_key_file=key_file,
             other_operator=add_user(settings, Role.OPERATOR),

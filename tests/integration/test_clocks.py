@@ -26,7 +26,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pymongo import MongoClient
-from pymongo.database import Database
+from pymongo.collection import Collection
 
 from hotline.cli.engines import kafka
 from hotline.cli.engines.local import LocalSystem
@@ -37,7 +37,7 @@ from hotline.shared.config import Settings
 from hotline.shared.events import Event, EventError, EventType, parse_event, topic_for
 from hotline.shared.outbox import relay_for
 from hotline.shared.service import Runtime
-from hotline.shared.store import Store
+from hotline.shared.store import Databases, Store
 from hotline.triage.clocks import add_months, breach_round, watch_clocks
 from hotline.triage.collections import COLLECTIONS
 from tests.support.cli import hotline_json
@@ -59,7 +59,7 @@ BREACH_WITHIN = 10.0  # seconds from the moved clock to the breach on Kafka
 @dataclass
 class World:
     settings: Settings
-    mongo: Database[Document]
+    mongo: Databases[Collection[Document]]
     factory: str
 
     def token(self, user: str = "operator") -> str:
@@ -92,7 +92,7 @@ def world(system: LocalSystem, tmp_path_factory: pytest.TempPathFactory) -> Iter
     admin.created("factories", {"code": factory, "name": "Osprey Shoes", "country": "VN"})
     client: MongoClient[Document] = MongoClient(settings.mongo_url)
     with client:
-        yield World(settings, client[settings.mongo_db], factory)
+        yield World(settings, Databases(client, settings.mongo_db), factory)
 
 
 def submit(world: World, category: str) -> str:

@@ -285,7 +285,7 @@ async def triage(test_settings: Settings, local_system: Any) -> AsyncIterator[Ru
     try:
         yield Runtime(settings, store, producer, relay_for(store, producer))
     finally:
-        await store.client.drop_database(settings.mongo_db)
+        await store.drop_databases()
         await store.close()
 
 

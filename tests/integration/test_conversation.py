@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 from pymongo import MongoClient
-from pymongo.database import Database
+from pymongo.collection import Collection
 
 from hotline.cli.engines.local import LocalSystem
 from hotline.cli.http import tls
@@ -32,6 +32,7 @@ from hotline.shared.keys import b64decode_strict, key_id, load_private_key
 from hotline.shared.messages import decision_id, message_routing
 from hotline.shared.receipt import DerivedReceipt, derive_receipt
 from hotline.shared.roles import Role
+from hotline.shared.store import Databases
 from tests.support.cli import hotline, hotline_json
 from tests.support.realm import add_user
 from tests.support.registry import AdminApi, Party, unique_buyer_id, unique_factory_code
@@ -52,7 +53,7 @@ class World:
     and an operator key file this module registered."""
 
     settings: Settings
-    mongo: Database[Document]
+    mongo: Databases[Collection[Document]]
     factory: str
     operator_key_file: Path
     buyer: str  # user names (= passwords)
@@ -122,7 +123,7 @@ def world(system: LocalSystem, tmp_path_factory: pytest.TempPathFactory) -> Iter
     with client:
         yield World(
             settings=settings,
-            mongo=client[settings.mongo_db],
+            mongo=Databases(client, settings.mongo_db),
             factory=factory,
             operator_key_file=key_file,
             buyer=add_user(settings, Role.BUYER, buyer_org),

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 from pymongo import MongoClient
-from pymongo.database import Database
+from pymongo.collection import Collection
 
 from hotline.cli.engines.local import LocalSystem
 from hotline.cli.http import tls
@@ -47,7 +47,7 @@ from hotline.shared.config import Settings
 from hotline.shared.events import EventType, parse_event, topic_for
 from hotline.shared.keys import load_or_create_signing_key
 from hotline.shared.roles import Role
-from hotline.shared.store import Document
+from hotline.shared.store import Databases, Document
 from hotline.shared.tlog.note import Ed25519Signer
 from tests.support.cli import hotline, hotline_json
 from tests.support.digests import (
@@ -367,7 +367,7 @@ class World:
     another factory."""
 
     settings: Settings
-    mongo: Database[Document]
+    mongo: Databases[Collection[Document]]
     factory: str
     org: str
     buyer: str  # user names (= passwords)
@@ -421,7 +421,7 @@ def world(system: LocalSystem, tmp_path_factory: pytest.TempPathFactory) -> Iter
     with client:
         yield World(
             settings=settings,
-            mongo=client[settings.mongo_db],
+            mongo=Databases(client, settings.mongo_db),
             factory=factory,
             org=orgs["buyer"],
             buyer=add_user(settings, Role.BUYER, orgs["buyer"]),

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 from pymongo import MongoClient
-from pymongo.database import Database
+from pymongo.collection import Collection
 
 from hotline.cli.engines.local import LocalSystem
 from hotline.cli.http import tls
@@ -40,6 +40,7 @@ from hotline.shared.keys import b64decode_strict, b64encode, generate_keypair, k
 from hotline.shared.messages import MessageKind, message_routing
 from hotline.shared.pow import solve
 from hotline.shared.reports import routing_metadata
+from hotline.shared.store import Databases
 from tests.support.registry import AdminApi, Party, unique_factory_code
 from tests.support.tokens import password_token
 from tests.support.topics import records_on
@@ -70,7 +71,7 @@ class World:
     buyer: Party
     operators: dict[str, bytes]  # every operator key of the registry
     settings: Any
-    mongo: Database[Document]
+    mongo: Databases[Collection[Document]]
 
     def solved(self) -> dict[str, str]:
         issued = self.http.get("/api/challenge").json()
@@ -165,7 +166,7 @@ def world(system: LocalSystem) -> Iterator[World]:
     admin.created("links", {"buyer_id": buyer_id, "factory": factory})
     client: MongoClient[Document] = MongoClient(settings.mongo_url)
     with client, httpx.Client(base_url=settings.intake_url, timeout=60, verify=tls()) as http:
-        mongo = client[settings.mongo_db]
+        mongo = Databases(client, settings.mongo_db)
         operators = {
             doc["_id"]: b64decode_strict(doc["public_key"]) for doc in mongo.operator_keys.find()
         }

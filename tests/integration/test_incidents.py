@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 from pymongo import MongoClient
-from pymongo.database import Database
+from pymongo.collection import Collection
 
 from hotline.cli.engines.local import LocalSystem
 from hotline.cli.http import tls
@@ -33,7 +33,7 @@ from hotline.shared.config import Settings
 from hotline.shared.events import Event, EventError, EventType, parse_event, topic_for
 from hotline.shared.outbox import relay_for
 from hotline.shared.service import Runtime
-from hotline.shared.store import Store
+from hotline.shared.store import Databases, Store
 from hotline.triage.collections import COLLECTIONS
 from hotline.triage.incidents import THRESHOLD, incident_id, link_incidents, window_of
 from tests.support.cli import hotline_json
@@ -53,7 +53,7 @@ ESCALATION_WITHIN = 10.0  # seconds from the accepted submission to the event on
 @dataclass
 class World:
     settings: Settings
-    mongo: Database[Document]
+    mongo: Databases[Collection[Document]]
     factory: str
     other_factory: str
 
@@ -68,7 +68,7 @@ def world(system: LocalSystem, tmp_path_factory: pytest.TempPathFactory) -> Iter
         admin.created("factories", {"code": code, "name": "Plover Textiles", "country": "KH"})
     client: MongoClient[Document] = MongoClient(settings.mongo_url)
     with client:
-        yield World(settings, client[settings.mongo_db], factory, other_factory)
+        yield World(settings, Databases(client, settings.mongo_db), factory, other_factory)
 
 
 def submit(world: World, factory: str, category: str) -> str:

@@ -20,7 +20,6 @@ import httpx
 import pytest
 from pymongo import MongoClient
 from pymongo.collection import Collection
-from pymongo.database import Database
 
 from hotline.cli.engines.local import LocalSystem
 from hotline.cli.http import tls
@@ -32,6 +31,7 @@ from hotline.shared.outbox import PROTOCOL_FIELDS
 from hotline.shared.pow import leading_zero_bits, pow_digest, solve
 from hotline.shared.receipt import derive_receipt, lookup_hash, new_receipt
 from hotline.shared.reports import routing_metadata
+from hotline.shared.store import Databases
 from hotline.shared.tlog.checkpoint import open_checkpoint
 from hotline.shared.tlog.hashing import leaf_hash
 from hotline.shared.tlog.note import Ed25519Verifier, parse_verifier_key
@@ -144,24 +144,24 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def mongo(system: LocalSystem) -> Iterator[Database[Document]]:
+def mongo(system: LocalSystem) -> Iterator[Databases[Collection[Document]]]:
     client: MongoClient[Document] = MongoClient(system.settings.mongo_url)
     with client:
-        yield client[system.settings.mongo_db]
+        yield Databases(client, system.settings.mongo_db)
 
 
 @pytest.fixture(scope="module")
-def intake_cases(mongo: Database[Document]) -> Collection[Document]:
+def intake_cases(mongo: Databases[Collection[Document]]) -> Collection[Document]:
     return mongo.intake_cases
 
 
 @pytest.fixture(scope="module")
-def intake_attachments(mongo: Database[Document]) -> Collection[Document]:
+def intake_attachments(mongo: Databases[Collection[Document]]) -> Collection[Document]:
     return mongo.intake_attachments
 
 
 @pytest.fixture(scope="module")
-def world(system: LocalSystem, mongo: Database[Document]) -> Iterator[World]:
+def world(system: LocalSystem, mongo: Databases[Collection[Document]]) -> Iterator[World]:
     settings = system.settings
     admin = AdminApi(settings)
     operator, buyer = Party.new(), Party.new()
@@ -322,7 +322,7 @@ def test_a_challenge_names_its_difficulty(world: World) -> None:
 def test_a_report_is_stored_with_its_attachments_apart_and_announced_without_them(
     world: World,
     system: LocalSystem,
-    mongo: Database[Document],
+    mongo: Databases[Collection[Document]],
     intake_cases: Collection[Document],
     intake_attachments: Collection[Document],
 ) -> None:

@@ -29,6 +29,7 @@ from pymongo import MongoClient
 from hotline.cli.engines.local import LocalSystem
 from hotline.cli.http import tls
 from hotline.shared.config import Settings
+from hotline.shared.store import Databases
 from tests.support.cli import hotline_json
 from tests.support.containers import containers_requested
 from tests.support.realm import add_user
@@ -161,7 +162,7 @@ def outage(system: LocalSystem, tmp_path_factory: pytest.TempPathFactory) -> Ite
     in_digest = submit(factory, f"night shift doors chained from outside dq{marker}")
     operator_token, buyer_token = tokens()
     with Mongo(settings.mongo_url) as client:
-        db = client[settings.mongo_db]
+        db = Databases(client, settings.mongo_db)
         wait_for(
             lambda: {viewed, in_digest} <= _at_triage(settings, operator_token, factory),
             timeout=90,
@@ -269,7 +270,7 @@ def test_nothing_refused_during_the_outage_reaches_the_audit_log_later(outage: O
         assert "report.submitted" in types, types
         assert "envelope.disclosed" not in types, (case_id, types)
     with Mongo(outage.settings.mongo_url) as client:
-        db = client[outage.settings.mongo_db]
+        db = Databases(client, outage.settings.mongo_db)
         for case_id in (outage.viewed_case, outage.digest_case):
             assert disclosures_of(db, case_id) == NONE
 
@@ -316,7 +317,7 @@ def test_hand_outs_work_again_once_kafka_is_back(outage: Outage) -> None:
     assert pulled.status_code == 200, pulled.text[:300]
     assert outage.digest_case in pulled.text
     with Mongo(settings.mongo_url) as client:
-        db = client[settings.mongo_db]
+        db = Databases(client, settings.mongo_db)
         # The operator's view: the content (no identity was given); the buyer's pull: each
         # content envelope of its digests (the other case may be in them too).
         assert disclosures_of(db, outage.viewed_case)["triage"] == 1

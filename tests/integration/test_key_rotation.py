@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import pytest
 from pymongo import MongoClient
-from pymongo.database import Database
+from pymongo.collection import Collection
 
 from hotline.cli.engines.local import LocalSystem
 from hotline.cli.http import tls
@@ -44,7 +44,7 @@ from hotline.shared.keys import (
 )
 from hotline.shared.pow import solve
 from hotline.shared.reports import routing_metadata
-from hotline.shared.store import Store
+from hotline.shared.store import Databases, Store
 from hotline.triage.collections import COLLECTIONS
 from tests.support.audit import served_size, system_entries
 from tests.support.cli import hotline, hotline_json
@@ -67,7 +67,7 @@ async def store(test_settings: Settings, local_system: Any) -> AsyncIterator[Sto
     try:
         yield s
     finally:
-        await s.client.drop_database(settings.mongo_db)
+        await s.drop_databases()
         await s.close()
 
 
@@ -214,7 +214,7 @@ class Rotation:
 
     settings: Settings
     http: httpx.Client  # to intake
-    mongo: Database[Document]
+    mongo: Databases[Collection[Document]]
     factory: str
     buyer: str
     buyer_user: str
@@ -348,15 +348,17 @@ def logged(settings: Settings, subject: str, event_type: str) -> Document | None
 
 
 @pytest.fixture(scope="module")
-def mongo(system: LocalSystem) -> Iterator[Database[Document]]:
+def mongo(system: LocalSystem) -> Iterator[Databases[Collection[Document]]]:
     client: MongoClient[Document] = MongoClient(system.settings.mongo_url)
     with client:
-        yield client[system.settings.mongo_db]
+        yield Databases(client, system.settings.mongo_db)
 
 
 @pytest.fixture(scope="module")
 def rotation(
-    system: LocalSystem, mongo: Database[Document], tmp_path_factory: pytest.TempPathFactory
+    system: LocalSystem,
+    mongo: Databases[Collection[Document]],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Rotation]:
     settings = system.settings
     admin = AdminApi(settings)

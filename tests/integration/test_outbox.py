@@ -34,7 +34,7 @@ from hotline.shared.outbox import (
     relay_for,
 )
 from hotline.shared.service import Runtime
-from hotline.shared.store import Collections, Document, Store
+from hotline.shared.store import Collections, Databases, Document, Store
 from hotline.triage.collections import COLLECTIONS as TRIAGE
 from tests.support.topics import event_ids_on
 from tests.support.waiting import async_wait_for
@@ -90,7 +90,7 @@ async def test_after_a_relay_pass_nothing_is_pending_and_the_next_pass_reads_not
         test_settings.mongo_url, event_listeners=[counter]
     )
     try:
-        watched = OutboxCollection(client[test_settings.mongo_db][cases.name])
+        watched = OutboxCollection(Databases(client, test_settings.mongo_db)[cases.name])
         assert await OutboxRelay(producer, [watched]).flush() == 0
     finally:
         await client.close()
@@ -220,7 +220,7 @@ async def test_each_disclosure_is_published_once_and_only_by_its_own_services_re
     finally:
         for runtime in runtimes.values():
             await runtime.relay.stop()
-        await runtimes["triage"].store.client.drop_database(own.mongo_db)
+        await runtimes["triage"].store.drop_databases()
         for runtime in runtimes.values():
             await runtime.store.close()
     assert len(made["triage"]) == 11 and len(made["notify"]) == 10

@@ -21,6 +21,7 @@ from hotline.cli.engines.local import LocalSystem
 from hotline.cli.http import tls
 from hotline.shared.config import Settings
 from hotline.shared.roles import Role
+from hotline.shared.store import Databases
 from tests.support.cli import hotline, hotline_json
 from tests.support.realm import add_user
 from tests.support.registry import AdminApi, unique_factory_code
@@ -88,7 +89,7 @@ def world(system: LocalSystem, tmp_path_factory: pytest.TempPathFactory) -> Iter
     other_case_id = submit(settings, other_factory, "safety")
     client: MongoClient[Document] = MongoClient(settings.mongo_url)
     with client:
-        cases = client[settings.mongo_db].triage_cases
+        cases = Databases(client, settings.mongo_db).triage_cases
         every = [*case_ids, other_case_id]
         wait_for(
             lambda: cases.count_documents({"_id": {"$in": every}}) == len(every) or None,

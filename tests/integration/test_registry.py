@@ -28,7 +28,7 @@ async def store(test_settings: Settings, local_system: Any) -> AsyncIterator[Sto
     try:
         yield s
     finally:
-        await s.client.drop_database(settings.mongo_db)
+        await s.drop_databases()
         await s.close()
 
 

@@ -35,7 +35,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from pymongo import MongoClient
-from pymongo.database import Database
+from pymongo.collection import Collection
 
 from hotline.cli.engines import kafka
 from hotline.cli.engines.local import LocalSystem
@@ -73,7 +73,7 @@ from hotline.shared.receipt import derive_receipt, new_receipt
 from hotline.shared.reports import ProofOfWork, ReportCreate, routing_metadata
 from hotline.shared.roles import Role
 from hotline.shared.service import Runtime
-from hotline.shared.store import Collections, Store
+from hotline.shared.store import Collections, Databases, Store
 from hotline.triage.collections import COLLECTIONS
 from hotline.triage.messages import record_message
 from hotline.triage.retention import retention_round
@@ -101,7 +101,7 @@ ENVELOPE_TOPICS = (
 @dataclass
 class World:
     settings: Settings
-    mongo: Database[Document]
+    mongo: Databases[Collection[Document]]
     factory: str
     buyer: str
     buyer_user: str
@@ -166,7 +166,7 @@ def world(system: LocalSystem) -> Iterator[World]:
     with client:
         yield World(
             settings=settings,
-            mongo=client[settings.mongo_db],
+            mongo=Databases(client, settings.mongo_db),
             factory=factory,
             buyer=buyer,
             buyer_user=add_user(settings, Role.BUYER, buyer),

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 from pymongo import MongoClient
-from pymongo.database import Database
+from pymongo.collection import Collection
 
 from hotline.cli.engines.local import LocalSystem
 from hotline.cli.http import tls
@@ -34,7 +34,7 @@ from hotline.shared.clock import iso_z, parse_iso
 from hotline.shared.config import Settings
 from hotline.shared.outbox import relay_for
 from hotline.shared.service import Runtime
-from hotline.shared.store import Store
+from hotline.shared.store import Databases, Store
 from hotline.triage.collections import COLLECTIONS
 from hotline.triage.retention import RETRY_AFTER, retention_round
 from tests.support.cli import hotline, hotline_json
@@ -50,7 +50,7 @@ REASON = "the supervisor on line 4 apologised to the workers"  # an operator's o
 @dataclass
 class World:
     settings: Settings
-    mongo: Database[Document]
+    mongo: Databases[Collection[Document]]
     admin: AdminApi
 
     def token(self, user: str) -> str:
@@ -103,7 +103,7 @@ def world(system: LocalSystem, tmp_path_factory: pytest.TempPathFactory) -> Iter
     admin.operator_key_file(tmp_path_factory.mktemp("keys"))
     client: MongoClient[Document] = MongoClient(settings.mongo_url)
     with client:
-        yield World(settings, client[settings.mongo_db], admin)
+        yield World(settings, Databases(client, settings.mongo_db), admin)
 
 
 async def _round(settings: Settings, now: datetime) -> int:

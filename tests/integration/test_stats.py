@@ -42,7 +42,7 @@ from hotline.shared.config import Settings
 from hotline.shared.outbox import relay_for
 from hotline.shared.roles import Role
 from hotline.shared.service import Runtime
-from hotline.shared.store import Store
+from hotline.shared.store import Databases, Store
 from hotline.triage.app import create_app as create_triage
 from hotline.triage.stats import MONTH_COLUMNS, CaseTimes, monthly_rows, stats
 from tests.support.cli import hotline, hotline_json
@@ -120,7 +120,7 @@ def world(system: LocalSystem, tmp_path_factory: pytest.TempPathFactory) -> Iter
     case_ids = [*wages, *both]
     client: MongoClient[Document] = MongoClient(settings.mongo_url)
     with client:
-        stored = client[settings.mongo_db].triage_cases
+        stored = Databases(client, settings.mongo_db).triage_cases
         wait_for(
             lambda: stored.count_documents({"_id": {"$in": case_ids}}) == len(case_ids) or None,
             timeout=WAIT,

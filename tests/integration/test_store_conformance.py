@@ -62,6 +62,22 @@ def event(subject: str = "c") -> Event:
     return new_event(subject, CaseStatusChanged(status="open"))
 
 
+async def test_a_services_collection_is_in_its_own_database_and_the_registry_in_the_shared_one(
+    store: Store, test_settings: Settings
+) -> None:
+    mark = {"_id": f"layout-{uuid.uuid4().hex[:8]}"}
+    await store.db.notify_cases.insert_one(mark)
+    await store.db["buyers"].insert_one(mark)
+    base = test_settings.mongo_db
+    try:
+        assert await store.client[f"{base}_notify"].notify_cases.find_one(mark) == mark
+        assert await store.client[base].notify_cases.find_one(mark) is None
+        assert await store.client[base].buyers.find_one(mark) == mark
+    finally:
+        await store.db.notify_cases.delete_one(mark)
+        await store.db.buyers.delete_one(mark)
+
+
 async def test_ping_and_declared_indexes_created_at_startup(store: Store) -> None:
     assert (await store.db.command("ping"))["ok"] == 1
     await store.ensure_indexes()  # idempotent at every start

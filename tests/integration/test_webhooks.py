@@ -210,7 +210,7 @@ async def production_notify(
     finally:
         await verifier.aclose()
         await producer.stop()
-        await store.client.drop_database(settings.mongo_db)
+        await store.drop_databases()
         await store.close()
 
 

@@ -48,7 +48,7 @@ from hotline.shared.events import (
 )
 from hotline.shared.keys import b64encode, generate_keypair, key_id
 from hotline.shared.messages import WORKER, MessageKind, decision_id, message_routing
-from hotline.shared.store import Store
+from hotline.shared.store import Databases, Store
 from hotline.shared.tlog.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
 from hotline.shared.tlog.note import Ed25519Signer, parse_note
 from tests.support.waiting import wait_for
@@ -327,7 +327,7 @@ class LogInstance:
         return wait_for(served, timeout=60, what=f"a checkpoint of size {size} at {self.url}")
 
     def db(self, client: MongoClient[dict[str, Any]]) -> Any:
-        return client[self.database]
+        return Databases(client, self.database)
 
 
 async def sequence_into(settings: Settings, events: Sequence[Event]) -> list[int]:

@@ -89,7 +89,7 @@ async def notify_store(test_settings: Settings) -> AsyncIterator[NotifyStore]:
     try:
         yield setting
     finally:
-        await store.client.drop_database(settings.mongo_db)
+        await store.drop_databases()
         for other in setting.others:
             await other.close()
         await registry_store.close()
