@@ -142,8 +142,9 @@ async def apply_case_event(issuer: Issuer, event: Event) -> None:
 async def apply_case_events(issuer: Issuer, events: Sequence[Event]) -> None:
     """`apply_case_event` for case events in partition order: the states read once, each
     event judged against the state the events before it left; the "changed" records of
-    those a digest shows written before the states are set and again after (for a report
-    recorded meanwhile: `_record_all` skips those already there); then urgent digests."""
+    those a digest shows written before the states are set, and after them for the reports
+    recorded meanwhile (the buyers' reports are read again: what that read finds new gets
+    its records, and it names the buyers of the urgent digests)."""
     case_ids = list(dict.fromkeys(event.subject for event in events))
     states = await issuer.case_states(case_ids)
     fields_of: dict[str, dict[str, Any]] = {}  # case id -> what the events set of its state
@@ -154,8 +155,16 @@ async def apply_case_events(issuer: Issuer, events: Sequence[Event]) -> None:
         if issuer.changes_visible(now, fields):
             changes.append((event.subject, event.id))
         fields_of.setdefault(event.subject, {}).update(fields)
-    await issuer.record_changes(changes)
+    before = await issuer.reports_of(case_ids) if changes else {}
+    await issuer.record_changes(changes, before)
     await issuer.set_case_states(fields_of, states)
-    await issuer.record_changes(changes)
+    reports = await issuer.reports_of(case_ids)
+    seen = {new["_id"] for news in before.values() for new in news}
+    recorded_meanwhile = {
+        case_id: [new for new in news if new["_id"] not in seen]
+        for case_id, news in reports.items()
+    }
+    await issuer.record_changes(changes, recorded_meanwhile)
     now = {case_id: {**states.get(case_id, {}), **fields_of[case_id]} for case_id in case_ids}
-    await issuer.urgent(await issuer.buyers_of_cases(case_ids), now)
+    buyers = {case_id: [new["buyer"] for new in news] for case_id, news in reports.items()}
+    await issuer.urgent(buyers, now)

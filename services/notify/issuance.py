@@ -15,7 +15,8 @@ unique, so two issuers (two notify processes, or the scheduler and a consumer) n
 the same seq twice: the loser meets a duplicate key, reads again and finds nothing left or
 issues the next seq. Then the state is advanced, guarded by its version. A crash between
 the two leaves the state one digest behind; every issuance reads the buyer's highest digest
-first and repairs the state from it (neither a gap nor a fork can follow).
+first and repairs the state from it (neither a gap nor a fork can follow), or, drafting from
+a state its caller has just read (the urgent trigger), meets that seq taken and then does.
 
 Deleted content (retention): a case whose state has `deleted` (erasure.py sets it before it
 touches any copy) is listed with nothing sealed: its records' content and attachments are
@@ -205,19 +206,23 @@ class Issuer:
                 {"$set": {"content": None, "attachments": []}},
             )
 
-    async def record_changes(self, changes: Sequence[tuple[str, str]]) -> None:
-        """A "changed" record of each (case id, event id) of `changes` for every buyer that
-        has the case's report, in order: the reports read in one query, each buyer's
-        records in one ordered insert."""
-        case_ids = list(dict.fromkeys(case_id for case_id, _ in changes))
-        if not case_ids:
-            return
+    async def reports_of(self, case_ids: Sequence[str]) -> dict[str, list[Document]]:
+        """The buyers' "new" records of these cases (what a "changed" record copies of one),
+        by case id (one read)."""
         found = self._collection(NOTIFY_ITEMS.name).find(
-            {"case_id": {"$in": case_ids}, "change": "new"}, {**ROUTING, "case_id": 1}
+            {"case_id": {"$in": list(case_ids)}, "change": "new"}, {**ROUTING, "case_id": 1}
         )
-        reports: dict[str, list[Document]] = {}  # case id -> its buyers' "new" records
+        reports: dict[str, list[Document]] = {}
         async for new in found:
             reports.setdefault(new["case_id"], []).append(new)
+        return reports
+
+    async def record_changes(
+        self, changes: Sequence[tuple[str, str]], reports: Mapping[str, Sequence[Document]]
+    ) -> None:
+        """A "changed" record of each (case id, event id) of `changes` for every buyer whose
+        "new" record of the case is in `reports` (`reports_of`), in order: each buyer's
+        records in one ordered insert."""
         records: dict[str, list[Document]] = {}  # buyer -> its "changed" records, in order
         for case_id, event_id in changes:
             for new in reports.get(case_id, []):
@@ -231,16 +236,6 @@ class Issuer:
                 )
         for buyer_id, changed in records.items():
             await self._record_all(buyer_id, changed)
-
-    async def buyers_of_cases(self, case_ids: Sequence[str]) -> dict[str, list[str]]:
-        """The buyers that have each case's report among their records (one read)."""
-        found = self._collection(NOTIFY_ITEMS.name).find(
-            {"case_id": {"$in": list(case_ids)}, "change": "new"}, {"buyer": 1, "case_id": 1}
-        )
-        buyers: dict[str, list[str]] = {}
-        async for doc in found:
-            buyers.setdefault(doc["case_id"], []).append(doc["buyer"])
-        return buyers
 
     async def _record_all(self, buyer_id: str, records: Sequence[Document]) -> list[Document]:
         """Insert `records` as the buyer's next numbers, in order, in one ordered insert (as
@@ -415,10 +410,15 @@ class Issuer:
             records.append(record)
         return records
 
-    async def draft(self, buyer_id: str, reason: Reason) -> Draft | None:
+    async def draft(
+        self, buyer_id: str, reason: Reason, state: Document | None = None
+    ) -> Draft | None:
         """The buyer's next digest built from its pending records (at most MAX_ITEMS of them)
-        and its cases' states, not stored yet; None when nothing is pending."""
-        state = await self._current_state(buyer_id)
+        and its cases' states, not stored yet; None when nothing is pending. `state`: the
+        buyer's state as the caller just read it (else it is read, and repaired); a stale
+        one only costs a retry, as its seq is taken (`commit` then returns None)."""
+        if state is None:
+            state = await self._current_state(buyer_id)
         if state is None:
             return None
         records = await self._pending(state)
@@ -457,11 +457,15 @@ class Issuer:
         issued = await self._issue(buyer_id, reason)
         return None if issued is None else issued[0]
 
-    async def _issue(self, buyer_id: str, reason: Reason) -> tuple[Document, bool] | None:
+    async def _issue(
+        self, buyer_id: str, reason: Reason, state: Document | None = None
+    ) -> tuple[Document, bool] | None:
         """`issue`, and whether the digest took fewer than MAX_ITEMS records: then it took
-        all that were pending and written when it was drafted."""
+        all that were pending and written when it was drafted. `state`: as for `draft`,
+        used for the first try only."""
         for _ in range(ATTEMPTS):
-            draft = await self.draft(buyer_id, reason)
+            draft = await self.draft(buyer_id, reason, state)
+            state = None
             if draft is None:
                 return None
             stored = await self.commit(draft)
@@ -470,12 +474,16 @@ class Issuer:
             # another issuer wrote this seq: read again
         raise IssuanceConflict(f"issuing for buyer {buyer_id} lost {ATTEMPTS} races")
 
-    async def issue_pending(self, buyer_id: str, reason: Reason) -> list[Document]:
+    async def issue_pending(
+        self, buyer_id: str, reason: Reason, state: Document | None = None
+    ) -> list[Document]:
         """Issue digests until nothing of the buyer's is pending. A digest that was not full
         ends it without reading the pending records again (three reads of every urgent
-        digest): a record written since is its writer's to trigger, or the schedule's."""
+        digest): a record written since is its writer's to trigger, or the schedule's.
+        `state`: as for `draft`, for the first digest."""
         issued = []
-        while (result := await self._issue(buyer_id, reason)) is not None:
+        while (result := await self._issue(buyer_id, reason, state)) is not None:
+            state = None
             digest, took_all = result
             issued.append(digest)
             if took_all:
@@ -503,7 +511,7 @@ class Issuer:
                 {"_id": 1},
             )
             if pending is not None:
-                issued += await self.issue_pending(buyer_id, "urgent")
+                issued += await self.issue_pending(buyer_id, "urgent", state)
         return issued
 
     # --- the schedule ----------------------------------------------------------------------

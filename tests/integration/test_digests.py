@@ -257,6 +257,35 @@ async def test_a_digest_written_without_its_state_is_repaired_by_the_next_issuan
     assert chain_problems(checked) == []
 
 
+async def test_an_urgent_digest_after_a_state_left_behind_is_the_next_seq_and_chained(
+    notify: NotifyStore,
+) -> None:
+    """The urgent trigger drafts from the state it has just read: if a crash left that
+    state a digest behind, the draft's seq is taken, and the retry repairs the state first."""
+    factory, sealed_to = await one_buyer(notify)
+    states = notify.issuer.store.db.notify_buyer_state
+    for _ in range(2):
+        await add_to_digests(notify.issuer, report_event(factory, sealed_to))
+        before = await states.find_one({"_id": "acme"})
+        assert await notify.issuer.issue("acme", "on-request") is not None
+    assert before is not None
+    await states.replace_one({"_id": "acme"}, before)  # as if the state was never advanced
+    critical = report_event(factory, sealed_to, categories=["safety"])
+    await add_to_digests(notify.issuer, critical)
+
+    await apply_case_event(notify.issuer, triaged_event(critical, "critical"))
+
+    files = await stored(notify, "acme")
+    assert [(f["digest"]["seq"], f["digest"]["reason"]) for f in files] == [
+        (1, "on-request"),
+        (2, "on-request"),
+        (3, "urgent"),
+    ]
+    assert [i["case_id"] for i in files[2]["digest"]["items"]] == [critical.subject]
+    checked = [check_digest_file(f, notify.signer.verifier()) for f in files]
+    assert chain_problems(checked) == []
+
+
 async def test_a_critical_case_is_issued_urgently_whichever_of_report_and_severity_is_second(
     notify: NotifyStore,
 ) -> None:
