@@ -11,8 +11,9 @@ from typing import Any, get_args
 
 import click
 import httpx
+from pydantic import ValidationError
 
-from hotline.shared.config import Settings
+from hotline.shared.config import Settings, settings_refused
 from hotline.shared.envelope import EnvelopeError, open_envelope
 from hotline.shared.events import Severity
 from hotline.shared.keys import (
@@ -63,6 +64,15 @@ class LazyGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; a HOTLINE_* variable the settings refuse is a clear error."""
+        try:
+            return super().invoke(ctx)
+        except ValidationError as exc:
+            if exc.title != Settings.__name__:
+                raise
+            raise click.ClickException(settings_refused(exc)) from None
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.lazy:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path.home() / ".local" / "share" / "hotline"
@@ -18,8 +18,11 @@ DEFAULT_DATA_DIR = Path.home() / ".local" / "share" / "hotline"
 DEFAULT_ENGINES_DIR = DEFAULT_DATA_DIR / "engines"
 
 
+ENV_PREFIX = "HOTLINE_"
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HOTLINE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     environment: Literal["development", "production"] = "development"
     data: Path = Field(default=DEFAULT_DATA_DIR, description="data directory ($HOTLINE_DATA)")
@@ -39,7 +42,9 @@ class Settings(BaseSettings):
 
     kafka_bootstrap: str = ""
     mongo_url: str = ""
-    mongo_db: str = "hotline"
+    # The shared database; each service's own is `<mongo_db>_<service>` (shared/store.py),
+    # and a database name has at most 63 bytes.
+    mongo_db: str = Field(default="hotline", pattern=r"^[A-Za-z][A-Za-z0-9_]{0,55}$")
     keycloak_url: str = ""
     keycloak_realm: str = "hotline"
     # Issuer as it appears in tokens; differs from keycloak_url behind a proxy or in compose.
@@ -138,3 +143,13 @@ class Settings(BaseSettings):
     @property
     def logs_dir(self) -> Path:
         return self.data / "logs"
+
+
+def settings_refused(exc: ValidationError) -> str:
+    """What a `Settings()` that refused the environment says, one variable a line (never
+    the value: it may be a key)."""
+    lines = [
+        f"{ENV_PREFIX}{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
+        for error in exc.errors()
+    ]
+    return "the settings refuse the environment:\n  " + "\n  ".join(lines)

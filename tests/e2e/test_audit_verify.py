@@ -429,7 +429,9 @@ def test_the_policy_catches_identity_exposure(
 ) -> None:
     world = World()
     log = world.log(1) + events(world)
-    instance = LogInstance(test_settings, "audit_policy_" + re.sub(r"\W+", "_", name))
+    # A database name is at most 63 bytes, the audit log's own `<name>_audit` included.
+    unique = re.sub(r"\W+", "_", name)[:24] + "_" + uuid.uuid4().hex[:8]
+    instance = LogInstance(test_settings, f"audit_policy_{unique}")
     instance.sequence(log)
     instance.start()
     try:

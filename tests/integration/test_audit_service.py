@@ -24,7 +24,7 @@ from hotline.audit_log.sequencer import Sequencer
 from hotline.cli.http import tls
 from hotline.shared.config import Settings
 from hotline.shared.events import EventType
-from hotline.shared.store import Store
+from hotline.shared.store import Databases, Store
 from hotline.shared.tlog.checkpoint import open_checkpoint
 from hotline.shared.tlog.compact import CompactRange, NodeID, root_from_leaf_hashes
 from hotline.shared.tlog.hashing import leaf_hash
@@ -218,7 +218,9 @@ def test_the_sequencer_is_idempotent_and_contiguous(
             await store.close()
 
     assert asyncio.run(one_by_one()) == [2, 7]
-    stored = sorted(doc["_id"] for doc in mongo["audit_sequencer"].audit_entries.find({}))
+    stored = sorted(
+        doc["_id"] for doc in Databases(mongo, "audit_sequencer").audit_entries.find({})
+    )
     assert stored == list(range(8))
 
 

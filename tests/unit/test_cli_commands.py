@@ -51,3 +51,15 @@ def test_a_command_starts_without_the_benchmarks_the_verifier_or_the_database_dr
         check=True,
     ).stdout.strip()
     assert loaded == "[]"
+
+
+def test_a_setting_the_environment_gets_wrong_is_a_clear_error_naming_the_variable() -> None:
+    ran = CliRunner().invoke(
+        cli,
+        ["dev-token", "--user", "admin"],  # reads the settings before anything else
+        env={"HOTLINE_POW_DIFFICULTY": "99", "HOTLINE_MONGO_DB": "hotline-x"},
+    )
+    assert ran.exit_code == 1, ran.output
+    assert "HOTLINE_POW_DIFFICULTY: Input should be less than or equal to 28" in ran.output
+    assert "HOTLINE_MONGO_DB: String should match pattern" in ran.output
+    assert isinstance(ran.exception, SystemExit), ran.exception  # click's exit, no traceback
