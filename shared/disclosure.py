@@ -1,24 +1,30 @@
 """Hand-out of an envelope to a principal: logged BEFORE the ciphertext leaves the service.
 
-Each service that hands out envelopes keeps its disclosures in a collection of its own
-(`<service>_disclosures`, declared in its `collections.py` with `disclosures_collection`),
-so its relay publishes only what it wrote. `disclose` writes the disclosure as one
-document with its `envelope.disclosed` event in the outbox and publishes it synchronously
-(Kafka acknowledges with acks=all) before the caller may return the envelope, then marks
-the entry published so no relay publishes it again. If Kafka cannot take it within
-PUBLISH_TIMEOUT, `DisclosureNotRecorded` is raised (each service answers it with 503 and
-Retry-After) and nothing is handed out; the entry is then left to the relay, so the log may
-show a hand-out that was refused, never miss one that happened. While the service's probe
-knows Kafka to be away (`Runtime.kafka`), nothing is written at all: the refusal is at once.
+`disclose` publishes the `envelope.disclosed` event synchronously (Kafka acknowledges with
+acks=all, the idempotent producer) before the caller may return the envelope, then keeps a
+record of it in the service's own disclosures collection (`<service>_disclosures`, declared
+in its `collections.py` with `disclosures_collection`; `_id` the event id). If Kafka cannot
+take it within PUBLISH_TIMEOUT, or the record cannot be written, `DisclosureNotRecorded` is
+raised (each service answers it with 503 and Retry-After) and nothing is handed out. So the
+log never misses a hand-out that happened; it may show one that was refused (a publish that
+timed out on our side and landed, or a record that failed after it). While the service's
+probe knows Kafka to be away (`Runtime.kafka`), nothing is sent nor written: the refusal is
+at once.
+
+The event is published first, not written to an outbox and relayed: a hand-out is not state
+that waits to be announced, it happens only once Kafka has its event, so an outbox entry
+would add two writes (the entry, and marking it published) for nothing the log can miss.
 """
 
 from __future__ import annotations
 
+import asyncio
+
 from pymongo import ASCENDING, IndexModel
 
+from .bus import publish
 from .envelope import EnvelopeLike, envelope_hash, envelope_recipients
 from .events import EnvelopeClass, EnvelopeDisclosed, Principal, new_event
-from .outbox import outbox_collection, outbox_of
 from .service import Runtime
 from .store import Collection
 
@@ -48,7 +54,7 @@ def _name(service: str) -> str:
 
 def disclosures_collection(service: str) -> Collection:
     """The declaration of `service`'s own disclosures collection."""
-    return outbox_collection(_name(service), IndexModel([("case_id", ASCENDING)]))
+    return Collection(_name(service), (IndexModel([("case_id", ASCENDING)]),))
 
 
 async def disclose(
@@ -69,13 +75,11 @@ async def disclose(
             recipient_key_ids=sorted(envelope_recipients(envelope)),
         ),
     )
-    disclosures = outbox_of(runtime.store, _name(runtime.store.collections.service))
     try:
-        await disclosures.insert_and_publish(
-            {"_id": event.id, "case_id": case_id},
-            event,
-            runtime.producer,
-            timeout=PUBLISH_TIMEOUT,
+        async with asyncio.timeout(PUBLISH_TIMEOUT):
+            await publish(runtime.producer, event)
+        await runtime.store.db[_name(runtime.store.collections.service)].insert_one(
+            {"_id": event.id, "case_id": case_id}
         )
     except Exception:  # noqa: BLE001 - whatever failed, the envelope must not leave
         raise DisclosureNotRecorded() from None

@@ -35,7 +35,7 @@ from pymongo import ASCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
 from .aio import cancel_and_wait, honour_a_lost_cancellation, wait_at_most
-from .bus import publish, publish_all
+from .bus import publish_all
 from .events import Event
 from .store import Collection, Document, Store, insert_new
 
@@ -123,34 +123,6 @@ class OutboxCollection:
         update.setdefault("$inc", {}).update({"version": 1, PENDING_FIELD: len(events)})
         result = await self.collection.update_one({"_id": document_id, "version": version}, update)
         return result.modified_count == 1
-
-    async def insert_and_publish(
-        self,
-        document: Document,
-        event: Event,
-        producer: AIOKafkaProducer,
-        *,
-        timeout: float | None = None,
-    ) -> Document:
-        """Insert `document` with `event`, publish the event now, then mark it published.
-
-        The entry is held by this call while it publishes (not counted pending, so no relay
-        publishes it as well). If Kafka does not take it (within `timeout` seconds, if
-        given: TimeoutError), the entry is handed to the relay (counted pending) and the
-        error is raised: the caller must not act as if announced. A record given up on may
-        still reach Kafka from the producer's buffer as well: consumers dedupe by event id."""
-        _check_state(document)
-        stored = {**document, "version": 1, "outbox": _entries([event]), PENDING_FIELD: 0}
-        await self.collection.insert_one(stored)
-        entry = {"_id": stored["_id"], f"outbox.{event.id}": {"$exists": True}}
-        try:
-            async with asyncio.timeout(timeout):
-                await publish(producer, event)
-        except BaseException:
-            await self.collection.update_one(entry, {"$inc": {PENDING_FIELD: 1}})
-            raise
-        await self.collection.update_one(entry, {"$unset": {f"outbox.{event.id}": ""}})
-        return stored
 
     async def pending_count(self) -> int:
         """How many documents have entries the relay has yet to publish."""
