@@ -5,9 +5,11 @@ carries on where it stopped:
 - due = pending with `next_attempt` (ms since the epoch) in the past. A process claims a
   due delivery by moving its `next_attempt` a lease ahead (LEASE_MS) in one guarded write,
   so two replicas never send it at once; if the process dies while sending, the lease
-  expires and the delivery is due again. On an orderly stop, the deliveries still in flight
-  are given STOP_GRACE_S to finish, and the rest are released (due at once) for the next
-  process.
+  expires and the delivery is due again. What this process's webhook consumer queues is
+  written claimed already and handed over (`take`): sent first, without a claim's write
+  (on the urgent path every write queues behind the others on the store). On an orderly
+  stop, the deliveries still in flight are given STOP_GRACE_S to finish, and the rest (and
+  those handed over and not started) are released (due at once) for the next process.
 - one attempt: log the hand-out of the message's envelopes first (once per message; if the
   audit log cannot take it, nothing is sent and the attempt does not count), check the
   endpoint's address again (endpoints.py, and connect to the address checked), sign with
@@ -40,6 +42,8 @@ import math
 import secrets
 import ssl
 import time
+from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -97,6 +101,12 @@ def _quiet_httpx() -> None:
 def now_ms() -> int:
     """The deliverer's clock: `next_attempt` is in milliseconds since the epoch."""
     return int(time.time() * 1000)
+
+
+def lease() -> dict[str, Any]:
+    """The fields of a claim: the delivery is due again after LEASE_MS unless its claimer
+    records the attempt first."""
+    return {"next_attempt": now_ms() + LEASE_MS, "claim": secrets.token_hex(8)}
 
 
 def status_fields(endpoint: str, status: str) -> dict[str, str]:
@@ -167,10 +177,18 @@ class Deliverer:
         _quiet_httpx()
         self._wake = asyncio.Event()
         self._in_flight: dict[str, tuple[asyncio.Task[None], str]] = {}
+        self._taken: deque[Document] = deque()  # claimed by `enqueue`, not started yet
 
     def poke(self) -> None:
         """Something was queued: look now."""
         self._wake.set()
+
+    def take(self, claimed: Sequence[Document]) -> None:
+        """Send these deliveries, queued claimed for this process (`webhooks.enqueue`),
+        before looking for others that are due."""
+        self._taken.extend(claimed)
+        if claimed:
+            self._wake.set()
 
     async def run(self) -> None:
         """The background task: start what is due, sleep until something is, until stopped."""
@@ -197,6 +215,8 @@ class Deliverer:
             await client.aclose()
 
     async def _start_due(self, client: httpx.AsyncClient) -> None:
+        while self._taken and len(self._in_flight) < IN_FLIGHT:
+            self._start(client, self._taken.popleft())
         room = IN_FLIGHT - len(self._in_flight)
         if room <= 0:
             return
@@ -209,17 +229,19 @@ class Deliverer:
         for doc in await due.to_list(room):
             if doc["_id"] in self._in_flight:
                 continue
-            claim = secrets.token_hex(8)
             claimed = await self.deliveries.find_one_and_update(
                 {"_id": doc["_id"], "status": "pending", "next_attempt": doc["next_attempt"]},
-                {"$set": {"next_attempt": now + LEASE_MS, "claim": claim}},
+                {"$set": lease()},
                 return_document=ReturnDocument.AFTER,
             )
             if claimed is None:
                 continue  # another process claimed it, or it was removed
-            task = asyncio.create_task(self._deliver(client, claimed), name="webhook-delivery")
-            self._in_flight[claimed["_id"]] = (task, claim)
-            task.add_done_callback(functools.partial(self._finished, claimed["_id"]))
+            self._start(client, claimed)
+
+    def _start(self, client: httpx.AsyncClient, claimed: Document) -> None:
+        task = asyncio.create_task(self._deliver(client, claimed), name="webhook-delivery")
+        self._in_flight[claimed["_id"]] = (task, claimed["claim"])
+        task.add_done_callback(functools.partial(self._finished, claimed["_id"]))
 
     def _finished(self, key: str, task: asyncio.Task[None]) -> None:
         self._in_flight.pop(key, None)
@@ -241,15 +263,18 @@ class Deliverer:
         return min(IDLE_S, max(MIN_PAUSE_S, (int(first["next_attempt"]) - now_ms()) / 1000))
 
     async def _stop_in_flight(self) -> None:
-        """Let attempts in flight finish for a moment; release the others' claims."""
+        """Let attempts in flight finish for a moment; release the others' claims, and
+        those of the deliveries taken and not started."""
         in_flight = dict(self._in_flight)
-        if not in_flight:
-            return
-        await asyncio.wait([task for task, _ in in_flight.values()], timeout=STOP_GRACE_S)
+        if in_flight:
+            await asyncio.wait([task for task, _ in in_flight.values()], timeout=STOP_GRACE_S)
+        unsent = [(doc["_id"], doc["claim"]) for doc in self._taken]
+        self._taken.clear()
         for key, (task, claim) in in_flight.items():
-            if task.done():
-                continue
-            await cancel_and_wait(task)
+            if not task.done():
+                await cancel_and_wait(task)
+                unsent.append((key, claim))
+        for key, claim in unsent:
             await self.deliveries.update_one(
                 {"_id": key, "claim": claim},
                 {"$set": {"next_attempt": now_ms()}, "$unset": {"claim": ""}},

@@ -158,6 +158,10 @@ class Issuer:
     signer: Ed25519Signer
     clock: Clock
     poke: Callable[[], None] = field(default=lambda: None)
+    # Buyers whose state document this process has seen exist: a state is never deleted,
+    # so recording a buyer's reports need not try to create it again (a refused insert per
+    # poll is a round trip under the database's lock).
+    _states_made: set[str] = field(default_factory=set)
 
     def _collection(self, name: str) -> Any:
         return self.store.db[name]
@@ -347,6 +351,8 @@ class Issuer:
     # --- digests ---------------------------------------------------------------------------
 
     async def _ensure_state(self, buyer_id: str, schedule: str) -> None:
+        if buyer_id in self._states_made:
+            return
         try:
             await self._collection(NOTIFY_BUYER_STATE.name).insert_one(
                 {
@@ -360,6 +366,7 @@ class Issuer:
             )
         except DuplicateKeyError:
             pass  # the buyer has a state already
+        self._states_made.add(buyer_id)
 
     async def _current_state(self, buyer_id: str) -> Document | None:
         """The buyer's state, repaired from its highest digest if it lags behind (None: the

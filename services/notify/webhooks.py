@@ -35,7 +35,7 @@ import base64
 import json
 import re
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
@@ -54,7 +54,7 @@ from .collections import (
     NOTIFY_WEBHOOK_MESSAGES,
     NOTIFY_WEBHOOKS,
 )
-from .deliverer import Deliverer, now_ms, status_fields
+from .deliverer import Deliverer, lease, now_ms, status_fields
 from .digests import digest_file_json
 from .endpoints import MAX_URL_LENGTH, EndpointRefused, checked_targets
 from .issuance import is_critical
@@ -264,17 +264,25 @@ def payload_text(payload: Document) -> str:
 
 
 async def enqueue(
-    runtime: Runtime, buyer: str, messages: Sequence[tuple[str, str]], source: str
-) -> int:
+    runtime: Runtime,
+    buyer: str,
+    messages: Sequence[tuple[str, str]],
+    source: str,
+    *,
+    claimed: bool = False,
+) -> list[Document]:
     """Queue each of `messages` (message id, the body as sent) for each of the buyer's
-    endpoints; how many deliveries were queued now. `source` is the digest that made them: a
-    message made by another digest already is not queued again (else idempotent by `_id`).
-    The endpoints are read once, the messages and then their deliveries inserted in one
-    unordered insert each (a digest of many urgent cases made four writes per alert)."""
+    endpoints; the deliveries queued now. `source` is the digest that made them: a message
+    made by another digest already is not queued again (else idempotent by `_id`). The
+    endpoints are read once, the messages and then their deliveries inserted in one
+    unordered insert each (a digest of many urgent cases made four writes per alert).
+    `claimed`: the deliveries are written claimed (a lease, as the deliverer's claim) for
+    the caller to hand to this process's deliverer (`Deliverer.take`), which saves each a
+    claim; if the process dies first, the lease runs out and any deliverer sends them."""
     endpoints = runtime.store.db[NOTIFY_WEBHOOKS.name].find({"buyer": buyer}, {"_id": 1})
     endpoint_ids = [doc["_id"] for doc in await endpoints.to_list(MAX_ENDPOINTS)]
     if not endpoint_ids or not messages:
-        return 0
+        return []
     made = [
         {
             "_id": f"{buyer}:{message_id}",
@@ -301,7 +309,7 @@ async def enqueue(
             "message_id": message["message_id"],
             **status_fields(endpoint_id, "pending"),
             "attempts": 0,
-            "next_attempt": now_ms(),
+            **(lease() if claimed else {"next_attempt": now_ms()}),
             "created": coarse_now(),
         }
         for message in made
@@ -309,17 +317,19 @@ async def enqueue(
         for endpoint_id in endpoint_ids
     ]
     if not deliveries:
-        return 0
+        return []
     queued_before = await insert_new(runtime.store.db[NOTIFY_DELIVERIES.name], deliveries)
-    return len(deliveries) - len(queued_before)  # those there were queued by an earlier delivery
+    # Those there already were queued by an earlier delivery of the event.
+    return [delivery for index, delivery in enumerate(deliveries) if index not in queued_before]
 
 
 class DigestMissing(LookupError):
     """A `digest.issued` event whose digest is not in the store (the handler is retried)."""
 
 
-async def enqueue_digest(runtime: Runtime, event: Event, poke: Callable[[], None]) -> None:
-    """The `digest.issued` handler: the alerts of the digest's critical cases, then the digest."""
+async def enqueue_digest(runtime: Runtime, event: Event, deliverer: Deliverer) -> None:
+    """The `digest.issued` handler: the alerts of the digest's critical cases, then the
+    digest, handed to this process's deliverer as they are queued."""
     stored = await runtime.store.db[NOTIFY_DIGESTS.name].find_one({"_id": event.subject})
     if stored is None:
         raise DigestMissing(f"digest {event.subject} is not in the store")
@@ -327,12 +337,11 @@ async def enqueue_digest(runtime: Runtime, event: Event, poke: Callable[[], None
     alerts = await alerts_of(runtime, stored, json.loads(stored["body"])["items"])
     messages = [(alert_message_id(alert["case_id"]), payload_text(alert)) for alert in alerts]
     messages.append((digest_message_id(buyer, seq), digest_file_json(stored)))  # as signed
-    queued = await enqueue(runtime, buyer, messages, source)
+    queued = await enqueue(runtime, buyer, messages, source, claimed=True)
     from .erasure import redact_queued  # (erasure reads this module's message ids)
 
     await redact_queued(runtime.store, stored)  # a deletion handled while these were built
-    if queued:
-        poke()
+    deliverer.take(queued)
 
 
 async def alerts_of(
@@ -387,7 +396,7 @@ def setup(runtime: Runtime) -> None:
     runtime.consume(
         "notify-webhooks",
         [DIGESTS_ISSUED],
-        lambda event: enqueue_digest(runtime, event, deliverer.poke),
+        lambda event: enqueue_digest(runtime, event, deliverer),
         deduplicate=False,  # idempotent by construction: messages and deliveries by `_id`
     )
     runtime.background("webhook-deliverer", deliverer.run)
