@@ -231,11 +231,11 @@ async def test_issuing_what_is_pending_gives_full_digests_then_the_rest(
     assert sorted(listed) == sorted(r.subject for r in reports), "each report exactly once"
 
 
-async def test_a_digest_written_without_its_state_is_repaired_by_the_next_issuance(
+async def two_digests_and_the_state_left_behind(
     notify: NotifyStore,
-) -> None:
-    """A crash between writing digest 2 and advancing the state: the next issuance reads the
-    highest digest first, so it issues 3 after 2, chained to it, with only what is new."""
+) -> tuple[str, dict[str, Party]]:
+    """Digests 1 and 2 issued, then the state put back to after 1: a crash between writing
+    digest 2 and advancing the state. The buyer's factory and parties."""
     factory, sealed_to = await one_buyer(notify)
     states = notify.issuer.store.db.notify_buyer_state
     for _ in range(2):
@@ -244,6 +244,15 @@ async def test_a_digest_written_without_its_state_is_repaired_by_the_next_issuan
         assert await notify.issuer.issue("acme", "on-request") is not None
     assert before is not None
     await states.replace_one({"_id": "acme"}, before)  # as if the state was never advanced
+    return factory, sealed_to
+
+
+async def test_a_digest_written_without_its_state_is_repaired_by_the_next_issuance(
+    notify: NotifyStore,
+) -> None:
+    """A crash between writing digest 2 and advancing the state: the next issuance reads the
+    highest digest first, so it issues 3 after 2, chained to it, with only what is new."""
+    factory, sealed_to = await two_digests_and_the_state_left_behind(notify)
     late = report_event(factory, sealed_to)
     await add_to_digests(notify.issuer, late)
 
@@ -262,14 +271,7 @@ async def test_an_urgent_digest_after_a_state_left_behind_is_the_next_seq_and_ch
 ) -> None:
     """The urgent trigger drafts from the state it has just read: if a crash left that
     state a digest behind, the draft's seq is taken, and the retry repairs the state first."""
-    factory, sealed_to = await one_buyer(notify)
-    states = notify.issuer.store.db.notify_buyer_state
-    for _ in range(2):
-        await add_to_digests(notify.issuer, report_event(factory, sealed_to))
-        before = await states.find_one({"_id": "acme"})
-        assert await notify.issuer.issue("acme", "on-request") is not None
-    assert before is not None
-    await states.replace_one({"_id": "acme"}, before)  # as if the state was never advanced
+    factory, sealed_to = await two_digests_and_the_state_left_behind(notify)
     critical = report_event(factory, sealed_to, categories=["safety"])
     await add_to_digests(notify.issuer, critical)
 
