@@ -171,6 +171,7 @@ class Series:
 class Drain:
     started: float
     last_201: float
+    last_post: float  # the last POST sent: no report can be drained before it
     accepted: int
     intake_rate: float
     published: Series
@@ -365,6 +366,7 @@ async def _drain(
     return Drain(
         started=submitted.started,
         last_201=submitted.last_201,
+        last_post=submitted.last_post,
         accepted=submitted.accepted,
         intake_rate=submitted.rate(),
         published=series["published"],
@@ -474,7 +476,12 @@ def _figures(reports: int, clients: int, drain: Drain, anchors: Anchors) -> list
     total = WARM_UP + reports
     last_201 = round(drain.last_201 - drain.started, 2)
     intake_alone = f"first POST to the last 201 ({clients} clients; intake alone)"
-    common = {"reports": reports, "clients": clients, "intake_per_s": round(drain.intake_rate, 1)}
+    common = {
+        "reports": reports,
+        "clients": clients,
+        "intake_per_s": round(drain.intake_rate, 1),
+        "last_post_s": round(drain.last_post - drain.started, 2),
+    }
 
     def drained(what: str, series: Series, count: int) -> Figure:
         seconds = round(series.reached(count) - drain.started, 2)

@@ -216,10 +216,10 @@ class Deliverer:
 
     async def _start_due(self, client: httpx.AsyncClient) -> None:
         while self._taken and len(self._in_flight) < IN_FLIGHT:
-            claimed = self._taken.popleft()
-            if claimed["_id"] in self._in_flight or claimed["next_attempt"] <= now_ms():
+            handed = self._taken.popleft()
+            if handed["_id"] in self._in_flight or handed["next_attempt"] <= now_ms():
                 continue  # its lease ran out while it waited: claimed again as any due one
-            self._start(client, claimed)
+            self._start(client, handed)
         room = IN_FLIGHT - len(self._in_flight)
         if room <= 0:
             return
