@@ -179,10 +179,6 @@ class Deliverer:
         self._in_flight: dict[str, tuple[asyncio.Task[None], str]] = {}
         self._taken: deque[Document] = deque()  # claimed by `enqueue`, not started yet
 
-    def poke(self) -> None:
-        """Something was queued: look now."""
-        self._wake.set()
-
     def take(self, claimed: Sequence[Document]) -> None:
         """Send these deliveries, queued claimed for this process (`webhooks.enqueue`),
         before looking for others that are due."""
