@@ -385,7 +385,6 @@ class Submitted:
     dropped: Counter[str] = field(default_factory=Counter)  # transport errors, by kind
     started: float = 0.0  # perf_counter at the first POST
     last_201: float = 0.0
-    last_post: float = 0.0  # perf_counter when the last POST was sent
 
     @property
     def accepted(self) -> int:
@@ -417,7 +416,7 @@ async def submit(
             limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
         ) as http:
             for body in bodies:
-                sent = result.last_post = time.perf_counter()
+                sent = time.perf_counter()
                 try:
                     response = await http.post("/api/reports", json=body)
                 except httpx.TransportError as exc:

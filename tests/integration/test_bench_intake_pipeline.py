@@ -65,10 +65,8 @@ def test_bench_pipeline_prints_drain_consumer_and_relay_figures() -> None:
     figures = _figures(_bench("pipeline", "--reports", "40", "--clients", "4", "--json"))
     drains = _by_name(figures, "pipeline drain of 40")
     assert len(drains) == 3
-    for figure in drains:
-        # Nothing is drained before the last report is sent; it may be before the client
-        # has read its 201 (intake stores and publishes it before answering).
-        assert figure["value"] >= figure["last_post_s"] > 0 and figure["anchor_value"] > 0
+    for figure in drains:  # nothing is drained before intake has answered the last report
+        assert figure["value"] >= figure["anchor_value"] > 0
     for name in ("triage", "notify", "audit-log", "intake relay"):
         for figure in _by_name(figures, f"{name} events/s during the drain"):
             assert figure["value"] > 0 and figure["anchor_value"] > 0
