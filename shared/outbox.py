@@ -113,16 +113,28 @@ class OutboxCollection:
         """Apply `change` (an update document) and add `events` in one write, only if the
         document is still at `version`; bumps the version. False when another writer got
         there first: re-read the document and decide again."""
-        update: dict[str, dict[str, Any]] = {}
-        for operator, fields in change.items():
-            _check_state(fields)
-            update[operator] = dict(fields)
-        update.setdefault("$set", {}).update(
-            {f"outbox.{event_id}": raw for event_id, raw in _entries(events).items()}
+        result = await self.collection.update_one(
+            {"_id": document_id, "version": version}, _with_events(change, events)
         )
-        update.setdefault("$inc", {}).update({"version": 1, PENDING_FIELD: len(events)})
-        result = await self.collection.update_one({"_id": document_id, "version": version}, update)
         return result.modified_count == 1
+
+    async def update_each_where(
+        self, updates: Sequence[tuple[Mapping[str, Any], Mapping[str, Any], Sequence[Event]]]
+    ) -> int:
+        """For each (filter, change, events): apply `change` and add `events` in one write to
+        the document `filter` matches, if it does (a filter that says what the change makes
+        untrue, such as a field not there yet, makes it a once-only write); bumps the
+        version. All in one unordered command; return how many documents were changed."""
+        if not updates:
+            return 0
+        result = await self.collection.bulk_write(
+            [
+                UpdateOne(dict(where), _with_events(change, events))
+                for where, change, events in updates
+            ],
+            ordered=False,
+        )
+        return result.modified_count
 
     async def pending_count(self) -> int:
         """How many documents have entries the relay has yet to publish."""
@@ -189,6 +201,20 @@ class OutboxCollection:
             },
             {"$set": {PENDING_FIELD: 0}},
         )
+
+
+def _with_events(change: Mapping[str, Any], events: Sequence[Event]) -> dict[str, Any]:
+    """The update document that applies `change`, adds `events` to the outbox and bumps the
+    version."""
+    update: dict[str, dict[str, Any]] = {}
+    for operator, fields in change.items():
+        _check_state(fields)
+        update[operator] = dict(fields)
+    update.setdefault("$set", {}).update(
+        {f"outbox.{event_id}": raw for event_id, raw in _entries(events).items()}
+    )
+    update.setdefault("$inc", {}).update({"version": 1, PENDING_FIELD: len(events)})
+    return update
 
 
 def _check_state(fields: Mapping[str, Any]) -> None:

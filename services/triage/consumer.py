@@ -7,9 +7,10 @@ Both are idempotent by construction: a case is stored under its case id, a messa
 message id, and a change of the case is decided on its current state (an acknowledgement of
 an acknowledged case, or feedback older than the latest, changes nothing).
 
-The reports of a poll are triaged together (`triage_reports`): one insert of their cases,
-then one write per incident they join and one write marking its members, instead of about
-five round trips per report (on nx-27017 every write is a disk sync). The other events go one
+The reports of a poll are triaged together (`triage_reports`): one read per incident they
+join, one insert of their cases (which carries the links of incidents that are ones
+already), and a write only for an incident that gains founders, instead of about five
+round trips per report (on nx-27017 every write is a disk sync). The other events go one
 by one.
 """
 
@@ -70,22 +71,23 @@ async def triage_reports(runtime: Runtime, events: Sequence[Event]) -> None:
     """Record the cases of `events` (report.submitted, in partition order) with their ratings,
     in one insert, then link their incidents; idempotent: a case already stored (an earlier
     delivery, which may have stopped before linking) is left as it is and linked again."""
-    triaged = [_triaged(event) for event in events]
-    joinings = await plan_links(runtime, [case for _, _, case in triaged])
-    marks: dict[str, dict[str, str]] = {}  # case id -> the incidents it is linked to now
+    triaged = {event.subject: _triaged(event) for event in events}
+    joinings = await plan_links(runtime, [case for _, _, case in triaged.values()])
+    # A case that joins what is an incident already carries the link and its event.
     for joining in joinings:
-        for case_id, public_id in joining.marks().items():
-            marks.setdefault(case_id, {})[public_id] = joining.category
+        for case_id, linked in joining.linked_on_arrival().items():
+            document, announced, _ = triaged[case_id]
+            document.setdefault("incidents", {})[joining.incident["public_id"]] = joining.category
+            announced.append(linked)
     writer = outbox_of(runtime.store, TRIAGE_CASES.name)
-    for document, _, _ in triaged:
-        if document["_id"] in marks:
-            document["incidents"] = marks[document["_id"]]
-    stored = await writer.insert_many([(document, announced) for document, announced, _ in triaged])
+    stored = await writer.insert_many(
+        [(document, announced) for document, announced, _ in triaged.values()]
+    )
     if stored:
         runtime.relay.poke()
     # Joined after the cases are stored: a crash in between joins them on the redelivery,
-    # and another consumer linking one of them finds its document.
-    await link_all(runtime, joinings, marked=frozenset(stored))
+    # and the cases a join links have documents to record it.
+    await link_all(runtime, joinings, inserted=frozenset(stored))
 
 
 def _triaged(event: Event) -> tuple[Document, list[Event], NewCase]:

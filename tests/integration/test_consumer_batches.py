@@ -7,8 +7,8 @@ redelivery, and a poison event in a batch dead-lettered while the others are app
   poll's case events leave the same records and state as the same events one at a time, and
   a critical case's urgent digest once;
 - triage: a batch of reports at one factory and category makes one incident whose members
-  are each linked once (one `incident.linked` in its outbox per case, every case marked),
-  and a redelivered batch changes nothing;
+  are each linked once (one `incident.linked` per case, every case marked); later reports
+  join it without rewriting it; a redelivered batch changes nothing;
 - the runner: with a `Batch`, a batch that fails is applied again one event at a time, so
   only the poison event goes to the dead-letter topic.
 """
@@ -30,10 +30,17 @@ from hotline.notify.webhooks import enqueue
 from hotline.shared import registry
 from hotline.shared.bus import Batch, make_producer, publish
 from hotline.shared.config import Settings
-from hotline.shared.events import DEAD_LETTER_TOPIC, CaseStatusChanged, Event, new_event
+from hotline.shared.events import (
+    DEAD_LETTER_TOPIC,
+    CaseStatusChanged,
+    Event,
+    EventType,
+    new_event,
+)
 from hotline.shared.outbox import relay_for
 from hotline.shared.service import Runtime
 from hotline.shared.store import Store
+from hotline.triage import consumer
 from hotline.triage.collections import COLLECTIONS as TRIAGE_COLLECTIONS
 from hotline.triage.consumer import triage_reports
 from hotline.triage.incidents import THRESHOLD
@@ -297,9 +304,13 @@ def _reports(count: int, factory: str, category: str) -> list[Event]:
 
 
 async def _incident_state(runtime: Runtime) -> tuple[dict[str, Any], Counter[str]]:
-    """The one incident document, and per case the `incident.linked` events in its outbox."""
+    """The one incident document, and per case the `incident.linked` events written (in the
+    incident's outbox, the founders', and in the cases' own, the later members')."""
     [incident] = [doc async for doc in runtime.store.db.triage_incidents.find({})]
-    linked = Counter(entry["subject"] for entry in incident["outbox"].values())
+    entries = list(incident["outbox"].values())
+    async for case in runtime.store.db.triage_cases.find({}):
+        entries.extend(case["outbox"].values())
+    linked = Counter(e["subject"] for e in entries if e["type"] == EventType.INCIDENT_LINKED)
     return incident, linked
 
 
@@ -308,18 +319,65 @@ async def test_a_batch_of_reports_links_each_member_of_its_incident_once(
 ) -> None:
     reports = _reports(THRESHOLD + 2, "F-640", "safety")
     below = reports[: THRESHOLD - 1]
-    await triage_reports(triage, below)  # members, not an incident yet
+    await triage_reports(triage, below)  # founders, not an incident yet
     await triage_reports(triage, reports[THRESHOLD - 1 :])  # crosses the threshold
 
     incident, linked = await _incident_state(triage)
     cases = {doc["_id"]: doc async for doc in triage.store.db.triage_cases.find({})}
     assert set(cases) == {e.subject for e in reports}, "every case stored"
     assert linked == Counter({e.subject: 1 for e in reports}), "each member linked once"
-    assert set(incident["members"]) == set(incident["linked"]) == set(cases)
+    assert set(incident["founders"]) == {e.subject for e in reports[:THRESHOLD]}
     for case in cases.values():
         assert case["incidents"] == {incident["public_id"]: "safety"}, "every case marked"
-    hour = reports[THRESHOLD - 1].time  # the report whose arrival made it an incident
-    assert {incident["linked"][e.subject] for e in below} == {hour}
+    # The report whose arrival made it an incident.
+    assert incident["linked_at"] == reports[THRESHOLD - 1].time
+
+
+async def test_reports_joining_an_incident_are_linked_without_rewriting_it(
+    triage: Runtime,
+) -> None:
+    """The incident document stays the size of its founders however many reports join it:
+    later members carry their link in their own insert, and the incident is not written."""
+    await triage_reports(triage, _reports(THRESHOLD, "F-645", "hours"))
+    before, _ = await _incident_state(triage)
+    later = _reports(20, "F-645", "hours")
+    await triage_reports(triage, later[:10])
+    await triage_reports(triage, later[10:])
+
+    incident, linked = await _incident_state(triage)
+    assert incident["version"] == before["version"], "the incident was not written again"
+    assert len(incident["founders"]) == THRESHOLD
+    members = [*before["founders"], *(e.subject for e in later)]
+    assert linked == Counter(dict.fromkeys(members, 1)), "each member linked once"
+    async for case in triage.store.db.triage_cases.find({}):
+        assert case["incidents"] == {incident["public_id"]: "hours"}
+
+
+async def test_a_report_stored_before_a_crash_is_linked_on_its_redelivery(
+    triage: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A case stored while its incident was not one yet, by a consumer that stopped before
+    joining; the incident is completed by others meanwhile: the redelivery links it, once."""
+    founders = _reports(THRESHOLD, "F-647", "wages")
+    [stopped] = _reports(1, "F-647", "wages")
+    await triage_reports(triage, founders[:2])
+
+    async def stop_before_joining(*_: object, **__: object) -> None:
+        raise RuntimeError("the consumer stopped here")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(consumer, "link_all", stop_before_joining)
+        with pytest.raises(RuntimeError):
+            await triage_reports(triage, [stopped])
+    await triage_reports(triage, founders[2:])  # completes the founders without it
+    await triage_reports(triage, [stopped])
+    await triage_reports(triage, [stopped])
+
+    incident, linked = await _incident_state(triage)
+    assert set(incident["founders"]) == {e.subject for e in founders}
+    assert linked == Counter({e.subject: 1 for e in [*founders, stopped]})
+    case = await triage.store.db.triage_cases.find_one({"_id": stopped.subject})
+    assert case is not None and case["incidents"] == {incident["public_id"]: "wages"}
 
 
 async def test_a_redelivered_batch_of_reports_changes_nothing(triage: Runtime) -> None:

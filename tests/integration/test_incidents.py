@@ -153,7 +153,7 @@ def test_reports_of_one_category_at_one_factory_are_linked_once_each(
     assert linked == Counter(dict.fromkeys(members, 1)), "every member exactly once"
 
     document = incident_document(world, incident_key)
-    assert set(document["members"]) == set(members)
+    assert set(document["founders"]) == set(members)
     assert (document["factory"], document["category"]) == (world.factory, CATEGORY)
     assert not {"identity", "content", "envelope"} & set(document), "no identity, no content"
     for case_id in members:  # linked, not merged: each case keeps its own document
@@ -216,16 +216,24 @@ def test_concurrent_consumers_link_each_member_exactly_once(world: World) -> Non
     """Reports of a new incident handled by two consumers at once (each report twice):
     the guarded writes link each case once, all under the one published id that the
     consumer whose insert created the document drew."""
-    factory = f"race-{uuid.uuid4().hex[:8]}"  # an incident of its own, no real case in it
+    factory = f"race-{uuid.uuid4().hex[:8]}"  # an incident of its own, no report in it
     hour = stored(world, submit(world, world.factory, "hours"))["received"]
     cases = [
         {"_id": str(uuid.uuid4()), "factory": factory, "categories": [CATEGORY], "received": hour}
-        for _ in range(THRESHOLD + 1)
+        for _ in range(THRESHOLD + 2)
     ]
-    asyncio.run(_link_concurrently(world.settings, cases, copies=2))
-    key = incident_id(factory, CATEGORY, window_of(hour)[0])
-    public_id = published_id(world, key)
-    linked = links_once_there_are(world, public_id, len(cases))
+    # Stored first, as the consumer stores cases before it links them; removed afterwards
+    # (they are no one's cases).
+    world.mongo.triage_cases.insert_many(
+        [{**case, "version": 1, "outbox": {}, "outbox_pending": 0} for case in cases]
+    )
+    try:
+        asyncio.run(_link_concurrently(world.settings, cases, copies=2))
+        key = incident_id(factory, CATEGORY, window_of(hour)[0])
+        public_id = published_id(world, key)
+        linked = links_once_there_are(world, public_id, len(cases))
+    finally:
+        world.mongo.triage_cases.delete_many({"_id": {"$in": [case["_id"] for case in cases]}})
     assert linked == Counter({case["_id"]: 1 for case in cases})
     every = asyncio.run(events_on(world.settings, LINKED))
     ids = {event.data["incident"] for event in every if event.subject in linked}
