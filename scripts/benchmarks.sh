@@ -24,9 +24,13 @@ mkdir -p "$(dirname "$OUT")"
 if [[ "${1:-}" != "--running" ]]; then
   work=$(mktemp -d -t hotline-benchmarks-XXXXXX)
   export HOTLINE_DATA="$work/data" XDG_CONFIG_HOME="$work/config"
-  for name in KAFKA KAFKA_CONTROLLER KEYCLOAK MONGO INTAKE TRIAGE NOTIFY AUDIT; do
-    port=$(.venv/bin/python -c 'from hotline.cli.engines.process import free_port; print(free_port())')
-    export "HOTLINE_${name}_PORT=$port"
+  names=(KAFKA KAFKA_CONTROLLER KEYCLOAK MONGO INTAKE TRIAGE NOTIFY AUDIT)
+  # Distinct, and below the ephemeral range: no outgoing connection takes one before its
+  # server binds it.
+  read -r -a ports <<<"$(.venv/bin/python -c \
+    "from hotline.cli.engines.process import free_ports; print(*free_ports(${#names[@]}))")"
+  for i in "${!names[@]}"; do
+    export "HOTLINE_${names[$i]}_PORT=${ports[$i]}"
   done
   HOTLINE_WEBHOOK_CA_FILE=$("${hotline[@]}" bench alerts --print-ca)
   export HOTLINE_WEBHOOK_CA_FILE

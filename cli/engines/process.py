@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import random
 import re
 import shutil
 import signal
@@ -203,6 +204,41 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+EPHEMERAL_PORTS = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LOWEST_LISTEN_PORT = 10000
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """`count` distinct free ports below the kernel's ephemeral range. `free_port`'s come
+    from that range, so one can be taken between the check and a server's late bind, as the
+    local port of any outgoing connection on the machine (a bench's `hotline up` lost its
+    triage port so while Keycloak started); below it, only another listener takes one."""
+    try:
+        below = int(EPHEMERAL_PORTS.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        below = 32768  # Linux's default
+    candidates = list(range(LOWEST_LISTEN_PORT, below))
+    random.shuffle(candidates)
+    held: list[socket.socket] = []
+    try:
+        for port in candidates:
+            if len(held) == count:
+                break
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock.bind((host, port))
+            except OSError:
+                sock.close()
+                continue
+            held.append(sock)  # held until all are found: distinct
+        if len(held) < count:
+            raise EngineError(f"fewer than {count} free ports below {below} on {host}")
+        return [int(sock.getsockname()[1]) for sock in held]
+    finally:
+        for sock in held:
+            sock.close()
 
 
 def tcp_ready(host: str, port: int) -> Callable[[], bool]:

@@ -3,6 +3,7 @@ live, which Java version a `java -version` names, and the progress a person sees
 
 from __future__ import annotations
 
+import socket
 import sys
 from pathlib import Path
 
@@ -64,3 +65,14 @@ def test_a_failed_step_says_so_with_its_output(tmp_path: Path) -> None:
     command = [sys.executable, "-c", "print('no such artifact'); raise SystemExit(3)"]
     with pytest.raises(EngineError, match=r"(?s)fetch failed \(exit 3\).*no such artifact"):
         process.run_to_completion("fetch", command, tmp_path / "fetch.log")
+
+
+def test_free_ports_are_distinct_bindable_and_below_the_ephemeral_range() -> None:
+    """What scripts/benchmarks.sh gives `hotline up`: no outgoing connection can take one."""
+    below = int(process.EPHEMERAL_PORTS.read_text().split()[0])
+    ports = process.free_ports(50)
+    assert len(set(ports)) == 50
+    assert all(process.LOWEST_LISTEN_PORT <= port < below for port in ports)
+    for port in ports:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))
