@@ -10,12 +10,12 @@ A document with an outbox carries:
   indexed `outbox_pending > 0` lets a relay pass over published documents read none;
 - `version`: set to 1 on insert and bumped by every guarded update.
 
-The relay publishes a pending document's entries in order; after Kafka acknowledges an entry,
-ONE update unsets its key and decrements the counter, conditional on the key still being
-there, so two relays racing over one entry decrement once. Delivery is at-least-once: a
-process that dies between publishing and unsetting leaves the entry pending, and the next
-periodic pass (the reconciler, in any replica of the service) publishes it again; consumers
-are idempotent by event id.
+The relay publishes a pending document's entries in order; after Kafka acknowledges them,
+ONE update unsets their keys and decrements the counter by as many, conditional on every
+key still being there (entry by entry if not), so two relays racing over one entry
+decrement once. Delivery is at-least-once: a process that dies between publishing and
+unsetting leaves the entry pending, and the next periodic pass (the reconciler, in any
+replica of the service) publishes it again; consumers are idempotent by event id.
 
 Writes go through an `OutboxCollection`, which `outbox_of` hands out only for a collection
 the store's service declared as an outbox collection (`outbox_collection(...)` in its
@@ -147,7 +147,8 @@ class OutboxCollection:
         its documents is published and updated: no cursor stays open on the server while
         the pass updates the very documents it lists. A list's events are sent together
         (in order: one document's events keep theirs on their partition) and marked
-        published in one bulk write, only once Kafka has them; a document's events after
+        published in one bulk write of one update per document, only once Kafka has them
+        (on nx-27017 each update is a disk sync); a document's events after
         one that failed stay pending with it, so they are never published ahead of it."""
         published = 0
         while True:
@@ -172,23 +173,37 @@ class OutboxCollection:
         if not entries:
             return 0
         failures = await publish_all(producer, [event for _, _, event in entries])
-        marks, failed, first_error = [], set(), None
+        published: dict[Any, list[str]] = {}  # document id -> its entries Kafka has, in order
+        failed, first_error = set(), None
         for (document_id, event_id, _), error in zip(entries, failures, strict=True):
             if error is not None or document_id in failed:
                 failed.add(document_id)
                 first_error = first_error or error
                 continue
-            marks.append(
-                UpdateOne(
-                    {"_id": document_id, f"outbox.{event_id}": {"$exists": True}},
-                    {"$unset": {f"outbox.{event_id}": ""}, "$inc": {PENDING_FIELD: -1}},
-                )
-            )
-        if marks:
-            await self.collection.bulk_write(marks, ordered=False)
+            published.setdefault(document_id, []).append(event_id)
+        await self._mark_published(published)
         if first_error is not None:
             raise first_error
-        return len(marks)
+        return sum(len(event_ids) for event_ids in published.values())
+
+    async def _mark_published(self, published: Mapping[Any, Sequence[str]]) -> None:
+        """Unset each document's published entries and decrement its counter by as many, in
+        one write per document, conditional on every one of them still being there; where
+        another relay has marked some of them meanwhile, entry by entry, each conditional on
+        its own key: each entry is counted down once."""
+        if not published:
+            return
+        whole = [_mark(document_id, event_ids) for document_id, event_ids in published.items()]
+        result = await self.collection.bulk_write(whole, ordered=False)
+        if result.modified_count < len(whole):  # a race: which documents is not said
+            await self.collection.bulk_write(
+                [
+                    _mark(document_id, [event_id])
+                    for document_id, event_ids in published.items()
+                    for event_id in event_ids
+                ],
+                ordered=False,
+            )
 
     async def _reset_empty(self, document: Document) -> None:
         """Counted pending with nothing to publish (written before the relay decremented
@@ -201,6 +216,15 @@ class OutboxCollection:
             },
             {"$set": {PENDING_FIELD: 0}},
         )
+
+
+def _mark(document_id: Any, event_ids: Sequence[str]) -> UpdateOne:
+    """The write that counts `event_ids` of the document published, if all are pending."""
+    keys = [f"outbox.{event_id}" for event_id in event_ids]
+    return UpdateOne(
+        {"_id": document_id, **{key: {"$exists": True} for key in keys}},
+        {"$unset": dict.fromkeys(keys, ""), "$inc": {PENDING_FIELD: -len(keys)}},
+    )
 
 
 def _with_events(change: Mapping[str, Any], events: Sequence[Event]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 
 from hotline.cli.bench.relay import ReadCounter
 from hotline.cli.engines.process import ManagedProcess
@@ -131,6 +131,55 @@ async def test_concurrent_writers_and_two_relays_publish_every_event_once_finish
     assert doc["outbox"] == {} and doc["outbox_pending"] == 0, "finished, never below zero"
     on_topic = await event_ids_on(test_settings, STATUS_TOPIC)
     assert all(on_topic[e.id] >= 1 for e in won), "every winning write was announced"
+
+
+class UpdateCounter(monitoring.CommandListener):
+    """Counts the update statements this client sends (each one write of one document)."""
+
+    def __init__(self) -> None:
+        self.updates = 0
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "update":
+            self.updates += len(event.command["updates"])
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def test_a_documents_events_are_marked_in_one_write_and_racing_relays_count_each_once(
+    test_settings: Settings, store: Store, producer: AIOKafkaProducer
+) -> None:
+    cases = cases_of(store)
+    events = {f"case-{n}": [status(f"case-{n}") for _ in range(3)] for n in range(20)}
+    for case_id, announced in events.items():
+        await cases.insert({"_id": case_id}, *announced)
+    counter = UpdateCounter()
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        test_settings.mongo_url, event_listeners=[counter]
+    )
+    try:
+        watched = OutboxCollection(Databases(client, test_settings.mongo_db)[cases.name])
+        assert await OutboxRelay(producer, [watched]).flush() == 60
+        assert counter.updates == len(events), "one write per document, not one per event"
+
+        # Two relays over the same pending documents at once: each entry counted down once.
+        for case_id in events:
+            more = [status(case_id) for _ in range(3)]
+            assert await cases.update(case_id, 1, {"$set": {"round": 2}}, *more)
+            events[case_id] = more
+        await asyncio.gather(
+            OutboxRelay(producer, [watched]).flush(), relay_for(store, producer).flush()
+        )
+    finally:
+        await client.close()
+    async for doc in cases.collection.find({}):
+        assert doc["outbox"] == {} and doc["outbox_pending"] == 0, "finished, never below zero"
+    on_topic = await event_ids_on(test_settings, STATUS_TOPIC)
+    assert all(on_topic[e.id] >= 1 for announced in events.values() for e in announced)
 
 
 async def test_the_reconciler_publishes_what_a_dead_process_left(
