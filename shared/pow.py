@@ -9,8 +9,9 @@ hash starts with ``difficulty`` zero bits (Hashcash). The challenge is
 ``nonce`` 16 random bytes (base64url, no padding), ``expiry`` a Unix time in whole minutes,
 ``mac`` HMAC-SHA256 under intake's challenge key over everything before its dot. A solution is
 a decimal counter such that SHA-256(challenge ":" solution) has ``difficulty`` leading zero
-bits. Intake keeps each challenge's nonce until it expires, so a solution is spent once; that
-record is about the challenge, not about whoever solved it.
+bits. Intake records each spent challenge's nonce (a report's in its case, a lookup's until
+it expires), so a solution is spent once; that record is about the challenge, not about
+whoever solved it.
 
 Difficulty rises with the global submission rate (:class:`DifficultyGauge`): one more bit,
 so twice the expected work, for each doubling above the calm rate. At the default 16 bits a

@@ -471,13 +471,15 @@ async def _raw_inserts(
 
 
 def _as_written(stored: Document, report: ReportCreate) -> Document:
-    """A stored case as `OutboxCollection.insert` wrote it, under a fresh id and receipt."""
+    """A stored case as `OutboxCollection.insert` wrote it, under a fresh id, receipt and
+    challenge (each unique)."""
     event = submitted_event(report)
     state = {key: value for key, value in stored.items() if key not in PROTOCOL_FIELDS}
     return {
         **state,
         "_id": str(uuid.uuid4()),
         "receipt_lookup": secrets.token_hex(32),
+        "challenge": secrets.token_urlsafe(16),
         "version": 1,
         "outbox": {event.id: event.model_dump()},
         PENDING_FIELD: 1,

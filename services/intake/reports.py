@@ -26,7 +26,7 @@ from hotline.shared.registry import (
 from hotline.shared.reports import RecipientKeys, ReportAccepted, ReportCreate, Transparency
 
 from .state import IntakeDep, Refused
-from .submission import accept_report, registered_recipients, spend_challenge
+from .submission import accept_report, registered_recipients, unspent_challenge
 
 api = APIRouter(prefix="/api", tags=["reports"])
 
@@ -176,7 +176,7 @@ async def submit_report(
         runtime,
         report,
         server_encrypted=False,
-        before_storing=lambda: spend_challenge(runtime, state, pow),
+        challenge=lambda: unspent_challenge(runtime, state, pow),
     )
     state.gauge.accepted()
     return ReportAccepted(case_id=report.case_id)

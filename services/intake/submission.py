@@ -37,7 +37,7 @@ from hotline.shared.envelope import (
 from hotline.shared.events import AttachmentRef, ReportSubmitted, new_event
 from hotline.shared.keys import b64encode
 from hotline.shared.outbox import outbox_of
-from hotline.shared.pow import ChallengeError, StaleChallenge, check_solution
+from hotline.shared.pow import Challenge, ChallengeError, StaleChallenge, check_solution
 from hotline.shared.receipt import derive_receipt, lookup_hash, new_receipt
 from hotline.shared.registry import NoOperatorKey, Recipients, UnknownFactory
 from hotline.shared.reports import MAX_ATTACHMENTS, ProofOfWork, ReportCreate, routing_metadata
@@ -64,24 +64,53 @@ async def registered_recipients(runtime: Runtime, factory: str) -> Recipients:
         raise Refused("no-operator-key", "the hotline cannot receive reports yet") from None
 
 
-async def spend_challenge(runtime: Runtime, state: IntakeState, pow: ProofOfWork) -> None:
-    """Check the proof of work and spend it (each challenge once); raises Refused."""
+# Each challenge is spent once, on whatever it pays for. A report records its challenge's
+# nonce in its own case document (`challenge`, a unique index), so that spending it costs
+# no write of its own: the case's insert is the spend. Lookups and answers record theirs in
+# SPENT_CHALLENGES (until it expires). Each path reads the other's record first; a report
+# and a lookup racing with one solution could both pass that read, so one proof of work
+# buys at most one report and one lookup, never two of either.
+REPLAYED = "this challenge was used already; fetch a new one"
+
+
+def solved_challenge(state: IntakeState, pow: ProofOfWork) -> Challenge:
+    """The challenge of `pow`, if it is ours, unexpired and solved; raises Refused."""
     now = datetime.now(UTC)
     try:
-        challenge = check_solution(
-            state.challenge_key, pow.challenge, pow.solution, now.timestamp()
-        )
+        return check_solution(state.challenge_key, pow.challenge, pow.solution, now.timestamp())
     except StaleChallenge:
         raise Refused("stale-challenge", "the challenge expired; fetch a new one") from None
     except ChallengeError:
         raise Refused("bad-challenge", "the challenge is not solved or not ours") from None
+
+
+async def _spent_by_a_report(runtime: Runtime, nonce: str) -> bool:
+    found = await runtime.store.db[INTAKE_CASES.name].find_one({"challenge": nonce}, {"_id": 1})
+    return found is not None
+
+
+async def spend_challenge(runtime: Runtime, state: IntakeState, pow: ProofOfWork) -> None:
+    """Check the proof of work of a lookup or an answer and spend it; raises Refused."""
+    challenge = solved_challenge(state, pow)
+    if await _spent_by_a_report(runtime, challenge.nonce):
+        raise Refused("replayed", REPLAYED)
     expires = datetime.fromtimestamp(challenge.expires_at, UTC)
     try:  # kept until it expires (TTL index); it names the challenge, never its solver
         await runtime.store.db[SPENT_CHALLENGES.name].insert_one(
             {"_id": challenge.nonce, "expires": expires}
         )
     except DuplicateKeyError:
-        raise Refused("replayed", "this challenge was used already; fetch a new one") from None
+        raise Refused("replayed", REPLAYED) from None
+
+
+async def unspent_challenge(runtime: Runtime, state: IntakeState, pow: ProofOfWork) -> str:
+    """The nonce of a report's solved challenge that nothing has spent; raises Refused. The
+    case's insert spends it (`accept_report`)."""
+    nonce = solved_challenge(state, pow).nonce
+    spent = await runtime.store.db[SPENT_CHALLENGES.name].find_one({"_id": nonce}, {"_id": 1})
+    if spent is not None or await _spent_by_a_report(runtime, nonce):
+        raise Refused("replayed", REPLAYED)  # before any attachment is written
+    return nonce
 
 
 async def accept_report(
@@ -89,19 +118,19 @@ async def accept_report(
     report: ReportCreate,
     *,
     server_encrypted: bool,
-    before_storing: Callable[[], Awaitable[None]] | None = None,
+    challenge: Callable[[], Awaitable[str]] | None = None,
 ) -> None:
     """Store a sealed report and announce it, or raise Refused and store nothing.
-    `before_storing` runs once the report is known to fit the registry (it spends the proof
-    of work, so a report refused for its factory or keys does not burn its challenge)."""
+    `challenge` runs once the report is known to fit the registry, so a report refused for
+    its factory or keys does not burn its challenge: it checks the proof of work, and the
+    nonce it returns is spent by the case's insert."""
     expected = await registered_recipients(runtime, report.factory)
     _check_recipients(report.content, set(expected.content))
     if report.identity is not None:
         _check_recipients(report.identity, set(expected.identity))
     for attachment in report.attachments:
         _check_recipients(attachment, set(expected.content))
-    if before_storing is not None:
-        await before_storing()
+    nonce = await challenge() if challenge is not None else None
 
     refs = [attachment_ref(attachment) for attachment in report.attachments]
     event = new_event(
@@ -136,11 +165,15 @@ async def accept_report(
         "acknowledged": None,
         "feedback": None,
     }
+    if nonce is not None:
+        document["challenge"] = nonce  # the spend (unique): names the challenge, not its solver
     stored = await store_attachments(runtime, report.case_id, report.attachments, refs)
     try:
         await outbox_of(runtime.store, INTAKE_CASES.name).insert(document, event)
     except DuplicateKeyError:
         await delete_attachments(runtime, stored)
+        if nonce is not None and await _spent_by_a_report(runtime, nonce):
+            raise Refused("replayed", REPLAYED) from None
         raise Refused("case-exists", "a case with this id or receipt already exists") from None
     except BaseException:
         await delete_attachments(runtime, stored)

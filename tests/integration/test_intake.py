@@ -13,6 +13,7 @@ import json
 import secrets
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -624,6 +625,41 @@ def test_a_challenge_is_spent_once(
     assert replayed.status_code == 409, replayed.text
     assert replayed.json()["code"] == "replayed"
     assert stored_nothing(second, intake_cases, intake_attachments)
+
+
+def test_a_challenge_pays_for_a_report_or_a_lookup_not_both(
+    world: World, intake_cases: Collection[Document], intake_attachments: Collection[Document]
+) -> None:
+    """A report spends its challenge in its case (no write of its own), a lookup in the spent
+    challenges: each path refuses what the other spent."""
+    report = world.report()
+    assert world.submit(report).status_code == 201
+    spent_by_the_report = world.http.post(
+        "/api/status", json={"lookup_token": secrets.token_hex(32), "pow": report["pow"]}
+    )
+    assert spent_by_the_report.status_code == 409, spent_by_the_report.text
+    assert spent_by_the_report.json()["code"] == "replayed"
+
+    pow = world.solved()
+    world.http.post("/api/status", json={"lookup_token": secrets.token_hex(32), "pow": pow})
+    after_a_lookup = world.report(attachments=1, pow=pow)
+    refused = world.submit(after_a_lookup)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["code"] == "replayed"
+    assert stored_nothing(after_a_lookup, intake_cases, intake_attachments)
+
+
+def test_two_reports_racing_with_one_challenge_store_one(
+    world: World, intake_cases: Collection[Document]
+) -> None:
+    pow = world.solved()
+    bodies = [world.report(pow=pow) for _ in range(4)]
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        answers = list(pool.map(world.submit, bodies))
+    assert sorted(a.status_code for a in answers) == [201, 409, 409, 409], [a.text for a in answers]
+    assert {a.json()["code"] for a in answers if a.status_code == 409} == {"replayed"}
+    stored = intake_cases.count_documents({"_id": {"$in": [b["case_id"] for b in bodies]}})
+    assert stored == 1
 
 
 def test_a_report_refused_for_its_factory_does_not_burn_its_challenge(world: World) -> None:
