@@ -104,12 +104,13 @@ async def spend_challenge(runtime: Runtime, state: IntakeState, pow: ProofOfWork
 
 
 async def unspent_challenge(runtime: Runtime, state: IntakeState, pow: ProofOfWork) -> str:
-    """The nonce of a report's solved challenge that nothing has spent; raises Refused. The
-    case's insert spends it (`accept_report`)."""
+    """The nonce of a report's solved challenge that no lookup or answer has spent; raises
+    Refused. The case's insert spends it (`accept_report`), and its unique index refuses a
+    nonce another report spent."""
     nonce = solved_challenge(state, pow).nonce
     spent = await runtime.store.db[SPENT_CHALLENGES.name].find_one({"_id": nonce}, {"_id": 1})
-    if spent is not None or await _spent_by_a_report(runtime, nonce):
-        raise Refused("replayed", REPLAYED)  # before any attachment is written
+    if spent is not None:
+        raise Refused("replayed", REPLAYED)
     return nonce
 
 
