@@ -333,7 +333,7 @@ class Counting:
 
 async def _every_report_logged(store: Store, reports: int) -> bool:
     """Whether the log holds the submission and the triage of `reports` reports (a scan of
-    the entries: asked only once the count says it may be so)."""
+    the entries: asked only once the counts say it may be so and the log rests)."""
     for event_type in PER_REPORT_TYPES:
         if await store.db[ENTRIES].count_documents({"type": event_type}) < reports:
             return False
@@ -360,7 +360,10 @@ async def _settled(
             elif now - moved > STALL_S:
                 raise click.ClickException(f"nothing moved for {STALL_S:.0f} s: {counts}")
             done = counts["triaged"] >= len(reports) and counts["recorded"] >= len(reports)
-            if done and not logged_all and counts["logged"] >= 2 * len(reports):
+            resting = now - moved >= QUIET_S
+            if done and resting and not logged_all and counts["logged"] >= 2 * len(reports):
+                # Asked only once the log's count rests: it reads every entry, and asked
+                # while the log still writes, it slowed the very entries it waited for.
                 logged_all = await _every_report_logged(store, len(reports))
             if logged_all and now - moved >= QUIET_S:
                 return
