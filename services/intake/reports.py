@@ -26,7 +26,7 @@ from hotline.shared.registry import (
 from hotline.shared.reports import RecipientKeys, ReportAccepted, ReportCreate, Transparency
 
 from .state import IntakeDep, Refused
-from .submission import accept_report, registered_recipients, unspent_challenge
+from .submission import accept_report, registered_recipients, report_challenge
 
 api = APIRouter(prefix="/api", tags=["reports"])
 
@@ -176,7 +176,7 @@ async def submit_report(
         runtime,
         report,
         server_encrypted=False,
-        challenge=lambda: unspent_challenge(runtime, state, pow),
+        challenge=report_challenge(runtime, state, pow, report),
     )
     state.gauge.accepted()
     return ReportAccepted(case_id=report.case_id)

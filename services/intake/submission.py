@@ -67,9 +67,11 @@ async def registered_recipients(runtime: Runtime, factory: str) -> Recipients:
 # Each challenge is spent once, on whatever it pays for. A report records its challenge's
 # nonce in its own case document (`challenge`, a unique index), so that spending it costs
 # no write of its own: the case's insert is the spend. Lookups and answers record theirs in
-# SPENT_CHALLENGES (until it expires). Each path reads the other's record first; a report
-# and a lookup racing with one solution could both pass that read, so one proof of work
-# buys at most one report and one lookup, never two of either.
+# SPENT_CHALLENGES (until it expires), and so does a report refused as `case-exists`, so
+# that asking whether a case id or receipt exists still costs a proof of work each time.
+# Each path reads the other's record first; a report and a lookup racing with one solution
+# could both pass that read, so one proof of work buys at most one report and one lookup,
+# never two of either.
 REPLAYED = "this challenge was used already; fetch a new one"
 
 
@@ -84,18 +86,19 @@ def solved_challenge(state: IntakeState, pow: ProofOfWork) -> Challenge:
         raise Refused("bad-challenge", "the challenge is not solved or not ours") from None
 
 
-async def _spent_by_a_report(runtime: Runtime, nonce: str) -> bool:
-    found = await runtime.store.db[INTAKE_CASES.name].find_one({"challenge": nonce}, {"_id": 1})
-    return found is not None
+async def _spent_by_a_report(runtime: Runtime, nonce: str, other_than: str | None = None) -> bool:
+    """Whether a case (but `other_than`: a report sent again) was submitted with `nonce`."""
+    spent: dict[str, object] = {"challenge": nonce}
+    if other_than is not None:
+        spent["_id"] = {"$ne": other_than}
+    return await runtime.store.db[INTAKE_CASES.name].find_one(spent, {"_id": 1}) is not None
 
 
-async def spend_challenge(runtime: Runtime, state: IntakeState, pow: ProofOfWork) -> None:
-    """Check the proof of work of a lookup or an answer and spend it; raises Refused."""
-    challenge = solved_challenge(state, pow)
-    if await _spent_by_a_report(runtime, challenge.nonce):
-        raise Refused("replayed", REPLAYED)
+async def _record_spent(runtime: Runtime, challenge: Challenge) -> None:
+    """Record the challenge spent until it expires (TTL index); raises Refused if it was.
+    The record names the challenge, never its solver."""
     expires = datetime.fromtimestamp(challenge.expires_at, UTC)
-    try:  # kept until it expires (TTL index); it names the challenge, never its solver
+    try:
         await runtime.store.db[SPENT_CHALLENGES.name].insert_one(
             {"_id": challenge.nonce, "expires": expires}
         )
@@ -103,15 +106,33 @@ async def spend_challenge(runtime: Runtime, state: IntakeState, pow: ProofOfWork
         raise Refused("replayed", REPLAYED) from None
 
 
-async def unspent_challenge(runtime: Runtime, state: IntakeState, pow: ProofOfWork) -> str:
-    """The nonce of a report's solved challenge that no lookup or answer has spent; raises
-    Refused. The case's insert spends it (`accept_report`), and its unique index refuses a
-    nonce another report spent."""
-    nonce = solved_challenge(state, pow).nonce
-    spent = await runtime.store.db[SPENT_CHALLENGES.name].find_one({"_id": nonce}, {"_id": 1})
-    if spent is not None:
+async def spend_challenge(runtime: Runtime, state: IntakeState, pow: ProofOfWork) -> None:
+    """Check the proof of work of a lookup or an answer and spend it; raises Refused."""
+    challenge = solved_challenge(state, pow)
+    if await _spent_by_a_report(runtime, challenge.nonce):
         raise Refused("replayed", REPLAYED)
-    return nonce
+    await _record_spent(runtime, challenge)
+
+
+def report_challenge(
+    runtime: Runtime, state: IntakeState, pow: ProofOfWork, report: ReportCreate
+) -> Callable[[], Awaitable[Challenge]]:
+    """What `accept_report` runs to check a report's proof of work: the solved challenge, if
+    no lookup or answer has spent it (nor, for a report with attachments, another report:
+    else the unique index refuses it, but only after megabytes were written and deleted)."""
+
+    async def unspent() -> Challenge:
+        challenge = solved_challenge(state, pow)
+        spent = SPENT_CHALLENGES.name
+        if await runtime.store.db[spent].find_one({"_id": challenge.nonce}, {"_id": 1}):
+            raise Refused("replayed", REPLAYED)
+        if report.attachments and await _spent_by_a_report(
+            runtime, challenge.nonce, other_than=report.case_id
+        ):
+            raise Refused("replayed", REPLAYED)
+        return challenge
+
+    return unspent
 
 
 async def accept_report(
@@ -119,19 +140,19 @@ async def accept_report(
     report: ReportCreate,
     *,
     server_encrypted: bool,
-    challenge: Callable[[], Awaitable[str]] | None = None,
+    challenge: Callable[[], Awaitable[Challenge]] | None = None,
 ) -> None:
     """Store a sealed report and announce it, or raise Refused and store nothing.
-    `challenge` runs once the report is known to fit the registry, so a report refused for
-    its factory or keys does not burn its challenge: it checks the proof of work, and the
-    nonce it returns is spent by the case's insert."""
+    `challenge` (`report_challenge`) runs once the report is known to fit the registry, so a
+    report refused for its factory or keys does not burn its challenge; the case's insert
+    spends the challenge it returns."""
     expected = await registered_recipients(runtime, report.factory)
     _check_recipients(report.content, set(expected.content))
     if report.identity is not None:
         _check_recipients(report.identity, set(expected.identity))
     for attachment in report.attachments:
         _check_recipients(attachment, set(expected.content))
-    nonce = await challenge() if challenge is not None else None
+    paid = await challenge() if challenge is not None else None
 
     refs = [attachment_ref(attachment) for attachment in report.attachments]
     event = new_event(
@@ -166,15 +187,17 @@ async def accept_report(
         "acknowledged": None,
         "feedback": None,
     }
-    if nonce is not None:
-        document["challenge"] = nonce  # the spend (unique): names the challenge, not its solver
+    if paid is not None:  # the spend (unique): it names the challenge, never its solver
+        document["challenge"] = paid.nonce
     stored = await store_attachments(runtime, report.case_id, report.attachments, refs)
     try:
         await outbox_of(runtime.store, INTAKE_CASES.name).insert(document, event)
     except DuplicateKeyError:
         await delete_attachments(runtime, stored)
-        if nonce is not None and await _spent_by_a_report(runtime, nonce):
-            raise Refused("replayed", REPLAYED) from None
+        if paid is not None:
+            if await _spent_by_a_report(runtime, paid.nonce, other_than=report.case_id):
+                raise Refused("replayed", REPLAYED) from None
+            await _record_spent(runtime, paid)  # asking what exists costs the work too
         raise Refused("case-exists", "a case with this id or receipt already exists") from None
     except BaseException:
         await delete_attachments(runtime, stored)

@@ -15,6 +15,7 @@ redelivery, and a poison event in a batch dead-lettered while the others are app
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
@@ -378,6 +379,31 @@ async def test_a_report_stored_before_a_crash_is_linked_on_its_redelivery(
     assert linked == Counter({e.subject: 1 for e in [*founders, stopped]})
     case = await triage.store.db.triage_cases.find_one({"_id": stopped.subject})
     assert case is not None and case["incidents"] == {incident["public_id"]: "wages"}
+
+
+async def test_two_consumers_with_overlapping_batches_link_each_member_once(
+    triage: Runtime,
+) -> None:
+    """Two consumers (two store connections) handle overlapping polls of one mass report at
+    once, twice over: founders decided once, every case linked once, by whichever path."""
+    other_store = Store(triage.settings, TRIAGE_COLLECTIONS)
+    other = Runtime(triage.settings, other_store, triage.producer, triage.relay)
+    reports = _reports(30, "F-648", "safety")
+    try:
+        for _ in range(2):
+            await asyncio.gather(
+                triage_reports(triage, reports[:20]),
+                triage_reports(other, reports[10:]),
+                triage_reports(other, reports[:5]),
+            )
+    finally:
+        await other_store.close()
+
+    incident, linked = await _incident_state(triage)
+    assert len(incident["founders"]) == THRESHOLD
+    assert linked == Counter({e.subject: 1 for e in reports}), "each member linked once"
+    async for case in triage.store.db.triage_cases.find({}):
+        assert case["incidents"] == {incident["public_id"]: "safety"}
 
 
 async def test_a_redelivered_batch_of_reports_changes_nothing(triage: Runtime) -> None:

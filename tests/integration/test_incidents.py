@@ -227,17 +227,33 @@ def test_concurrent_consumers_link_each_member_exactly_once(world: World) -> Non
     world.mongo.triage_cases.insert_many(
         [{**case, "version": 1, "outbox": {}, "outbox_pending": 0} for case in cases]
     )
+    ids = [case["_id"] for case in cases]
+    key = incident_id(factory, CATEGORY, window_of(hour)[0])
     try:
         asyncio.run(_link_concurrently(world.settings, cases, copies=2))
-        key = incident_id(factory, CATEGORY, window_of(hour)[0])
         public_id = published_id(world, key)
-        linked = links_once_there_are(world, public_id, len(cases))
+        # Every event either consumer wrote is on Kafka once nothing is pending: the cases'
+        # own (the later members') and the incident's (the founders').
+        wait_for(
+            lambda: (
+                world.mongo.triage_cases.count_documents(
+                    {"_id": {"$in": ids}, "outbox_pending": {"$gt": 0}}
+                )
+                + world.mongo.triage_incidents.count_documents(
+                    {"_id": key, "outbox_pending": {"$gt": 0}}
+                )
+                == 0
+            ),
+            timeout=WAIT,
+            what="the linking consumers' events published",
+        )
     finally:
-        world.mongo.triage_cases.delete_many({"_id": {"$in": [case["_id"] for case in cases]}})
-    assert linked == Counter({case["_id"]: 1 for case in cases})
+        world.mongo.triage_cases.delete_many({"_id": {"$in": ids}})
+    linked = links(world, public_id)
+    assert linked == Counter(dict.fromkeys(ids, 1))
     every = asyncio.run(events_on(world.settings, LINKED))
-    ids = {event.data["incident"] for event in every if event.subject in linked}
-    assert ids == {public_id}, "every consumer published the one id"
+    published = {event.data["incident"] for event in every if event.subject in linked}
+    assert published == {public_id}, "every consumer published the one id"
 
 
 async def _link_concurrently(settings: Settings, cases: list[Document], copies: int) -> None:

@@ -641,12 +641,34 @@ def test_a_challenge_pays_for_a_report_or_a_lookup_not_both(
     assert spent_by_the_report.json()["code"] == "replayed"
 
     pow = world.solved()
-    world.http.post("/api/status", json={"lookup_token": secrets.token_hex(32), "pow": pow})
+    lookup = world.http.post(
+        "/api/status", json={"lookup_token": secrets.token_hex(32), "pow": pow}
+    )
+    assert lookup.json()["code"] in {"wrong-receipt", "busy"}, lookup.text  # either way, spent
     after_a_lookup = world.report(attachments=1, pow=pow)
     refused = world.submit(after_a_lookup)
     assert refused.status_code == 409, refused.text
     assert refused.json()["code"] == "replayed"
     assert stored_nothing(after_a_lookup, intake_cases, intake_attachments)
+
+
+def test_asking_whether_a_case_exists_costs_a_challenge_each_time(world: World) -> None:
+    """A report refused as `case-exists` stores nothing and still spends its challenge: one
+    proof of work does not buy probe after probe of which case ids or receipts exist. The
+    same report sent again (a retry after a lost answer) meets `case-exists`."""
+    first = world.report()
+    assert world.submit(first).status_code == 201
+    assert_refused(world.submit(first), "case-exists")
+
+    pow = world.solved()
+    probe = world.report(case_id=first["case_id"], pow=pow)
+    assert_refused(world.submit(probe), "case-exists")
+    assert_refused(world.submit(world.report(pow=pow)), "replayed")
+
+
+def assert_refused(response: httpx.Response, code: str) -> None:
+    assert response.status_code == 409, response.text
+    assert response.json()["code"] == code, response.text
 
 
 def test_two_reports_racing_with_one_challenge_store_one(

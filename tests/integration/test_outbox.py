@@ -182,6 +182,25 @@ async def test_a_documents_events_are_marked_in_one_write_and_racing_relays_coun
     assert all(on_topic[e.id] >= 1 for announced in events.values() for e in announced)
 
 
+async def test_entries_another_relay_marked_meanwhile_are_counted_down_once(
+    store: Store,
+) -> None:
+    """The whole-document mark finds an entry gone (another relay marked it after both read
+    the document) and an entry added since (a writer): entry by entry, each of those this
+    relay published is counted down once and the new one stays pending."""
+    cases = cases_of(store)
+    read = [status("case") for _ in range(3)]
+    await cases.insert({"_id": "case"}, *read)
+    await cases._mark_published({"case": [read[0].id]})  # the other relay, first
+    added = status("case")
+    assert await cases.update("case", 1, {"$set": {"status": "later"}}, added)
+
+    await cases._mark_published({"case": [event.id for event in read]})
+    doc = await cases.collection.find_one({"_id": "case"})
+    assert doc is not None
+    assert list(doc["outbox"]) == [added.id] and doc["outbox_pending"] == 1
+
+
 async def test_the_reconciler_publishes_what_a_dead_process_left(
     test_settings: Settings, store: Store, producer: AIOKafkaProducer
 ) -> None:
