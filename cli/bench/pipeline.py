@@ -365,7 +365,7 @@ async def _settled(
                 # Asked only once the log's count rests: it reads every entry, and asked
                 # while the log still writes, it slowed the very entries it waited for.
                 logged_all = await _every_report_logged(store, len(reports))
-            if logged_all and now - moved >= QUIET_S:
+            if logged_all and resting:
                 return
             await asyncio.sleep(SAMPLE_S)
     finally:

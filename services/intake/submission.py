@@ -94,6 +94,12 @@ async def _spent_by_a_report(runtime: Runtime, nonce: str, other_than: str | Non
     return await runtime.store.db[INTAKE_CASES.name].find_one(spent, {"_id": 1}) is not None
 
 
+async def _spent_by_a_lookup(runtime: Runtime, nonce: str) -> bool:
+    """Whether a lookup or an answer (or a report refused as `case-exists`) spent `nonce`."""
+    found = await runtime.store.db[SPENT_CHALLENGES.name].find_one({"_id": nonce}, {"_id": 1})
+    return found is not None
+
+
 async def _record_spent(runtime: Runtime, challenge: Challenge) -> None:
     """Record the challenge spent until it expires (TTL index); raises Refused if it was.
     The record names the challenge, never its solver."""
@@ -123,8 +129,7 @@ def report_challenge(
 
     async def unspent() -> Challenge:
         challenge = solved_challenge(state, pow)
-        spent = SPENT_CHALLENGES.name
-        if await runtime.store.db[spent].find_one({"_id": challenge.nonce}, {"_id": 1}):
+        if await _spent_by_a_lookup(runtime, challenge.nonce):
             raise Refused("replayed", REPLAYED)
         if report.attachments and await _spent_by_a_report(
             runtime, challenge.nonce, other_than=report.case_id
