@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+Item = TypeVar("Item")
+Outcome = TypeVar("Outcome")
 
 # Python 3.11's asyncio.wait_for loses a cancellation that arrives as the operation it wraps
 # completes (CPython gh-86296, fixed in 3.12), and pymongo sends through it once the store
@@ -47,3 +51,63 @@ async def cancel_and_wait(
         await asyncio.wait([task], timeout=recancel_after)
     if not task.cancelled():
         task.result()
+
+
+BATCH_LIMIT = 32  # items per batch: on nx-27017 a command holds its database's one lock
+
+
+class Batched(Generic[Item, Outcome]):
+    """Calls that arrive while this process has a batch in flight wait for it, and go
+    together in the next batch: natural batching, with no timer, so a lone call waits for
+    nothing. On nx-27017 every command costs about 2 ms of the server's one process before
+    its own work (docs/benchmarks.md), so concurrent requests stop paying it each.
+
+    `send` gets a batch's items in arrival order and returns one outcome per item: a value,
+    or the exception to raise in that item's caller; an exception `send` raises goes to
+    every caller of the batch. A caller cancelled before its batch is sent is left out of
+    it. A batch is sent only after each of its callers arrived, so a read made this way is
+    as fresh as one of the caller's own."""
+
+    def __init__(
+        self,
+        send: Callable[[list[Item]], Awaitable[Sequence[Outcome | BaseException]]],
+        limit: int = BATCH_LIMIT,
+    ) -> None:
+        self._send = send
+        self._limit = limit
+        self._waiting: list[tuple[Item, asyncio.Future[Outcome]]] = []
+        self._sender: asyncio.Task[None] | None = None
+
+    async def __call__(self, item: Item) -> Outcome:
+        outcome: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, outcome))
+        if self._sender is None:
+            self._sender = asyncio.create_task(self._send_while_waiting())
+        return await outcome
+
+    async def _send_while_waiting(self) -> None:
+        try:
+            while self._waiting:
+                batch = [entry for entry in self._waiting[: self._limit] if not entry[1].done()]
+                del self._waiting[: self._limit]
+                if batch:
+                    await self._send_batch(batch)
+        finally:
+            self._sender = None
+
+    async def _send_batch(self, batch: list[tuple[Item, asyncio.Future[Outcome]]]) -> None:
+        try:
+            outcomes = await self._send([item for item, _ in batch])
+        except asyncio.CancelledError:
+            for _, waiting in batch:
+                waiting.cancel()
+            raise
+        except Exception as exc:  # noqa: BLE001 - it is each caller's to raise
+            outcomes = [exc] * len(batch)
+        for (_, waiting), outcome in zip(batch, outcomes, strict=True):
+            if waiting.done():
+                continue
+            if isinstance(outcome, BaseException):
+                waiting.set_exception(outcome)
+            else:
+                waiting.set_result(outcome)

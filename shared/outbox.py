@@ -34,10 +34,10 @@ from aiokafka import AIOKafkaProducer
 from pymongo import ASCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
-from .aio import cancel_and_wait, honour_a_lost_cancellation, wait_at_most
+from .aio import Batched, cancel_and_wait, honour_a_lost_cancellation, wait_at_most
 from .bus import publish_all
 from .events import Event
-from .store import Collection, Document, Store, insert_new
+from .store import Collection, Document, Store, insert_each, insert_new
 
 log = logging.getLogger("hotline.outbox")
 
@@ -68,7 +68,7 @@ def outbox_of(store: Store, name: str) -> OutboxCollection:
             f"service {store.collections.service!r} did not declare {name!r} as an outbox "
             "collection: declare it in the service's collections.py so that its relay publishes it"
         )
-    return OutboxCollection(store.db[name])
+    return OutboxCollection(store.db[name], store.batched_inserts(name))
 
 
 def _entries(events: Sequence[Event]) -> dict[str, Any]:
@@ -78,19 +78,26 @@ def _entries(events: Sequence[Event]) -> dict[str, Any]:
 class OutboxCollection:
     """A collection whose documents carry an outbox: the write helpers and the relay pass."""
 
-    def __init__(self, collection: AsyncCollection[Document]) -> None:
+    def __init__(
+        self,
+        collection: AsyncCollection[Document],
+        inserts: Batched[Document, None] | None = None,
+    ) -> None:
         self.collection = collection
+        self.inserts = inserts if inserts is not None else Batched(insert_each(collection))
 
     @property
     def name(self) -> str:
         return self.collection.name
 
     async def insert(self, document: Document, *events: Event) -> Document:
-        """Insert `document` with the events announcing it, in one write; the relay publishes
-        them. Raises DuplicateKeyError as `insert_one` does (nothing is written then)."""
+        """Insert `document` with the events announcing it, in one write (sent with this
+        process's other inserts into the collection that arrive meanwhile: `Batched`); the
+        relay publishes them. Raises DuplicateKeyError as `insert_one` does (nothing is
+        written then)."""
         _check_state(document)
         stored = {**document, "version": 1, "outbox": _entries(events), PENDING_FIELD: len(events)}
-        await self.collection.insert_one(stored)
+        await self.inserts(stored)
         return stored
 
     async def insert_many(self, documents: Sequence[tuple[Document, Sequence[Event]]]) -> set[Any]:

@@ -27,6 +27,7 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
+from .aio import Batched
 from .events import Event, KeyRegistered, KeyRevoked, RegistryChanged, new_event
 from .keys import CryptoError, key_id, load_public_key
 from .outbox import outbox_of
@@ -372,10 +373,15 @@ class RegistryReader:
         self._writes: int | None = None
         self._read_at = 0.0
         self._kept: dict[str, Recipients] = {}
+        # Concurrent reports share one read of the count, made after each of them arrived.
+        self._write_count: Batched[None, int] = Batched(self._read_write_count)
+
+    async def _read_write_count(self, callers: list[None]) -> list[int]:
+        found = await self.store.db[REGISTRY_VERSION].find_one({"_id": REGISTRY_VERSION})
+        return [int(found["writes"]) if found else 0] * len(callers)
 
     async def recipients_for(self, factory: str) -> Recipients:
-        found = await self.store.db[REGISTRY_VERSION].find_one({"_id": REGISTRY_VERSION})
-        writes = int(found["writes"]) if found else 0
+        writes = await self._write_count(None)
         now = time.monotonic()
         if writes != self._writes or now - self._read_at > TRUSTED_SECONDS:
             self._writes, self._read_at, self._kept = writes, now, {}

@@ -176,7 +176,7 @@ async def health_answer(
     return JSONResponse({"status": "ok", **ok})
 
 
-def runtime_of(request: Request) -> Runtime:
+async def runtime_of(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 

@@ -20,14 +20,15 @@ no longer queue behind another's (docs/decisions.md, "A database per service").
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteError
 
+from .aio import Batched
 from .config import Settings
 
 Document = dict[str, Any]
@@ -133,6 +134,23 @@ class Store:
         )
         self.db: Databases[AsyncCollection[Document]] = Databases(self.client, settings.mongo_db)
         self.collections = collections
+        self._inserts: dict[str, Batched[Document, None]] = {}
+        self._exists: dict[str, Batched[Any, bool]] = {}
+
+    def batched_inserts(self, name: str) -> Batched[Document, None]:
+        """This process's single-document inserts into `name`, sent in batches: a group
+        commit (`shared.aio.Batched`). Each caller gets its own DuplicateKeyError."""
+        if name not in self._inserts:
+            self._inserts[name] = Batched(insert_each(self.db[name]))
+        return self._inserts[name]
+
+    def batched_exists(self, name: str) -> Batched[Any, bool]:
+        """Whether `name` holds a document of this `_id`, asked in batches: one `find` of
+        `$in` (which nx-27017 serves from the `_id` index) for the calls that arrive while
+        one is in flight."""
+        if name not in self._exists:
+            self._exists[name] = Batched(find_each(self.db[name]))
+        return self._exists[name]
 
     async def ensure_indexes(self) -> None:
         """Create the declared indexes (idempotent; run at every start)."""
@@ -150,6 +168,46 @@ class Store:
 
 
 DUPLICATE_KEY = 11000  # the server's error code of a unique index refusing a write
+
+
+def insert_each(
+    collection: AsyncCollection[Document],
+) -> Callable[[list[Document]], Awaitable[list[None | Exception]]]:
+    """What a `Batched` of single-document inserts sends: one unordered `insert_many`, and
+    for each document None or the error that refused it (DuplicateKeyError, WriteError)."""
+
+    async def send(documents: list[Document]) -> list[None | Exception]:
+        try:
+            await collection.insert_many(documents, ordered=False)
+        except BulkWriteError as exc:
+            errors = {int(error["index"]): error for error in exc.details.get("writeErrors", [])}
+            if not errors:  # a write concern error: it says nothing of which documents
+                raise
+            return [
+                _refusal(errors[index]) if index in errors else None
+                for index in range(len(documents))
+            ]
+        return [None] * len(documents)
+
+    return send
+
+
+def find_each(
+    collection: AsyncCollection[Document],
+) -> Callable[[list[Any]], Awaitable[list[bool]]]:
+    """What a `Batched` of "is this `_id` there?" sends: one find of them all."""
+
+    async def send(ids: list[Any]) -> list[bool]:
+        wanted = list(dict.fromkeys(ids))
+        found = {doc["_id"] async for doc in collection.find({"_id": {"$in": wanted}}, {"_id": 1})}
+        return [document_id in found for document_id in ids]
+
+    return send
+
+
+def _refusal(error: dict[str, Any]) -> Exception:
+    kind = DuplicateKeyError if error.get("code") == DUPLICATE_KEY else WriteError
+    return kind(error.get("errmsg", ""), error.get("code"), error)
 
 
 async def insert_new(

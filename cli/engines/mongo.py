@@ -39,6 +39,13 @@ LAUNCHER = (
     # Its log formats set no date format, so these give every line the hour only.
     "logging.Formatter.default_time_format = '%Y-%m-%d %H:00'\n"
     "logging.Formatter.default_msec_format = None\n"
+    "import asyncio, concurrent.futures\n"
+    "class _Policy(asyncio.DefaultEventLoopPolicy):\n"
+    "    def new_event_loop(self):\n"
+    "        loop = super().new_event_loop()\n"
+    "        loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(64))\n"
+    "        return loop\n"
+    "asyncio.set_event_loop_policy(_Policy())\n"
     "from nx_27017.nx_27017 import main\n"
     "sys.exit(main())\n"
 )

@@ -110,7 +110,7 @@ class AuditLog:
         return tasks
 
 
-def audit_of(request: Request) -> AuditLog:
+async def audit_of(request: Request) -> AuditLog:
     audit: AuditLog = request.app.state.audit
     return audit
 

@@ -94,7 +94,7 @@ class Pages:
     assets: StaticAssets
 
 
-def pages_of(request: Request) -> Pages:
+async def pages_of(request: Request) -> Pages:
     found: Pages = request.app.state.pages
     return found
 

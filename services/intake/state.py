@@ -124,7 +124,7 @@ class IntakeState:
 _LOOKUP_RATE = RateLimitItemPerSecond(LOOKUPS_PER_SECOND)
 
 
-def intake_state(request: Request) -> IntakeState:
+async def intake_state(request: Request) -> IntakeState:
     state: IntakeState = request.app.state.intake
     return state
 

@@ -96,8 +96,7 @@ async def _spent_by_a_report(runtime: Runtime, nonce: str, other_than: str | Non
 
 async def _spent_by_a_lookup(runtime: Runtime, nonce: str) -> bool:
     """Whether a lookup or an answer (or a report refused as `case-exists`) spent `nonce`."""
-    found = await runtime.store.db[SPENT_CHALLENGES.name].find_one({"_id": nonce}, {"_id": 1})
-    return found is not None
+    return await runtime.store.batched_exists(SPENT_CHALLENGES.name)(nonce)
 
 
 async def _record_spent(runtime: Runtime, challenge: Challenge) -> None:
@@ -148,16 +147,23 @@ async def accept_report(
     challenge: Callable[[], Awaitable[Challenge]] | None = None,
 ) -> None:
     """Store a sealed report and announce it, or raise Refused and store nothing.
-    `challenge` (`report_challenge`) runs once the report is known to fit the registry, so a
-    report refused for its factory or keys does not burn its challenge; the case's insert
-    spends the challenge it returns."""
-    expected = await registered_recipients(runtime, report.factory)
+    `challenge` (`report_challenge`) only reads, so it runs beside the registry's read, one
+    round trip for both; a report refused for its factory or keys is refused for that first.
+    The case's insert spends the challenge it returns, so a refused report burns none."""
+    expected, paid = await asyncio.gather(
+        registered_recipients(runtime, report.factory),
+        challenge() if challenge is not None else _no_challenge(),
+        return_exceptions=True,
+    )
+    if isinstance(expected, BaseException):
+        raise expected
     _check_recipients(report.content, set(expected.content))
     if report.identity is not None:
         _check_recipients(report.identity, set(expected.identity))
     for attachment in report.attachments:
         _check_recipients(attachment, set(expected.content))
-    paid = await challenge() if challenge is not None else None
+    if isinstance(paid, BaseException):
+        raise paid
 
     refs = [attachment_ref(attachment) for attachment in report.attachments]
     event = new_event(
@@ -208,6 +214,10 @@ async def accept_report(
         await delete_attachments(runtime, stored)
         raise
     runtime.relay.poke()
+
+
+async def _no_challenge() -> None:
+    return None
 
 
 def attachment_ref(attachment: Envelope) -> AttachmentRef:

@@ -56,7 +56,7 @@ digests = APIRouter(prefix="/api/digests", tags=["digests"])
 vkey = APIRouter(tags=["digests"])
 
 
-def issuer_of(request: Request) -> Issuer:
+async def issuer_of(request: Request) -> Issuer:
     issuer: Issuer = request.app.state.issuer
     return issuer
 

@@ -64,7 +64,7 @@ class BuyerPages:
     settings: Settings
 
 
-def buyer_pages_of(request: Request) -> BuyerPages:
+async def buyer_pages_of(request: Request) -> BuyerPages:
     found: BuyerPages = request.app.state.buyer_pages
     return found
 

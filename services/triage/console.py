@@ -64,7 +64,7 @@ class ConsolePages:
     settings: Settings
 
 
-def console_pages_of(request: Request) -> ConsolePages:
+async def console_pages_of(request: Request) -> ConsolePages:
     found: ConsolePages = request.app.state.console_pages
     return found
 

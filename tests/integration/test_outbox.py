@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient, monitoring
+from pymongo.errors import DuplicateKeyError
 
 from hotline.cli.bench.relay import ReadCounter
 from hotline.cli.engines.process import ManagedProcess
@@ -180,6 +181,56 @@ async def test_a_documents_events_are_marked_in_one_write_and_racing_relays_coun
         assert doc["outbox"] == {} and doc["outbox_pending"] == 0, "finished, never below zero"
     on_topic = await event_ids_on(test_settings, STATUS_TOPIC)
     assert all(on_topic[e.id] >= 1 for announced in events.values() for e in announced)
+
+
+class InsertCounter(monitoring.CommandListener):
+    """Counts the insert commands this client sends, and the documents in them."""
+
+    def __init__(self) -> None:
+        self.commands = 0
+        self.documents = 0
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "insert":
+            self.commands += 1
+            self.documents += len(event.command["documents"])
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def test_concurrent_inserts_go_in_fewer_commands_and_a_duplicate_fails_only_its_caller(
+    test_settings: Settings, store: Store, producer: AIOKafkaProducer
+) -> None:
+    await cases_of(store).insert({"_id": "case-taken"}, status("case-taken"))
+    counter = InsertCounter()
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        test_settings.mongo_url, event_listeners=[counter]
+    )
+    try:
+        watched = OutboxCollection(Databases(client, test_settings.mongo_db)[cases_of(store).name])
+        ids = [f"case-{n}" for n in range(30)]
+        ids.insert(17, "case-taken")  # a second report with the same id, among the others
+        outcomes = await asyncio.gather(
+            *(watched.insert({"_id": case_id}, status(case_id)) for case_id in ids),
+            return_exceptions=True,
+        )
+    finally:
+        await client.close()
+    refused = [
+        case_id for case_id, o in zip(ids, outcomes, strict=True) if isinstance(o, Exception)
+    ]
+    assert refused == ["case-taken"]
+    assert isinstance(outcomes[17], DuplicateKeyError), "its caller is told, as by insert_one"
+    assert counter.documents == 31 and counter.commands < 10, "sent together, not one by one"
+    stored = {doc["_id"]: doc async for doc in cases_of(store).collection.find({})}
+    assert set(stored) == {"case-taken", *ids}
+    assert all(doc["outbox_pending"] == 1 for doc in stored.values()), "each with its event"
+    relay = relay_for(store, producer)
+    assert await relay.flush() == 31, "the first case's event and each new case's, once"
 
 
 async def test_entries_another_relay_marked_meanwhile_are_counted_down_once(

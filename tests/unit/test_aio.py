@@ -1,5 +1,6 @@
 """`cancel_and_wait` stops a background task, even one that swallowed its cancellation, and
-a bound on the stop itself holds; `wait_at_most` never swallows one."""
+a bound on the stop itself holds; `wait_at_most` never swallows one. `Batched` sends what
+arrives while a batch is in flight together, each caller getting its own outcome."""
 
 from __future__ import annotations
 
@@ -7,7 +8,12 @@ import asyncio
 
 import pytest
 
-from hotline.shared.aio import cancel_and_wait, honour_a_lost_cancellation, wait_at_most
+from hotline.shared.aio import (
+    Batched,
+    cancel_and_wait,
+    honour_a_lost_cancellation,
+    wait_at_most,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -121,3 +127,100 @@ async def test_waiting_at_most_returns_when_set_or_after_the_time() -> None:
         await wait_at_most(event, 0.05)  # not set: back after the time
         event.set()
         await wait_at_most(event, 30)  # set: back at once
+
+
+# --- Batched: natural batching ------------------------------------------------------------
+
+
+class Recorder:
+    """A `send` that records its batches, and holds each one until released."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+        self.release = asyncio.Event()
+        self.sending = asyncio.Event()
+
+    async def send(self, items: list[str]) -> list[str | BaseException]:
+        self.batches.append(list(items))
+        self.sending.set()
+        await self.release.wait()
+        return [ValueError(item) if item.startswith("bad") else item.upper() for item in items]
+
+
+async def test_calls_that_arrive_while_a_batch_is_in_flight_go_together_in_the_next() -> None:
+    recorder = Recorder()
+    batched = Batched(recorder.send)
+    first = asyncio.create_task(batched("a"))
+    await recorder.sending.wait()  # "a" went alone, at once
+    later = [asyncio.create_task(batched(item)) for item in ("b", "c", "d")]
+    await asyncio.sleep(0)  # one turn of the loop: the tasks make their calls
+    recorder.release.set()
+    assert await first == "A"
+    assert await asyncio.gather(*later) == ["B", "C", "D"]
+    assert recorder.batches == [["a"], ["b", "c", "d"]]
+
+
+async def test_each_caller_gets_its_own_outcome_and_a_failed_batch_fails_only_its_callers() -> None:
+    calls = 0
+
+    async def send(items: list[str]) -> list[str | BaseException]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionError("the server went away")
+        return [ValueError(item) if item.startswith("bad") else item.upper() for item in items]
+
+    batched = Batched(send)
+    with pytest.raises(ConnectionError):
+        await batched("lost")
+    good, bad = await asyncio.gather(batched("ok"), batched("bad-one"), return_exceptions=True)
+    assert good == "OK"
+    assert isinstance(bad, ValueError) and str(bad) == "bad-one"
+
+
+async def test_a_caller_cancelled_before_its_batch_is_sent_is_left_out() -> None:
+    recorder = Recorder()
+    batched = Batched(recorder.send)
+    first = asyncio.create_task(batched("a"))
+    await recorder.sending.wait()
+    given_up = asyncio.create_task(batched("gone"))
+    kept = asyncio.create_task(batched("kept"))
+    await asyncio.sleep(0)  # one turn of the loop: both make their calls
+    given_up.cancel()
+    recorder.release.set()
+    assert await first == "A" and await kept == "KEPT"
+    assert given_up.cancelled()
+    assert recorder.batches == [["a"], ["kept"]]
+
+
+async def test_a_call_never_shares_a_batch_sent_before_it_arrived() -> None:
+    """A read made through Batched is as fresh as the caller's own: a value written after
+    a batch was sent is seen by every call that arrived after the write."""
+    value = 0
+    reading = asyncio.Event()
+    proceed = asyncio.Event()
+
+    async def read(callers: list[None]) -> list[int]:
+        seen = value
+        reading.set()
+        await proceed.wait()
+        return [seen] * len(callers)
+
+    batched: Batched[None, int] = Batched(read)
+    before = asyncio.create_task(batched(None))
+    await reading.wait()  # the read is in flight with the old value
+    value = 1  # a write lands
+    after = asyncio.create_task(batched(None))  # arrives after the write
+    await asyncio.sleep(0)  # one turn of the loop: it makes its call
+    proceed.set()
+    assert await before == 0
+    assert await after == 1
+
+
+async def test_batches_are_at_most_the_limit() -> None:
+    recorder = Recorder()
+    recorder.release.set()
+    batched = Batched(recorder.send, limit=3)
+    results = await asyncio.gather(*(batched(str(n)) for n in range(7)))
+    assert results == [str(n) for n in range(7)]
+    assert [len(batch) for batch in recorder.batches] == [3, 3, 1]  # all arrived at once
