@@ -39,7 +39,7 @@ LAUNCHER = (
     # Its log formats set no date format, so these give every line the hour only.
     "logging.Formatter.default_time_format = '%Y-%m-%d %H:00'\n"
     "logging.Formatter.default_msec_format = None\n"
-    # It runs every command on asyncio's default thread pool (five threads on two cores), and
+    # It runs every command on asyncio's default thread pool (six threads on two cores), and
     # a command waiting for its database's lock holds one: give it enough that commands on
     # the other databases never wait for a thread (docs/decisions.md, "Batched").
     "import asyncio, concurrent.futures\n"
