@@ -134,15 +134,21 @@ async def test_concurrent_writers_and_two_relays_publish_every_event_once_finish
     assert all(on_topic[e.id] >= 1 for e in won), "every winning write was announced"
 
 
-class UpdateCounter(monitoring.CommandListener):
-    """Counts the update statements this client sends (each one write of one document)."""
+class WriteCounter(monitoring.CommandListener):
+    """Counts the writes this client sends: update statements (each one write of one
+    document), and insert commands with the documents in them."""
 
     def __init__(self) -> None:
         self.updates = 0
+        self.insert_commands = 0
+        self.inserted = 0
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         if event.command_name == "update":
             self.updates += len(event.command["updates"])
+        elif event.command_name == "insert":
+            self.insert_commands += 1
+            self.inserted += len(event.command["documents"])
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass
@@ -158,7 +164,7 @@ async def test_a_documents_events_are_marked_in_one_write_and_racing_relays_coun
     events = {f"case-{n}": [status(f"case-{n}") for _ in range(3)] for n in range(20)}
     for case_id, announced in events.items():
         await cases.insert({"_id": case_id}, *announced)
-    counter = UpdateCounter()
+    counter = WriteCounter()
     client: AsyncMongoClient[Document] = AsyncMongoClient(
         test_settings.mongo_url, event_listeners=[counter]
     )
@@ -183,30 +189,11 @@ async def test_a_documents_events_are_marked_in_one_write_and_racing_relays_coun
     assert all(on_topic[e.id] >= 1 for announced in events.values() for e in announced)
 
 
-class InsertCounter(monitoring.CommandListener):
-    """Counts the insert commands this client sends, and the documents in them."""
-
-    def __init__(self) -> None:
-        self.commands = 0
-        self.documents = 0
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name == "insert":
-            self.commands += 1
-            self.documents += len(event.command["documents"])
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
 async def test_concurrent_inserts_go_in_fewer_commands_and_a_duplicate_fails_only_its_caller(
     test_settings: Settings, store: Store, producer: AIOKafkaProducer
 ) -> None:
     await cases_of(store).insert({"_id": "case-taken"}, status("case-taken"))
-    counter = InsertCounter()
+    counter = WriteCounter()
     client: AsyncMongoClient[Document] = AsyncMongoClient(
         test_settings.mongo_url, event_listeners=[counter]
     )
@@ -225,7 +212,7 @@ async def test_concurrent_inserts_go_in_fewer_commands_and_a_duplicate_fails_onl
     ]
     assert refused == ["case-taken"]
     assert isinstance(outcomes[17], DuplicateKeyError), "its caller is told, as by insert_one"
-    assert counter.documents == 31 and counter.commands < 10, "sent together, not one by one"
+    assert counter.inserted == 31 and counter.insert_commands < 10, "sent together, not one by one"
     stored = {doc["_id"]: doc async for doc in cases_of(store).collection.find({})}
     assert set(stored) == {"case-taken", *ids}
     assert all(doc["outbox_pending"] == 1 for doc in stored.values()), "each with its event"

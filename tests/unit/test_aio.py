@@ -5,6 +5,7 @@ arrives while a batch is in flight together, each caller getting its own outcome
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -147,13 +148,29 @@ class Recorder:
         return [ValueError(item) if item.startswith("bad") else item.upper() for item in items]
 
 
+async def calls_made(batched: Batched[Any, Any], items: list[Any]) -> list[asyncio.Task[Any]]:
+    """A task per item calling `batched`, returned once every one has made its call (a task
+    makes it in its first step, before it waits for the outcome)."""
+    made, count = asyncio.Event(), 0
+
+    async def call(item: Any) -> Any:
+        nonlocal count
+        count += 1
+        if count == len(items):
+            made.set()
+        return await batched(item)
+
+    tasks = [asyncio.create_task(call(item)) for item in items]
+    await made.wait()
+    return tasks
+
+
 async def test_calls_that_arrive_while_a_batch_is_in_flight_go_together_in_the_next() -> None:
     recorder = Recorder()
     batched = Batched(recorder.send)
     first = asyncio.create_task(batched("a"))
     await recorder.sending.wait()  # "a" went alone, at once
-    later = [asyncio.create_task(batched(item)) for item in ("b", "c", "d")]
-    await asyncio.sleep(0)  # one turn of the loop: the tasks make their calls
+    later = await calls_made(batched, ["b", "c", "d"])
     recorder.release.set()
     assert await first == "A"
     assert await asyncio.gather(*later) == ["B", "C", "D"]
@@ -183,9 +200,7 @@ async def test_a_caller_cancelled_before_its_batch_is_sent_is_left_out() -> None
     batched = Batched(recorder.send)
     first = asyncio.create_task(batched("a"))
     await recorder.sending.wait()
-    given_up = asyncio.create_task(batched("gone"))
-    kept = asyncio.create_task(batched("kept"))
-    await asyncio.sleep(0)  # one turn of the loop: both make their calls
+    given_up, kept = await calls_made(batched, ["gone", "kept"])
     given_up.cancel()
     recorder.release.set()
     assert await first == "A" and await kept == "KEPT"
@@ -210,8 +225,7 @@ async def test_a_call_never_shares_a_batch_sent_before_it_arrived() -> None:
     before = asyncio.create_task(batched(None))
     await reading.wait()  # the read is in flight with the old value
     value = 1  # a write lands
-    after = asyncio.create_task(batched(None))  # arrives after the write
-    await asyncio.sleep(0)  # one turn of the loop: it makes its call
+    (after,) = await calls_made(batched, [None])  # arrives after the write
     proceed.set()
     assert await before == 0
     assert await after == 1
