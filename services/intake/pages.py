@@ -59,7 +59,7 @@ from .conversation import (
 )
 from .reports import ERROR_STATUS
 from .state import IntakeDep, IntakeState, Refused
-from .submission import MAX_TEXT_BYTES, PlainReport, strip_photo, submit_plain
+from .submission import MAX_TEXT_BYTES, PlainReport, says_something, strip_photo, submit_plain
 
 HERE = Path(__file__).parent
 
@@ -277,7 +277,7 @@ async def answer_nojs(
     token, text = posted.get("lookup_token"), posted.get("text")
     if not isinstance(token, str) or not HEX_TOKEN.fullmatch(token):
         return await _status(page, state, language, refused="wrong-receipt")
-    if not isinstance(text, str) or not text.strip():
+    if not isinstance(text, str) or not says_something(text):
         return await _status(page, state, language, refused="bad-report")
     if len(text.encode()) > MAX_TEXT_BYTES:
         return await _status(page, state, language, refused="text-too-long")
@@ -352,7 +352,7 @@ def _missing(fields: FormFields) -> str | None:
         return "choose-factory"
     if not fields.categories:
         return "choose-category"
-    if not fields.text.strip():
+    if not says_something(fields.text):
         return "empty-text"
     return None
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import unicodedata
 import uuid
 import warnings
 from collections.abc import Awaitable, Callable
@@ -294,10 +295,16 @@ async def submit_plain(runtime: Runtime, state: IntakeState, plain: PlainReport)
         return await _seal_and_accept(runtime, plain)
 
 
+def says_something(text: str) -> bool:
+    """Whether a worker's text holds a character a reader sees: not only spaces, NULs, or
+    other control and format characters, which a page shows as nothing."""
+    return any(unicodedata.category(character)[0] not in "CZ" for character in text)
+
+
 def _check_plain(plain: PlainReport) -> None:
     if not plain.categories or set(plain.categories) - category_codes():
         raise Refused("unknown-category", "choose at least one category from the list")
-    if not plain.text.strip():
+    if not says_something(plain.text):
         raise Refused("bad-report", "say what happened")
     if len(plain.text.encode()) > MAX_TEXT_BYTES or len(plain.contact.encode()) > MAX_CONTACT_BYTES:
         raise Refused("text-too-long", "the text is too long")

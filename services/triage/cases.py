@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict
 
 from hotline.shared.deps import OperatorDep, Role, RuntimeDep
 from hotline.shared.disclosure import disclose
@@ -119,6 +119,17 @@ def utc_text(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def _in_utc(moment: datetime) -> datetime:
+    # An offset can carry a time past the years datetime holds (9999-12-31T23:59-12:00).
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the time falls outside the years 1 to 9999 in UTC") from None
+
+
+UtcMoment = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+
+
 def cursor_of(case: CaseSummary) -> str:
     """The opaque `after` of the page that follows `case`: its queue position, encoded."""
     position = f"{case.due}:{case.case_id}".encode()
@@ -200,7 +211,7 @@ async def list_cases(
     severity: Severity | None = None,
     factory: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
     assignee: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
-    due_before: AwareDatetime | None = None,
+    due_before: UtcMoment | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
     after: Annotated[str | None, Query(min_length=1, max_length=400)] = None,
 ) -> CaseQueue:

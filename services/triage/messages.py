@@ -17,6 +17,12 @@ is kept: the API refuses with 410, and both the API and the record check the cas
 after their insert and delete what they wrote if the deletion came in between (a check
 before the insert alone would miss a deletion landing between the two).
 
+A message is recorded under its author's role and its id (`stored_id`): each service that
+takes messages checks an id against its own authors' only (intake the worker's, notify the
+buyers', this API the operators'), so two authors may send the same id. Keyed by the id
+alone, the second would pass for a redelivery of the first and be lost (a worker's answer
+under a question's id), or block a decision (a question under `decision_id` of another).
+
 Each case's messages are numbered in the order triage records them (`seq`, zero-padded so
 that it sorts as text): the order an operator reads them in. Two messages recorded at the
 same moment may share a number; they are then ordered by id.
@@ -61,6 +67,7 @@ messages = APIRouter(prefix="/api/cases", tags=["messages"])
 SEQ_DIGITS = 9
 OPERATOR_KINDS = KINDS_BY_AUTHOR[Role.OPERATOR]
 STORED_FIELDS = {
+    "message_id": 1,
     "kind": 1,
     "author_role": 1,
     "envelope": 1,
@@ -110,10 +117,16 @@ async def next_seq(runtime: Runtime, case_id: str) -> str:
     return f"{number:0{SEQ_DIGITS}d}"
 
 
+def stored_id(author_role: str, message_id: str) -> str:
+    """The key of a message in triage's record: its author's role and its id."""
+    return f"{author_role}:{message_id}"
+
+
 def message_document(event: Event, posted: MessagePosted, seq: str) -> Document:
     """How triage stores a message: the event's data, its coarse time and its number."""
     return {
-        "_id": posted.message_id,
+        "_id": stored_id(posted.author_role, posted.message_id),
+        "message_id": posted.message_id,
         "case_id": event.subject,
         "kind": posted.kind,
         "author_role": posted.author_role,
@@ -132,11 +145,12 @@ async def content_deleted(runtime: Runtime, case_id: str) -> bool:
 
 
 async def record_message(runtime: Runtime, event: Event, posted: MessagePosted) -> None:
-    """Store a posted message unless it is stored already (idempotent by message id), and
-    not at all once the case's content is deleted (checked after the insert: a deletion
-    written meanwhile has deleted the messages before this one was there)."""
+    """Store a posted message unless it is stored already (idempotent by author and message
+    id), and not at all once the case's content is deleted (checked after the insert: a
+    deletion written meanwhile has deleted the messages before this one was there)."""
     collection = runtime.store.db[TRIAGE_MESSAGES.name]
-    if await collection.find_one({"_id": posted.message_id}, {"_id": 1}) is not None:
+    key = stored_id(posted.author_role, posted.message_id)
+    if await collection.find_one({"_id": key}, {"_id": 1}) is not None:
         return
     document = message_document(event, posted, await next_seq(runtime, event.subject))
     try:
@@ -144,7 +158,7 @@ async def record_message(runtime: Runtime, event: Event, posted: MessagePosted) 
     except DuplicateKeyError:
         return  # stored by a concurrent delivery
     if await content_deleted(runtime, event.subject):
-        await collection.delete_one({"_id": posted.message_id})
+        await collection.delete_one({"_id": key})
 
 
 # --- the API ---------------------------------------------------------------------------------
@@ -174,12 +188,21 @@ async def post_message(
     collection = runtime.store.db[TRIAGE_MESSAGES.name]
     if body.in_reply_to is not None:
         question = await collection.find_one(
-            {"_id": body.in_reply_to, "case_id": case_id, "kind": "question"}, {"_id": 1}
+            {
+                "_id": stored_id(Role.BUYER, body.in_reply_to),
+                "case_id": case_id,
+                "kind": "question",
+            },
+            {"_id": 1},
         )
         if question is None:
             raise HTTPException(404, "this case has no such question")
     duplicate = HTTPException(409, "a message with this id exists (a question is decided once)")
-    if await collection.find_one({"_id": body.message_id}, {"_id": 1}) is not None:
+    # Not the id of an operator's message, nor of a worker's: intake keeps both under their
+    # id for the worker's page, where the second would be lost. A buyer's id may be reused.
+    key = stored_id(Role.OPERATOR, body.message_id)
+    taken = {"$in": [key, stored_id(WORKER, body.message_id)]}
+    if await collection.find_one({"_id": taken}, {"_id": 1}) is not None:
         raise duplicate
 
     posted = MessagePosted(
@@ -205,7 +228,7 @@ async def post_message(
     except DuplicateKeyError:
         raise duplicate from None
     if await content_deleted(runtime, case_id):  # deleted while it was being written
-        await collection.delete_one({"_id": body.message_id})  # its events unpublished with it
+        await collection.delete_one({"_id": key})  # its events unpublished with it
         raise HTTPException(status.HTTP_410_GONE, CONTENT_DELETED)
     runtime.relay.poke()
     return Posted(message_id=body.message_id)
@@ -222,7 +245,7 @@ async def case_messages(case_id: str, runtime: RuntimeDep, operator: OperatorDep
         case_id=case_id,
         messages=[
             MessagePublic(
-                message_id=doc["_id"],
+                message_id=doc["message_id"],
                 kind=doc["kind"],
                 author_role=doc["author_role"],
                 day=doc["time"][:10],
@@ -230,7 +253,7 @@ async def case_messages(case_id: str, runtime: RuntimeDep, operator: OperatorDep
                 envelope_hash=envelope_hash(doc["envelope"]) if doc["envelope"] else None,
                 envelope=doc["envelope"] if doc["kind"] in TO_OPERATORS else None,
                 attachments=doc["attachments"],
-                decision=decisions.get(doc["_id"]) if doc["kind"] == "question" else None,
+                decision=decisions.get(doc["message_id"]) if doc["kind"] == "question" else None,
             )
             for doc in docs
         ],

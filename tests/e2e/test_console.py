@@ -438,7 +438,7 @@ def test_an_operator_works_a_case_in_the_console_and_nothing_readable_leaves_the
         ("reply", reply, worker_key, desk.private_key),
     ):
         doc = stored[kind]
-        routing = message_routing(doc["_id"], kind)
+        routing = message_routing(doc["message_id"], kind)
         opened = open_envelope(
             doc["envelope"], private_key=opens, case_id=desk.case_id, routing=routing
         )

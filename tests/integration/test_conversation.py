@@ -30,6 +30,7 @@ from hotline.shared.envelope import Envelope, envelope_hash, open_envelope, seal
 from hotline.shared.events import Event, EventError, EventType, parse_event, topic_for
 from hotline.shared.keys import b64decode_strict, key_id, load_private_key
 from hotline.shared.messages import decision_id, message_routing
+from hotline.shared.pow import solve
 from hotline.shared.receipt import DerivedReceipt, derive_receipt
 from hotline.shared.roles import Role
 from hotline.shared.store import Databases
@@ -38,7 +39,7 @@ from tests.support.realm import add_user
 from tests.support.registry import AdminApi, Party, unique_buyer_id, unique_factory_code
 from tests.support.tokens import password_token
 from tests.support.topics import records_on
-from tests.support.waiting import wait_for
+from tests.support.waiting import unless_busy, wait_for
 
 Document = dict[str, Any]
 MESSAGES = topic_for(EventType.MESSAGE_POSTED)
@@ -189,10 +190,32 @@ def ask(world: World, case: Case, body: Document, user: str | None = None) -> ht
     return world.call("notify", "POST", path, world.buyer if user is None else user, body)
 
 
-def question(world: World, case: Case, text: str) -> Document:
-    message_id = str(uuid.uuid4())
+def question(world: World, case: Case, text: str, message_id: str | None = None) -> Document:
+    message_id = message_id or str(uuid.uuid4())
     envelope = sealed(text, case.case_id, message_id, "question", world.operator_keys())
     return {"message_id": message_id, "kind": "question", "envelope": envelope}
+
+
+def worker_answers(world: World, case: Case, message_id: str, text: str) -> httpx.Response:
+    """The worker's answer as the status page sends it to intake: sealed to the operators."""
+    envelope = sealed(text, case.case_id, message_id, "answer", world.operator_keys())
+    intake = world.settings.intake_url
+
+    def send() -> httpx.Response:
+        issued = httpx.get(f"{intake}/api/challenge", verify=tls()).json()
+        solved = {
+            "challenge": issued["challenge"],
+            "solution": solve(issued["challenge"], issued["difficulty"]),
+        }
+        body = {
+            "lookup_token": case.worker.lookup_token.hex(),
+            "message_id": message_id,
+            "envelope": envelope,
+            "pow": solved,
+        }
+        return httpx.post(f"{intake}/api/answers", json=body, timeout=60, verify=tls())
+
+    return unless_busy(send, what="the answer")
 
 
 def conversation(world: World, case: Case) -> list[Document]:
@@ -528,6 +551,51 @@ def test_a_declined_question_never_reaches_the_worker(world: World, case: Case) 
         in_reply_to=body["message_id"],
     )
     assert post(world, case, forward).status_code == 409, "declined is decided"
+
+
+def test_another_authors_message_under_the_same_id_is_kept_beside_it(
+    world: World, case: Case
+) -> None:
+    """Each service checks an id against its own authors only: a worker's answer under a
+    buyer's question's id, and a buyer's question under the id of the operator's decision
+    on another, are both recorded, and the decision is still taken."""
+    first = question(world, case, "were the wages paid?")
+    assert ask(world, case, first).status_code == 201
+    taken = first["message_id"]
+    answered = worker_answers(world, case, taken, "not since May")
+    assert answered.status_code == 201, answered.text
+    squatter = question(world, case, "and the overtime?", message_id=decision_id(taken))
+    assert ask(world, case, squatter).status_code == 201
+    kinds = {("question", taken), ("answer", taken), ("question", decision_id(taken))}
+
+    def all_three() -> list[Document] | None:
+        found = conversation(world, case)
+        return found if {(m["kind"], m["message_id"]) for m in found} == kinds else None
+
+    listed = wait_for(all_three, timeout=WAIT, what="both questions and the answer at triage")
+    opened = {  # each opens with its own routing: none was taken for another
+        (m["kind"], m["message_id"]): open_envelope(
+            m["envelope"],
+            private_key=world.operator_private,
+            case_id=case.case_id,
+            routing=message_routing(m["message_id"], m["kind"]),
+        ).decode()
+        for m in listed
+    }
+    assert opened == {
+        ("question", taken): "were the wages paid?",
+        ("answer", taken): "not since May",
+        ("question", decision_id(taken)): "and the overtime?",
+    }
+
+    decline = {"message_id": decision_id(taken), "kind": "decline", "in_reply_to": taken}
+    assert post(world, case, decline).status_code == 201, "a buyer's id blocks no decision"
+    decided = {(m["kind"], m["message_id"]): m for m in conversation(world, case)}
+    assert decided[("question", taken)]["decision"] == "decline"
+    assert decided[("question", decision_id(taken))]["decision"] is None
+    assert ("decline", decision_id(taken)) in decided
+    reused = operator_message(case, "reply", "thank you", message_id=taken)
+    assert post(world, case, reused).status_code == 409, "the worker's id: intake keeps both"
 
 
 def test_a_buyer_that_did_not_receive_the_case_cannot_ask_about_it(

@@ -433,6 +433,17 @@ def test_a_report_without_a_topic_is_asked_for_one_in_the_workers_language(
     assert page.by_id("text").text == "nước bẩn"
 
 
+@pytest.mark.parametrize("text", ["\x00" * 10, " \u200b\u2028\t\u202e "], ids=["nul", "invisible"])
+def test_a_report_of_only_invisible_characters_is_asked_for_its_words(
+    intake: httpx.Client, factory: Factory, text: str
+) -> None:
+    response = post_form(
+        intake, "/en/report", [("factory", factory.code), ("category", "wages"), ("text", text)]
+    )
+    assert response.status_code == 422
+    assert Page.of(response.text).by_id("error").text == "Please write what happened."
+
+
 def test_search_without_javascript_lists_the_matches_and_keeps_the_form(
     intake: httpx.Client, factory: Factory
 ) -> None:

@@ -191,6 +191,8 @@ def test_only_an_operator_reads_the_queue(world: World) -> None:
         ({"limit": 201}, 422),
         ({"due_before": "2026-03-04T10:00:00"}, 422),  # no time zone: which time is it?
         ({"due_before": "soon"}, 422),
+        ({"due_before": "9999-12-31T23:59:59-12:00"}, 422),  # past the year 9999 in UTC
+        ({"due_before": "0001-01-01T00:00:00+14:00"}, 422),  # before the year 1 in UTC
         ({"after": "!!not-a-cursor!!"}, 400),
         ({"after": "AAEC"}, 400),
     ],

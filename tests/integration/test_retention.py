@@ -771,7 +771,7 @@ def test_a_message_recorded_after_the_deletion_is_gone(world: World, retained: R
         message_id=message_id, kind="reply", author_role=Role.OPERATOR.value, envelope=envelope
     )
     asyncio.run(_deliver_late(world.settings, parse_event(new_event(case_id, posted).to_bytes())))
-    assert world.mongo.triage_messages.find_one({"_id": message_id}) is None
+    assert world.mongo.triage_messages.find_one({"message_id": message_id}) is None
     assert world.mongo.intake_messages.find_one({"_id": message_id}) is None
 
 

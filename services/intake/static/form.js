@@ -11,6 +11,7 @@ import {
   cryptoWorker,
   newUuid4,
   say as sayOf,
+  saysSomething,
 } from "./page-common.js";
 
 const MAX_TEXT_BYTES = 64 * 1024 - 1;
@@ -89,7 +90,7 @@ function readForm() {
   const contact = $("contact").value.trim();
   if (!factory) throw new Refusal("choose-factory");
   if (categories.length === 0) throw new Refusal("choose-category");
-  if (!text.trim()) throw new Refusal("empty-text");
+  if (!saysSomething(text)) throw new Refusal("empty-text");
   const content = encoder.encode(text);
   const identity = contact ? encoder.encode(contact) : null;
   if (content.length > MAX_TEXT_BYTES || (identity && identity.length > MAX_TEXT_BYTES)) {

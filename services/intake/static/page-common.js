@@ -249,6 +249,14 @@ export class VoiceRecorder {
   }
 }
 
+// --- text ---------------------------------------------------------------------------------
+
+// Whether a text holds a character a reader sees: not only spaces, NULs, or other control and
+// format characters (as intake checks the form sent without JavaScript: says_something).
+export function saysSomething(text) {
+  return /[^\p{C}\p{Z}]/u.test(text);
+}
+
 // --- ids ---------------------------------------------------------------------------------
 
 // A UUID4 from getRandomValues: crypto.randomUUID exists only in secure contexts, and a

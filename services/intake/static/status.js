@@ -13,6 +13,7 @@ import {
   cryptoWorker,
   newUuid4,
   say as sayOf,
+  saysSomething,
 } from "./page-common.js";
 
 const MAX_ANSWER_BYTES = 32 * 1024; // shared/messages.py MAX_MESSAGE_BYTES
@@ -167,7 +168,7 @@ async function onUnlock(event) {
 async function sendAnswer() {
   const progress = (key) => say($("answer-progress"), key);
   const text = $("answer-text").value;
-  if (!text.trim()) throw new Refusal("empty-answer"); // as the no-JS answer: text first
+  if (!saysSomething(text)) throw new Refusal("empty-answer"); // as the no-JS answer: text first
   const content = encoder.encode(text);
   if (content.length > MAX_ANSWER_BYTES) throw new Refusal("error-text-too-long");
   const files = await attachmentPlaintexts($("photos").files, voice.file); // checked first

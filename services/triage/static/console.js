@@ -173,7 +173,8 @@ async function openConversation() {
   const sealed = current.conversation.filter((message) => message.envelope);
   if (sealed.length === 0) return;
   const opened = await worker.call("open-messages", { case_id: current.detail.case_id, messages: sealed });
-  current.openedMessages = new Map(opened.map((result) => [result.message_id, result]));
+  // Keyed by the message itself: two authors may use one id (services/triage/messages.py).
+  current.openedMessages = new Map(sealed.map((message, i) => [message, opened[i]]));
 }
 
 async function loadKey(file) {
@@ -338,7 +339,7 @@ function renderMessage(message) {
   li.append(element("p", `${messages[`kind-${message.kind}`] || message.kind} · ${message.day}`, "message-head"));
   const text = element("p", undefined, "message-text sealed");
   if (message.envelope) {
-    sealedText(text, keyId ? current.openedMessages.get(message.message_id) : null);
+    sealedText(text, keyId ? current.openedMessages.get(message) : null);
   } else if (sentTexts.has(message.message_id)) {
     text.textContent = sentTexts.get(message.message_id);
     text.dataset.opened = "yes";
