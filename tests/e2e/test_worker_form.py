@@ -442,6 +442,23 @@ def assert_the_operator_reads_what_was_typed_and_nothing_else_holds_it(
     assert_nothing_typed_at_rest(world, typed)
 
 
+def test_a_text_of_only_invisible_characters_is_asked_for_its_words(
+    world: World, browser: Browser
+) -> None:
+    name = f"Harbour{uuid.uuid4().hex[:6]} Garments"
+    factory = world.new_factory(name, "Chittagong")
+    with phone(browser, world.intake, locale="en-GB") as (page, watch):
+        page.goto(f"{world.intake}/en/")
+        expect(page.locator("p#mode-js")).to_be_visible()
+        pick_factory(page, factory, name, javascript=True)
+        page.locator("input#cat-wages").check()
+        page.locator("textarea#text").fill(" \u200b\u2028\t\u202e ")  # looks empty, and is
+        page.locator("button#submit").click()
+        expect(page.locator("p#error")).to_have_text(messages_of(page)["empty-text"])
+        assert watch.posts_to("/api/reports") == [], "nothing was sent"
+        watch.assert_clean()
+
+
 def test_the_record_button_records_a_voice_note(world: World, browser: Browser) -> None:
     """With the phone's microphone (Chromium's fake one, which plays a tone)."""
     name = f"Record{uuid.uuid4().hex[:6]} Garments"
