@@ -99,12 +99,14 @@ async def claim(
     case_id: str, runtime: RuntimeDep, operator: OperatorDep, body: ClaimRequest | None = None
 ) -> Claimed:
     """Make the calling operator the case's assignee (a second claim of one's own changes
-    nothing)."""
+    nothing; a resolved or closed case is final, and nobody claims it any more)."""
     force = body.force if body is not None else False
     await case_or_404(runtime, case_id, {"_id": 1})
 
     def decide(case: Document) -> Change | None:
         holder = case.get("assignee")
+        if case.get("status") in FINAL_STATUSES:
+            raise HTTPException(409, f"a {case['status']} case is final: nobody claims it")
         if holder == operator.subject:
             return None
         if holder is not None and not force:

@@ -331,6 +331,18 @@ def test_a_claim_conflict_is_a_409_unless_forced(world: World, case: Case) -> No
     ]
 
 
+def test_a_final_case_is_not_claimed(world: World, case: Case) -> None:
+    closed = {"status": "closed", "reason": "duplicate of another report"}
+    moved = world.call("POST", f"/api/cases/{case.case_id}/status", "operator", closed)
+    assert moved.status_code == 200, moved.text
+    before = history(world, case)
+    claimed = world.call("POST", f"/api/cases/{case.case_id}/claim", "operator", {})
+    assert claimed.status_code == 409 and "final" in claimed.json()["detail"]
+    stored = world.mongo.triage_cases.find_one({"_id": case.case_id}, {"assignee": 1})
+    assert stored is not None and stored.get("assignee") is None
+    assert history(world, case) == before
+
+
 def test_the_cli_claims_moves_and_notes_a_case(world: World, case: Case) -> None:
     token = world.token("operator")
     claimed = hotline_json("cases", "claim", case.case_id, token=token)
