@@ -42,7 +42,7 @@ from pydantic import BaseModel
 from hotline.shared.aio import cancel_and_wait
 from hotline.shared.bus import ConsumerRunner, KafkaHealth, make_producer
 from hotline.shared.config import Settings
-from hotline.shared.deps import document_errors
+from hotline.shared.deps import answer_errors
 from hotline.shared.events import DATA_MODELS, topic_for
 from hotline.shared.keys import KeyFormatError, b64encode, check_key_id
 from hotline.shared.service import health_answer
@@ -310,7 +310,7 @@ def create_app(settings: Settings | None = None, *, consume: bool = True) -> Fas
     app = FastAPI(title="Hotline audit log", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.include_router(tlog)
     app.include_router(api)
-    document_errors(app)  # the audit log answers no domain error of its own
+    answer_errors(app, {})  # no domain error of its own: the store's 503 and the 422s
     app.add_middleware(BodyLimit, limit=MAX_API_BODY, detail="the request is too large")
 
     @app.get("/healthz", include_in_schema=False)

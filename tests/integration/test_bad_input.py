@@ -109,6 +109,7 @@ def test_the_public_log_refuses_an_impossible_start(system: LocalSystem, start: 
         verify=tls(),
     )
     refused(response)
+    assert start not in response.text, "the answer names the problem, not the value sent"
 
 
 def test_ten_megabytes_of_whitespace_are_a_clear_refusal(system: LocalSystem) -> None:
