@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             "triage",
             TOPICS,
             lambda event: handle_event(runtime, event),
-            # idempotent by construction: cases and messages are stored under their own ids,
+            # idempotent by construction: cases and messages are stored under their own keys,
             # and a change of a case is decided on its current state
             deduplicate=False,
             # a poll's reports in one insert and one write per incident they join

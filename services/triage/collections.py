@@ -39,7 +39,8 @@ TRIAGE_CASES = outbox_collection(
     IndexModel([("clock_next", ASCENDING)]),
     IndexModel([("retention_next", ASCENDING)]),
 )
-# The conversation of each case, one document per message (_id = its message id): the
+# The conversation of each case, one document per message (_id = its author's role and its
+# message id, messages.py `stored_id`): the
 # operator's messages (written with their events by the messages API) and every other
 # author's (stored by the consumer of hotline.message.posted). `seq` orders a case's messages.
 TRIAGE_MESSAGES = outbox_collection(

@@ -4,8 +4,8 @@ clocks (clocks.py); records every posted message and applies what it does to the
 operator's message stops the clocks it answers).
 
 Both are idempotent by construction: a case is stored under its case id, a message under its
-message id, and a change of the case is decided on its current state (an acknowledgement of
-an acknowledged case, or feedback older than the latest, changes nothing).
+author's role and message id, and a change of the case is decided on its current state (an
+acknowledgement of an acknowledged case, or feedback older than the latest, changes nothing).
 
 The reports of a poll are triaged together (`triage_reports`): one read per incident they
 join, one insert of their cases (which carries the links of incidents that are ones

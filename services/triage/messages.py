@@ -25,7 +25,7 @@ under a question's id), or block a decision (a question under `decision_id` of a
 
 Each case's messages are numbered in the order triage records them (`seq`, zero-padded so
 that it sorts as text): the order an operator reads them in. Two messages recorded at the
-same moment may share a number; they are then ordered by id.
+same moment may share a number; they are then ordered by their key (author's role, id).
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ from hotline.shared.messages import (
     DECISIONS,
     KINDS_BY_AUTHOR,
     TO_OPERATORS,
+    TO_WORKER,
     WORKER,
     MessageCreate,
     MessageKind,
@@ -198,11 +199,12 @@ async def post_message(
         if question is None:
             raise HTTPException(404, "this case has no such question")
     duplicate = HTTPException(409, "a message with this id exists (a question is decided once)")
-    # Not the id of an operator's message, nor of a worker's: intake keeps both under their
-    # id for the worker's page, where the second would be lost. A buyer's id may be reused.
+    # Not the id of an operator's message; nor, for one to the worker, of a worker's answer:
+    # intake keeps both under their id for the worker's page, where the second would be
+    # lost. A buyer's id may be reused.
     key = stored_id(Role.OPERATOR, body.message_id)
-    taken = {"$in": [key, stored_id(WORKER, body.message_id)]}
-    if await collection.find_one({"_id": taken}, {"_id": 1}) is not None:
+    taken = [key, stored_id(WORKER, body.message_id)] if body.kind in TO_WORKER else [key]
+    if await collection.find_one({"_id": {"$in": taken}}, {"_id": 1}) is not None:
         raise duplicate
 
     posted = MessagePosted(

@@ -105,10 +105,10 @@ async def claim(
 
     def decide(case: Document) -> Change | None:
         holder = case.get("assignee")
-        if case.get("status") in FINAL_STATUSES:
-            raise HTTPException(409, f"a {case['status']} case is final: nobody claims it")
         if holder == operator.subject:
             return None
+        if case.get("status") in FINAL_STATUSES:
+            raise HTTPException(409, f"a {case['status']} case is final: nobody claims it")
         if holder is not None and not force:
             raise HTTPException(
                 409, 'another operator has claimed this case; send {"force": true} to take it'

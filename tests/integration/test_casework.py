@@ -332,14 +332,18 @@ def test_a_claim_conflict_is_a_409_unless_forced(world: World, case: Case) -> No
 
 
 def test_a_final_case_is_not_claimed(world: World, case: Case) -> None:
+    path = f"/api/cases/{case.case_id}/claim"
+    assert world.call("POST", path, "operator", {}).status_code == 200
     closed = {"status": "closed", "reason": "duplicate of another report"}
     moved = world.call("POST", f"/api/cases/{case.case_id}/status", "operator", closed)
     assert moved.status_code == 200, moved.text
     before = history(world, case)
-    claimed = world.call("POST", f"/api/cases/{case.case_id}/claim", "operator", {})
-    assert claimed.status_code == 409 and "final" in claimed.json()["detail"]
+    again = world.call("POST", path, "operator", {})
+    assert again.status_code == 200, "claiming one's own case again changes nothing"
+    taken = world.call("POST", path, world.other_operator, {"force": True})
+    assert taken.status_code == 409 and "final" in taken.json()["detail"]
     stored = world.mongo.triage_cases.find_one({"_id": case.case_id}, {"assignee": 1})
-    assert stored is not None and stored.get("assignee") is None
+    assert stored is not None and stored["assignee"] == world.subject("operator")
     assert history(world, case) == before
 
 

@@ -25,6 +25,7 @@ from pymongo.collection import Collection
 
 from hotline.cli.engines.local import LocalSystem
 from hotline.cli.http import tls
+from hotline.shared.bus import make_producer, publish
 from hotline.shared.config import Settings
 from hotline.shared.envelope import Envelope, envelope_hash, open_envelope, seal_envelope
 from hotline.shared.events import Event, EventError, EventType, parse_event, topic_for
@@ -596,6 +597,28 @@ def test_another_authors_message_under_the_same_id_is_kept_beside_it(
     assert ("decline", decision_id(taken)) in decided
     reused = operator_message(case, "reply", "thank you", message_id=taken)
     assert post(world, case, reused).status_code == 409, "the worker's id: intake keeps both"
+
+    # A redelivery of the answer is still recorded once. The case's events share a partition,
+    # so once a question sent after it is recorded, the redelivery has been handled.
+    [answer] = [e for e in events_about(world, MESSAGES, case) if e.data["kind"] == "answer"]
+    asyncio.run(publish_again(world.settings, answer))
+    later = question(world, case, "one more thing?")
+    assert ask(world, case, later).status_code == 201
+    wait_for(
+        lambda: [m for m in conversation(world, case) if m["message_id"] == later["message_id"]],
+        timeout=WAIT,
+        what="the later question at triage",
+    )
+    assert [m["kind"] for m in conversation(world, case)].count("answer") == 1
+
+
+async def publish_again(settings: Settings, event: Event) -> None:
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        await publish(producer, event)
+    finally:
+        await producer.stop()
 
 
 def test_a_buyer_that_did_not_receive_the_case_cannot_ask_about_it(

@@ -393,7 +393,9 @@ function renderCase() {
     }),
   );
   $("status-form").hidden = moves.length === 0;
-  $("claim").hidden = Boolean(auth.session && detail.assignee === auth.session.subject);
+  // Nobody claims a final case (a resolved or closed one has no moves), nor their own again.
+  $("claim").hidden =
+    moves.length === 0 || Boolean(auth.session && detail.assignee === auth.session.subject);
   $("actions").hidden = $("status-form").hidden && $("claim").hidden;
   $("history-list").replaceChildren(...current.history.map(renderHistory));
   const opened = keyId ? current.opened : null;
