@@ -40,9 +40,9 @@ TRIAGE_CASES = outbox_collection(
     IndexModel([("retention_next", ASCENDING)]),
 )
 # The conversation of each case, one document per message (_id = its author's role and its
-# message id, messages.py `stored_id`): the
-# operator's messages (written with their events by the messages API) and every other
-# author's (stored by the consumer of hotline.message.posted). `seq` orders a case's messages.
+# message id, messages.py `stored_id`): the operator's messages (written with their events by
+# the messages API) and every other author's (stored by the consumer of
+# hotline.message.posted). `seq` orders a case's messages.
 TRIAGE_MESSAGES = outbox_collection(
     "triage_messages", IndexModel([("case_id", ASCENDING), ("seq", ASCENDING)])
 )
