@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     field_validator,
     model_validator,
 )
@@ -99,7 +100,7 @@ class ReportCreate(BaseModel):
     case_id: str
     factory: str = Field(min_length=2, max_length=32)
     categories: list[str] = Field(min_length=1, max_length=MAX_CATEGORIES)
-    urgent: bool = False
+    urgent: StrictBool = False  # true or false only: the envelopes bind it as sent
     language: str = "en"
     channel: Literal["web", "phone"] = "web"
     lookup_token: LookupToken

@@ -29,7 +29,7 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter, HTTPException
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from hotline.shared.auth import Principal
 from hotline.shared.deps import OperatorDep, Role, RuntimeDep
@@ -50,7 +50,7 @@ MAX_REASON = 500  # characters: a sentence or two, not a report
 
 class ClaimRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    force: bool = False  # take over a case another operator holds
+    force: StrictBool = False  # take over a case another operator holds ("yes" is no answer)
 
 
 class StatusRequest(BaseModel):

@@ -53,6 +53,8 @@ def refused(response: httpx.Response) -> None:
     [
         {"urgent": "NaN"},
         {"urgent": "Infinity"},
+        {"urgent": '"yes"'},  # a boolean is true or false, not a word that reads as one
+        {"urgent": "1"},
         {"factory": '"F-\\ud800"'},
         {"categories": '["\\ud800"]'},
         {"language": '"\\udfff"'},

@@ -320,6 +320,8 @@ def test_a_claim_conflict_is_a_409_unless_forced(world: World, case: Case) -> No
     stored = world.mongo.triage_cases.find_one({"_id": case.case_id}, {"assignee": 1})
     assert stored is not None and stored["assignee"] == world.subject("operator")
 
+    lax = world.call("POST", path, world.other_operator, {"force": "yes"})
+    assert lax.status_code == 422, "force is true or false"
     forced = world.call("POST", path, world.other_operator, {"force": True})
     assert forced.status_code == 200
     assert forced.json()["assignee"] == world.subject(world.other_operator)
