@@ -25,7 +25,6 @@ from pymongo.collection import Collection
 
 from hotline.cli.engines.local import LocalSystem
 from hotline.cli.http import tls
-from hotline.shared.bus import make_producer, publish
 from hotline.shared.config import Settings
 from hotline.shared.envelope import Envelope, envelope_hash, open_envelope, seal_envelope
 from hotline.shared.events import Event, EventError, EventType, parse_event, topic_for
@@ -35,6 +34,7 @@ from hotline.shared.pow import solve
 from hotline.shared.receipt import DerivedReceipt, derive_receipt
 from hotline.shared.roles import Role
 from hotline.shared.store import Databases
+from tests.support.audit import publish_events
 from tests.support.cli import hotline, hotline_json
 from tests.support.realm import add_user
 from tests.support.registry import AdminApi, Party, unique_buyer_id, unique_factory_code
@@ -226,6 +226,15 @@ def conversation(world: World, case: Case) -> list[Document]:
     assert body["case_id"] == case.case_id
     messages: list[Document] = body["messages"]
     return messages
+
+
+def listed_at_triage(world: World, case: Case, message_id: str, what: str) -> list[Document]:
+    """The case's messages under `message_id`, once triage lists one."""
+    return wait_for(
+        lambda: [m for m in conversation(world, case) if m["message_id"] == message_id],
+        timeout=WAIT,
+        what=what,
+    )
 
 
 def events_about(world: World, topic: str, case: Case) -> list[Event]:
@@ -444,11 +453,7 @@ def test_a_buyers_question_reaches_the_operator_and_is_forwarded_to_the_worker_o
     assert (event.data["kind"], event.data["author_role"]) == ("question", Role.BUYER)
     assert set(event.data["envelope"]["recipients"]) == set(world.operator_keys())
 
-    wait_for(
-        lambda: [m for m in conversation(world, case) if m["message_id"] == question_id],
-        timeout=WAIT,
-        what="the question at triage",
-    )
+    listed_at_triage(world, case, question_id, "the question at triage")
     key = str(world.operator_key_file)
     operator = world.token("operator")
     [shown] = hotline_json("cases", "messages", case.case_id, "--key", key, token=operator)
@@ -502,11 +507,7 @@ def test_the_operator_hands_out_a_question_only_after_disclosing_it(
 ) -> None:
     body = question(world, case, "how many workers were affected?")
     assert ask(world, case, body).status_code == 201
-    [listed] = wait_for(
-        lambda: [m for m in conversation(world, case) if m["message_id"] == body["message_id"]],
-        timeout=WAIT,
-        what="the question at triage",
-    )
+    [listed] = listed_at_triage(world, case, body["message_id"], "the question at triage")
     text = open_envelope(
         listed["envelope"],
         private_key=world.operator_private,
@@ -527,11 +528,7 @@ def test_the_operator_hands_out_a_question_only_after_disclosing_it(
 def test_a_declined_question_never_reaches_the_worker(world: World, case: Case) -> None:
     body = question(world, case, "who reported this?")
     assert ask(world, case, body).status_code == 201
-    wait_for(
-        lambda: [m for m in conversation(world, case) if m["message_id"] == body["message_id"]],
-        timeout=WAIT,
-        what="the question at triage",
-    )
+    listed_at_triage(world, case, body["message_id"], "the question at triage")
     hotline("cases", "decline", case.case_id, body["message_id"], token=world.token("operator"))
 
     decline = posted_event(world, case, decision_id(body["message_id"])).data
@@ -601,24 +598,11 @@ def test_another_authors_message_under_the_same_id_is_kept_beside_it(
     # A redelivery of the answer is still recorded once. The case's events share a partition,
     # so once a question sent after it is recorded, the redelivery has been handled.
     [answer] = [e for e in events_about(world, MESSAGES, case) if e.data["kind"] == "answer"]
-    asyncio.run(publish_again(world.settings, answer))
+    publish_events(world.settings, [answer])
     later = question(world, case, "one more thing?")
     assert ask(world, case, later).status_code == 201
-    wait_for(
-        lambda: [m for m in conversation(world, case) if m["message_id"] == later["message_id"]],
-        timeout=WAIT,
-        what="the later question at triage",
-    )
+    listed_at_triage(world, case, later["message_id"], "the later question at triage")
     assert [m["kind"] for m in conversation(world, case)].count("answer") == 1
-
-
-async def publish_again(settings: Settings, event: Event) -> None:
-    producer = make_producer(settings)
-    await producer.start()
-    try:
-        await publish(producer, event)
-    finally:
-        await producer.stop()
 
 
 def test_a_buyer_that_did_not_receive_the_case_cannot_ask_about_it(
