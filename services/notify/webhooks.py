@@ -178,8 +178,10 @@ async def list_webhooks(runtime: RuntimeDep, buyer: BuyerDep) -> list[WebhookPub
 async def remove_webhook(endpoint_id: str, runtime: RuntimeDep, buyer: BuyerDep) -> Response:
     """Remove an endpoint and its deliveries (a delivery in flight finds it gone and stops)."""
     endpoint = await own_endpoint(runtime, buyer_org(buyer), endpoint_id)
-    await runtime.store.db[NOTIFY_WEBHOOKS.name].delete_one({"_id": endpoint["_id"]})
+    removed = await runtime.store.db[NOTIFY_WEBHOOKS.name].delete_one({"_id": endpoint["_id"]})
     await runtime.store.db[NOTIFY_DELIVERIES.name].delete_many({"endpoint": endpoint["_id"]})
+    if removed.deleted_count == 0:  # a concurrent call removed it first: only one says 204
+        raise HTTPException(404, "your organisation has no such webhook")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

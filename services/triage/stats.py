@@ -61,7 +61,8 @@ stats = APIRouter(prefix="/api/stats", tags=["statistics"])
 SUPPRESS_BELOW = 5
 SUPPRESSED: Literal["<5"] = "<5"
 FACTORY_DELAY = timedelta(days=7)  # a week is shown to its factory 7 days after it ended
-MONTH = r"^[0-9]{4}-(0[1-9]|1[0-2])$"  # ASCII digits: `\d` admits any script's
+# YYYY-MM of a year 0001 to 9999, as a date has. ASCII digits: `\d` admits any script's.
+MONTH = r"^(?:[1-9][0-9]{3}|0(?:[1-9][0-9]{2}|0[1-9][0-9]|00[1-9]))-(?:0[1-9]|1[0-2])$"
 # What the read projects: the fields the figures are made of, never an envelope.
 READ_FIELDS = {
     "factory": 1,

@@ -244,6 +244,7 @@ def test_csv_has_a_header_and_the_same_suppressed_rows(world: World) -> None:
     "params",
     [
         {"from": "2026-13"},
+        {"from": "0000-01"},  # no year 0
         {"from": "2026-3"},
         {"to": "march"},
         {"to": "\u0662\u0660\u0662\u0666-03"},  # digits, but not ASCII ones

@@ -13,6 +13,7 @@ each receiver outage is a stopped server, its port closed.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -252,6 +253,24 @@ def test_a_buyer_never_sees_nor_touches_another_buyers_webhooks(world: World) ->
     assert [hook["id"] for hook in mine.json() if hook["id"] == webhook_id] == [webhook_id]
     assert "secret" not in str(mine.json()), "a secret is shown once, at registration"
     assert world.call(world.buyer.user, "DELETE", f"/api/webhooks/{webhook_id}").status_code == 204
+
+
+def test_of_concurrent_removals_of_a_webhook_one_removes_it_and_the_others_find_none(
+    world: World,
+) -> None:
+    webhook_id, _ = world.register(world.buyer)
+    token = password_token(world.settings, world.buyer.user, world.buyer.user)
+
+    async def remove_three_times() -> list[int]:
+        headers = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(headers=headers, timeout=60, verify=tls()) as client:
+            url = f"{world.settings.notify_url}/api/webhooks/{webhook_id}"
+            answers = await asyncio.gather(*(client.delete(url) for _ in range(3)))
+        return sorted(answer.status_code for answer in answers)
+
+    assert asyncio.run(remove_three_times()) == [204, 404, 404]
+    listed = world.call(world.buyer.user, "GET", "/api/webhooks")
+    assert webhook_id not in str(listed.json())
 
 
 def test_the_cli_adds_lists_and_removes_a_webhook(world: World) -> None:
