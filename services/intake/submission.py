@@ -295,10 +295,15 @@ async def submit_plain(runtime: Runtime, state: IntakeState, plain: PlainReport)
         return await _seal_and_accept(runtime, plain)
 
 
+# What a page shows as nothing: control and format characters, lone surrogates, spaces and
+# other separators. Unassigned code points count as something: this Python's Unicode may
+# predate an emoji the worker's phone knows (page-common.js's saysSomething agrees).
+SHOWN_AS_NOTHING = frozenset({"Cc", "Cf", "Cs", "Zs", "Zl", "Zp"})
+
+
 def says_something(text: str) -> bool:
-    """Whether a worker's text holds a character a reader sees: not only spaces, NULs, or
-    other control and format characters, which a page shows as nothing."""
-    return any(unicodedata.category(character)[0] not in "CZ" for character in text)
+    """Whether a worker's text holds a character a reader sees."""
+    return any(unicodedata.category(character) not in SHOWN_AS_NOTHING for character in text)
 
 
 def _check_plain(plain: PlainReport) -> None:

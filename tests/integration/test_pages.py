@@ -444,6 +444,19 @@ def test_a_report_of_only_invisible_characters_is_asked_for_its_words(
     assert Page.of(response.text).by_id("error").text == "Please write what happened."
 
 
+def test_a_report_of_an_emoji_newer_than_the_servers_unicode_is_taken(
+    intake: httpx.Client, factory: Factory
+) -> None:
+    shaking_face = "\U0001fae8"  # Unicode 15: Python 3.11's Unicode 14 has it unassigned
+    response = post_form(
+        intake,
+        "/en/report",
+        [("factory", factory.code), ("category", "wages"), ("text", shaking_face)],
+    )
+    assert response.status_code == 200, response.text
+    assert RECEIPT_SHOWN.match(Page.of(response.text).by_id("receipt-code").text)
+
+
 def test_search_without_javascript_lists_the_matches_and_keeps_the_form(
     intake: httpx.Client, factory: Factory
 ) -> None:

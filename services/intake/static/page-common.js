@@ -252,9 +252,11 @@ export class VoiceRecorder {
 // --- text ---------------------------------------------------------------------------------
 
 // Whether a text holds a character a reader sees: not only spaces, NULs, or other control and
-// format characters (as intake checks the form sent without JavaScript: says_something).
+// format characters. An unassigned code point counts: it may be an emoji newer than the
+// Unicode this browser knows (the same classes as intake's says_something, for the form
+// sent without JavaScript).
 export function saysSomething(text) {
-  return /[^\p{C}\p{Z}]/u.test(text);
+  return /[^\p{Cc}\p{Cf}\p{Cs}\p{Z}]/u.test(text);
 }
 
 // --- ids ---------------------------------------------------------------------------------
