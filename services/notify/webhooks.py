@@ -117,6 +117,9 @@ def by_status(endpoint_id: str, status: str) -> dict[str, str]:
     return {"endpoint_status": f"{endpoint_id}:{status}"}
 
 
+NO_SUCH_WEBHOOK = "your organisation has no such webhook"  # anyone else's, or none
+
+
 async def own_endpoint(runtime: Runtime, org: str, endpoint_id: str) -> Document:
     """The caller's endpoint `endpoint_id`; 404 for anyone else's, or none."""
     found: Document | None = None
@@ -125,7 +128,7 @@ async def own_endpoint(runtime: Runtime, org: str, endpoint_id: str) -> Document
             {"_id": endpoint_id, "buyer": org}
         )
     if found is None:
-        raise HTTPException(404, "your organisation has no such webhook")
+        raise HTTPException(404, NO_SUCH_WEBHOOK)
     return found
 
 
@@ -181,7 +184,7 @@ async def remove_webhook(endpoint_id: str, runtime: RuntimeDep, buyer: BuyerDep)
     removed = await runtime.store.db[NOTIFY_WEBHOOKS.name].delete_one({"_id": endpoint["_id"]})
     await runtime.store.db[NOTIFY_DELIVERIES.name].delete_many({"endpoint": endpoint["_id"]})
     if removed.deleted_count == 0:  # a concurrent call removed it first: only one says 204
-        raise HTTPException(404, "your organisation has no such webhook")
+        raise HTTPException(404, NO_SUCH_WEBHOOK)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
